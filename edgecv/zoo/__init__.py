@@ -1,0 +1,77 @@
+"""Model zoo (MXNet Gluon). Building a model imports MXNet; listing does not."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InvalidInputError
+from ..registry import DataConfig, ModelSpec, resolve
+from .catalog import MODELS
+
+_DATA_DIR = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What travels with a built network: its spec, preprocessing and class names."""
+
+    spec: ModelSpec
+    data: DataConfig
+    classes: tuple[str, ...]
+
+
+@lru_cache(maxsize=None)
+def label_set(name: str) -> tuple[str, ...]:
+    """Class names of a label set shipped under ``edgecv/zoo/data/<name>.txt``."""
+    path = _DATA_DIR / f"{name}.txt"
+    return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+
+
+def get_model(
+    name: str,
+    pretrained: str | os.PathLike[str] | None = None,
+    classes: int | Sequence[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Build zoo model ``name`` as an MXNet Gluon HybridBlock.
+
+    ``pretrained`` is a local ``.params`` file (GluonCV's or edgecv's); nothing is
+    downloaded. ``classes`` is a class count or a list of class names replacing the
+    model's label set. Without ``pretrained`` the weights are freshly initialised.
+    The returned block has an ``edgecv_meta`` attribute (:class:`ModelMeta`).
+    """
+    import mxnet as mx
+
+    spec = MODELS.get(name)
+    names = label_set(spec.classes)
+    if classes is not None:
+        if isinstance(classes, int):
+            if classes < 1:
+                raise InvalidInputError(f"classes must be >= 1, got {classes}")
+            names = tuple(f"class_{i}" for i in range(classes))
+        else:
+            names = tuple(str(c) for c in classes)
+            if not names:
+                raise InvalidInputError("classes is an empty list")
+    builder = resolve(spec.builder)
+    net = builder(classes=len(names), **{**spec.kwargs, **kwargs})
+    if pretrained is not None:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise InvalidInputError(f"pretrained weights file not found: {path}")
+        try:
+            net.load_parameters(str(path), ctx=mx.cpu())
+        except (AssertionError, mx.base.MXNetError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InvalidInputError(f"cannot load {path} into {name}: {first}") from None
+    else:
+        net.initialize(mx.init.Xavier(), ctx=mx.cpu())
+    net.edgecv_meta = ModelMeta(spec=spec, data=spec.data, classes=names)
+    return net
+
+
+__all__ = ["MODELS", "ModelMeta", "get_model", "label_set"]

@@ -1,0 +1,45 @@
+"""The model zoo as data: every name, its builder and its preprocessing metadata.
+
+Names and parameter structure follow GluonCV's model zoo, so a GluonCV ``.params``
+file for the same name loads unchanged. Nothing here imports MXNet.
+"""
+
+from __future__ import annotations
+
+from ..registry import ModelSpec, Registry
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def _classification(name: str, family: str, builder: str, **kwargs: object) -> None:
+    MODELS.add(name, ModelSpec(name, "classification", family, f"edgecv.zoo.{builder}", kwargs))
+
+
+_RESNET_DEPTHS = (18, 34, 50, 101, 152)
+for _depth in _RESNET_DEPTHS:
+    _classification(f"resnet{_depth}_v1", "resnet_v1", "resnet:resnet_v1", depth=_depth)
+for _depth in _RESNET_DEPTHS:
+    _classification(f"resnet{_depth}_v2", "resnet_v2", "resnet:resnet_v2", depth=_depth)
+for _depth in _RESNET_DEPTHS:
+    _classification(f"resnet{_depth}_v1b", "resnet_v1b", "resnet:resnet_v1b", depth=_depth)
+for _depth in (50, 101, 152):
+    _classification(
+        f"resnet{_depth}_v1c", "resnet_v1b", "resnet:resnet_v1b", depth=_depth, deep_stem=True
+    )
+for _depth in (50, 101, 152):
+    _classification(
+        f"resnet{_depth}_v1d",
+        "resnet_v1b",
+        "resnet:resnet_v1b",
+        depth=_depth,
+        deep_stem=True,
+        avg_down=True,
+    )
+for _mult in ("1.0", "0.75", "0.5", "0.25"):
+    _classification(f"mobilenet{_mult}", "mobilenet_v1", "mobilenet:mobilenet_v1", multiplier=float(_mult))
+for _mult in ("1.0", "0.75", "0.5", "0.25"):
+    _classification(
+        f"mobilenetv2_{_mult}", "mobilenet_v2", "mobilenet:mobilenet_v2", multiplier=float(_mult)
+    )
+for _size in ("large", "small"):
+    _classification(f"mobilenetv3_{_size}", "mobilenet_v3", "mobilenetv3:mobilenet_v3", size=_size)

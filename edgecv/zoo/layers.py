@@ -1,0 +1,78 @@
+"""Building blocks shared by the zoo's networks."""
+
+from __future__ import annotations
+
+from mxnet.gluon import HybridBlock, nn
+
+
+def conv_bn(
+    channels: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: str | None = "relu",
+    in_channels: int = 0,
+) -> list[HybridBlock]:
+    """Conv (no bias, 'same' padding) + BatchNorm (+ activation), as a list of layers."""
+    layers: list[HybridBlock] = [
+        nn.Conv2D(
+            channels,
+            kernel,
+            stride,
+            kernel // 2,
+            groups=groups,
+            use_bias=False,
+            in_channels=in_channels,
+        ),
+        nn.BatchNorm(in_channels=channels),
+    ]
+    if act is not None:
+        layers.append(activation(act))
+    return layers
+
+
+def activation(kind: str) -> HybridBlock:
+    """An activation layer by name: relu, relu6, hard_sigmoid, hard_swish."""
+    if kind == "relu":
+        return nn.Activation("relu")
+    if kind == "relu6":
+        return ReLU6()
+    if kind == "hard_sigmoid":
+        return HardSigmoid()
+    if kind == "hard_swish":
+        return HardSwish()
+    raise ValueError(f"unknown activation {kind!r}")
+
+
+class ReLU6(HybridBlock):
+    """min(max(x, 0), 6)."""
+
+    def hybrid_forward(self, F, x):  # noqa: N803 (MXNet's signature)
+        return F.clip(x, 0.0, 6.0)
+
+
+class HardSigmoid(HybridBlock):
+    """relu6(x + 3) / 6, as in MobileNetV3."""
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        return F.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+class HardSwish(HybridBlock):
+    """x * hard_sigmoid(x), as in MobileNetV3."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.act = HardSigmoid()
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        return x * self.act(x)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor`` without losing more than 10%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded

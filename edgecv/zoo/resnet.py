@@ -1,0 +1,235 @@
+"""ResNet v1, v2 (He et al. 2015/2016) and the v1b/v1c/v1d variants (Bag of Tricks, 2018).
+
+Attribute trees follow GluonCV's so that its ``.params`` files load unchanged:
+v1/v2 keep everything in ``features`` + ``output``; v1b-family uses ``conv1``,
+``bn1``, ``layer1..4`` and ``fc``.
+"""
+
+from __future__ import annotations
+
+from mxnet.gluon import HybridBlock, nn
+
+# depth -> (block kind, blocks per stage)
+_LAYOUT = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+_WIDTHS = {"basic": (64, 64, 128, 256, 512), "bottleneck": (64, 256, 512, 1024, 2048)}
+
+
+def _conv3x3(channels: int, stride: int, in_channels: int) -> nn.Conv2D:
+    return nn.Conv2D(channels, 3, stride, 1, use_bias=False, in_channels=in_channels)
+
+
+def _layout(depth: int) -> tuple[str, tuple[int, ...]]:
+    if depth not in _LAYOUT:
+        raise ValueError(f"ResNet depth must be one of {sorted(_LAYOUT)}, got {depth}")
+    return _LAYOUT[depth]
+
+
+class _ResidualV1(HybridBlock):
+    """Post-activation residual unit: relu(body(x) + shortcut(x))."""
+
+    def __init__(self, kind: str, channels: int, stride: int, downsample: bool, in_channels: int):
+        super().__init__()
+        with self.name_scope():
+            self.body = nn.HybridSequential(prefix="")
+            if kind == "basic":
+                self.body.add(_conv3x3(channels, stride, in_channels), nn.BatchNorm())
+                self.body.add(nn.Activation("relu"))
+                self.body.add(_conv3x3(channels, 1, channels), nn.BatchNorm())
+            else:
+                mid = channels // 4
+                # v1 strides in the first 1x1 conv, and its 1x1 convs carry a bias
+                self.body.add(nn.Conv2D(mid, 1, stride, in_channels=in_channels), nn.BatchNorm())
+                self.body.add(nn.Activation("relu"))
+                self.body.add(_conv3x3(mid, 1, mid), nn.BatchNorm(), nn.Activation("relu"))
+                self.body.add(nn.Conv2D(channels, 1, 1, in_channels=mid), nn.BatchNorm())
+            if downsample:
+                self.downsample = nn.HybridSequential(prefix="")
+                self.downsample.add(
+                    nn.Conv2D(channels, 1, stride, use_bias=False, in_channels=in_channels),
+                    nn.BatchNorm(),
+                )
+            else:
+                self.downsample = None
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        shortcut = self.downsample(x) if self.downsample is not None else x
+        return F.Activation(self.body(x) + shortcut, act_type="relu")
+
+
+class _ResidualV2(HybridBlock):
+    """Pre-activation residual unit: body(relu(bn(x))) + shortcut."""
+
+    def __init__(self, kind: str, channels: int, stride: int, downsample: bool, in_channels: int):
+        super().__init__()
+        self.kind = kind
+        with self.name_scope():
+            self.bn1 = nn.BatchNorm()
+            if kind == "basic":
+                self.conv1 = _conv3x3(channels, stride, in_channels)
+                self.bn2 = nn.BatchNorm()
+                self.conv2 = _conv3x3(channels, 1, channels)
+            else:
+                mid = channels // 4
+                self.conv1 = nn.Conv2D(mid, 1, 1, use_bias=False, in_channels=in_channels)
+                self.bn2 = nn.BatchNorm()
+                self.conv2 = _conv3x3(mid, stride, mid)
+                self.bn3 = nn.BatchNorm()
+                self.conv3 = nn.Conv2D(channels, 1, 1, use_bias=False, in_channels=mid)
+            if downsample:
+                self.downsample = nn.Conv2D(
+                    channels, 1, stride, use_bias=False, in_channels=in_channels
+                )
+            else:
+                self.downsample = None
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        shortcut = x
+        x = F.Activation(self.bn1(x), act_type="relu")
+        if self.downsample is not None:
+            shortcut = self.downsample(x)
+        x = self.conv1(x)
+        x = self.conv2(F.Activation(self.bn2(x), act_type="relu"))
+        if self.kind == "bottleneck":
+            x = self.conv3(F.Activation(self.bn3(x), act_type="relu"))
+        return x + shortcut
+
+
+class ResNetV1V2(HybridBlock):
+    """ResNet v1 (post-activation) or v2 (pre-activation), GluonCV ``features`` layout."""
+
+    def __init__(self, depth: int, version: int, classes: int = 1000):
+        super().__init__()
+        kind, blocks = _layout(depth)
+        widths = _WIDTHS[kind]
+        unit = _ResidualV1 if version == 1 else _ResidualV2
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="")
+            if version == 2:
+                # input normalisation layer: fixed gamma/beta, only running stats
+                self.features.add(nn.BatchNorm(scale=False, center=False))
+            self.features.add(nn.Conv2D(widths[0], 7, 2, 3, use_bias=False), nn.BatchNorm())
+            self.features.add(nn.Activation("relu"), nn.MaxPool2D(3, 2, 1))
+            in_channels = widths[0]
+            for stage, count in enumerate(blocks):
+                channels, stride = widths[stage + 1], 1 if stage == 0 else 2
+                layer = nn.HybridSequential(prefix=f"stage{stage + 1}_")
+                with layer.name_scope():
+                    layer.add(unit(kind, channels, stride, channels != in_channels, in_channels))
+                    for _ in range(count - 1):
+                        layer.add(unit(kind, channels, 1, False, channels))
+                self.features.add(layer)
+                in_channels = channels
+            if version == 2:
+                self.features.add(nn.BatchNorm(), nn.Activation("relu"))
+            self.features.add(nn.GlobalAvgPool2D())
+            if version == 2:
+                self.features.add(nn.Flatten())
+            self.output = nn.Dense(classes, in_units=in_channels)
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        return self.output(self.features(x))
+
+
+class _BlockV1b(HybridBlock):
+    """v1b residual unit: stride on the 3x3 conv; optional average-pool shortcut (v1d)."""
+
+    def __init__(self, kind: str, planes: int, stride: int, downsample: HybridBlock | None):
+        super().__init__()
+        self.kind = kind
+        with self.name_scope():
+            if kind == "basic":
+                self.conv1 = nn.Conv2D(planes, 3, stride, 1, use_bias=False)
+                self.bn1 = nn.BatchNorm()
+                self.conv2 = nn.Conv2D(planes, 3, 1, 1, use_bias=False)
+                self.bn2 = nn.BatchNorm()
+            else:
+                self.conv1 = nn.Conv2D(planes, 1, use_bias=False)
+                self.bn1 = nn.BatchNorm()
+                self.conv2 = nn.Conv2D(planes, 3, stride, 1, use_bias=False)
+                self.bn2 = nn.BatchNorm()
+                self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=False)
+                self.bn3 = nn.BatchNorm()
+            self.downsample = downsample
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        out = self.bn2(self.conv2(out))
+        if self.kind == "bottleneck":
+            out = self.bn3(self.conv3(F.Activation(out, act_type="relu")))
+        shortcut = self.downsample(x) if self.downsample is not None else x
+        return F.Activation(out + shortcut, act_type="relu")
+
+
+class ResNetV1b(HybridBlock):
+    """ResNet v1b; ``deep_stem`` gives v1c, ``deep_stem`` + ``avg_down`` gives v1d."""
+
+    def __init__(
+        self,
+        depth: int,
+        classes: int = 1000,
+        deep_stem: bool = False,
+        avg_down: bool = False,
+        stem_width: int = 32,
+    ):
+        super().__init__()
+        kind, blocks = _layout(depth)
+        expansion = 1 if kind == "basic" else 4
+        with self.name_scope():
+            if deep_stem:
+                self.conv1 = nn.HybridSequential(prefix="conv1_")
+                self.conv1.add(nn.Conv2D(stem_width, 3, 2, 1, use_bias=False), nn.BatchNorm())
+                self.conv1.add(nn.Activation("relu"))
+                self.conv1.add(nn.Conv2D(stem_width, 3, 1, 1, use_bias=False), nn.BatchNorm())
+                self.conv1.add(nn.Activation("relu"))
+                self.conv1.add(nn.Conv2D(stem_width * 2, 3, 1, 1, use_bias=False))
+            else:
+                self.conv1 = nn.Conv2D(64, 7, 2, 3, use_bias=False)
+            self.bn1 = nn.BatchNorm()
+            self.maxpool = nn.MaxPool2D(3, 2, 1)
+            inplanes = 64
+            for stage, count in enumerate(blocks):
+                planes, stride = 64 * 2**stage, 1 if stage == 0 else 2
+                layer = nn.HybridSequential(prefix=f"layers{stage + 1}_")
+                with layer.name_scope():
+                    downsample = None
+                    if stride != 1 or inplanes != planes * expansion:
+                        downsample = nn.HybridSequential(prefix="down_")
+                        if avg_down:
+                            downsample.add(
+                                nn.AvgPool2D(stride, stride, ceil_mode=True, count_include_pad=False)
+                            )
+                            downsample.add(nn.Conv2D(planes * expansion, 1, 1, use_bias=False))
+                        else:
+                            downsample.add(nn.Conv2D(planes * expansion, 1, stride, use_bias=False))
+                        downsample.add(nn.BatchNorm())
+                    layer.add(_BlockV1b(kind, planes, stride, downsample))
+                    for _ in range(count - 1):
+                        layer.add(_BlockV1b(kind, planes, 1, None))
+                setattr(self, f"layer{stage + 1}", layer)
+                inplanes = planes * expansion
+            self.avgpool = nn.GlobalAvgPool2D()
+            self.flat = nn.Flatten()
+            self.fc = nn.Dense(classes, in_units=inplanes)
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        x = self.maxpool(F.Activation(self.bn1(self.conv1(x)), act_type="relu"))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.flat(self.avgpool(x)))
+
+
+def resnet_v1(depth: int, classes: int = 1000) -> ResNetV1V2:
+    return ResNetV1V2(depth, 1, classes)
+
+
+def resnet_v2(depth: int, classes: int = 1000) -> ResNetV1V2:
+    return ResNetV1V2(depth, 2, classes)
+
+
+def resnet_v1b(depth: int, classes: int = 1000, **kwargs: bool) -> ResNetV1b:
+    return ResNetV1b(depth, classes, **kwargs)
