@@ -1,0 +1,208 @@
+"""The ``edgecv`` command line.
+
+Exit codes: 0 success · 1 error · 2 unknown name or bad usage · 3 invalid input ·
+4 bad artifact · 5 parity check failed · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import EdgecvError
+
+
+class _Steps:
+    """Prints numbered steps with their elapsed time (to stderr, so stdout stays data)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.n += 1
+        print(f"[{self.n}] {message}  (+{time.perf_counter() - self.t0:.1f}s)", file=sys.stderr, flush=True)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .zoo.catalog import MODELS
+
+    for spec in MODELS:
+        if args.task in (None, spec.task):
+            h, w = spec.data.input_size
+            print(f"{spec.name:<22} {spec.task:<15} {spec.family:<13} {h}x{w}")
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from .targets import list_targets
+
+    for t in list_targets():
+        print(f"{t.name:<16} {t.device:<5} {','.join(t.precisions):<15} {t.description}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .export import export_onnx
+
+    spec = zoo.MODELS.get(args.model)
+    data = spec.data if args.input_size is None else spec.data.scaled(args.input_size)
+    out = Path(args.out or f"{args.model}.onnx")
+    net = zoo.get_model(args.model, pretrained=args.pretrained)
+    res = export_onnx(net, out, (1, 3, *data.input_size), output_names=["logits"])
+    print(f"wrote {res.path}  (ONNX Runtime vs MXNet max |Δ| {res.max_abs_error:.2e})")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compile import CompileOptions, compile_model
+    from .targets import get_target
+    from .zoo.catalog import MODELS
+
+    MODELS.get(args.model)  # fail fast on a typo, before any heavy import
+    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    get_target(args.target).check_precision(precision)
+    options = CompileOptions(
+        model=args.model,
+        target=args.target,
+        precision=precision,
+        input_size=args.input_size,
+        pretrained=args.pretrained,
+        out_dir=args.out,
+    )
+    print(
+        f"edgecv compile: model={options.model} target={options.target} precision={precision} "
+        f"input_size={options.input_size or 'model default'} "
+        f"weights={options.pretrained or 'random init'}",
+        file=sys.stderr,
+    )
+    out = compile_model(options, step=_Steps())
+    print(out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime import Predictor
+
+    predictor = Predictor(args.artifact)
+    results = []
+    for image in args.images:
+        res = predictor.run(image, top_k=args.top_k)
+        results.append(
+            {"image": image, "top": [{"index": c.index, "score": c.score, "label": c.label} for c in res.top]}
+        )
+        if not args.json:
+            print(image)
+            for c in res.top:
+                print(f"  {c.score:8.4f}  {c.index:5d}  {c.label}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .artifact import read_manifest
+
+    doc = read_manifest(args.artifact)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"model      {doc['model']['name']} ({doc['model']['task']}, weights: {doc['model']['weights']})")
+    print(f"target     {doc['target']['name']} {doc['target']['tvm']}")
+    print(f"precision  {doc['precision']}")
+    for t in doc["inputs"]:
+        print(f"input      {t['name']} {t['shape']} {t['dtype']}")
+    for t in doc["outputs"]:
+        print(f"output     {t['name']} {t['shape']} {t['dtype']}")
+    print(f"preprocess {' → '.join(op['op'] for op in doc['preprocess'])}")
+    print(f"postprocess {' → '.join(op['op'] for op in doc['postprocess'])}")
+    print(f"classes    {len(doc['classes'])}")
+    print(f"toolchain  {', '.join(f'{k} {v}' for k, v in doc['toolchain'].items())}")
+    print(f"parity     {doc['report']['parity']}")
+    print("files      " + ", ".join(f"{k} (sha256 {v[:12]}…)" for k, v in doc["sha256"].items()))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_artifact, format_table, write_report
+
+    rows = [bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads) for a in args.artifacts]
+    print(format_table(rows))
+    if args.json:
+        write_report(rows, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgecv", description="Compile and run vision models on edge targets.")
+    p.add_argument("--version", action="version", version=f"edgecv {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list zoo models")
+    s.add_argument("--task", choices=["classification"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("targets", help="list compilation targets")
+    s.set_defaults(func=cmd_targets)
+
+    s = sub.add_parser("export", help="export a zoo model to ONNX (checked against MXNet)")
+    s.add_argument("model")
+    s.add_argument("--out", help="output .onnx path (default MODEL.onnx)")
+    s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
+    s.add_argument("--pretrained", help="local .params weights file (default: random init)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("compile", help="compile a zoo model into an artifact directory")
+    s.add_argument("model")
+    s.add_argument("--target", default="x86_64", help="target name (see `edgecv targets`)")
+    s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
+    s.add_argument("--pretrained", help="local .params weights file (default: random init)")
+    s.add_argument("--out", help="artifact directory (default artifacts/MODEL-TARGET-PRECISION)")
+    prec = s.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="half precision (targets that support it)")
+    prec.add_argument("--int8", action="store_true", help="int8 with calibration (targets that support it)")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run", help="run an artifact on images and print the top classes")
+    s.add_argument("artifact")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--top-k", type=int, default=None)
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("info", help="show and verify an artifact's manifest")
+    s.add_argument("artifact")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("bench", help="latency of artifacts vs ONNX Runtime (same process)")
+    s.add_argument("artifacts", nargs="+")
+    s.add_argument("--warmup", type=int, default=2)
+    s.add_argument("--repeat", type=int, default=10)
+    s.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    s.add_argument("--json", help="write results to this JSON file")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgecvError as err:
+        print(f"edgecv: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("edgecv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Compile a zoo model into an artifact directory: MXNet → ONNX → TVM Relax → shared library.
+
+This package never imports MXNet itself; the export step it calls does.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter, write_weights
+from ..errors import InvalidInputError, ParityError
+from ..registry import DataConfig
+from ..targets import Target, get_target
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class CompileOptions:
+    model: str
+    target: str = "x86_64"
+    precision: str = "fp32"
+    input_size: int | None = None  # square input side; None: the model's own size
+    pretrained: str | None = None  # local .params file
+    out_dir: str | None = None
+    top_k: int = 5
+    parity_rtol: float = 1e-4
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_out_dir(model: str, target: str, precision: str) -> Path:
+    return Path("artifacts") / f"{model}-{target}-{precision}"
+
+
+def preprocess_ops(data: DataConfig) -> list[dict[str, Any]]:
+    """The ordered preprocessing the C++ runtime applies, as data."""
+    return [
+        {"op": "resize_short", "size": data.resize_short, "interpolation": data.interpolation},
+        {"op": "center_crop", "size": list(data.input_size)},
+        {
+            "op": "normalize",
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "color": data.color,
+            "layout": "NCHW",
+        },
+    ]
+
+
+def _toolchain() -> dict[str, str]:
+    import mxnet
+    import onnx
+    import onnxruntime
+
+    from . import tvm_api
+
+    return {
+        "edgecv": __version__,
+        **tvm_api.versions(),
+        "mxnet": mxnet.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
+    """Build the artifact described by ``options``; returns its directory.
+
+    Steps: build the Gluon model, export ONNX (checked against MXNet), import into TVM,
+    compile for the target, check TVM against ONNX Runtime, write the artifact.
+    Raises an :class:`~edgecv.errors.EdgecvError` subclass on any failure, leaving
+    no partial artifact behind.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from .. import zoo
+    from ..export import export_onnx
+    from . import tvm_api
+
+    target: Target = get_target(options.target)
+    target.check_precision(options.precision)
+    spec = zoo.MODELS.get(options.model)
+    data = spec.data if options.input_size is None else spec.data.scaled(options.input_size)
+    if min(data.input_size) < 32:
+        raise InvalidInputError(f"input size {data.input_size} is too small (minimum 32)")
+    out_dir = Path(options.out_dir or default_out_dir(options.model, target.name, options.precision))
+    timings: dict[str, float] = {}
+
+    with ArtifactWriter(out_dir) as writer:
+        t0 = time.perf_counter()
+        step(f"building {options.model} (MXNet Gluon)")
+        net = zoo.get_model(options.model, pretrained=options.pretrained)
+        input_shape = (1, 3, *data.input_size)
+        step(f"exporting ONNX {input_shape}")
+        exported = export_onnx(net, writer.path(ONNX), input_shape, seed=options.seed,
+                               output_names=["logits"])
+        timings["export_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        step(f"compiling with TVM for {target.name} ({target.tvm})")
+        model = onnx.load(str(writer.path(ONNX)))
+        mod, params = tvm_api.import_onnx(model)
+        tvm_api.build(mod, target.tvm, writer.path(LIBRARY))
+        param_entries = write_weights(writer.path(WEIGHTS), params)
+        timings["compile_s"] = time.perf_counter() - t0
+
+        step("checking TVM against ONNX Runtime")
+        x = np.random.RandomState(options.seed + 1).uniform(-2, 2, input_shape).astype(np.float32)
+        ref = ort.InferenceSession(str(writer.path(ONNX)), providers=["CPUExecutionProvider"])
+        expected = ref.run(None, {"data": x})
+        got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
+        err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+        scale = max(float(np.abs(e).max()) for e in expected) or 1.0
+        if err > options.parity_rtol * scale:
+            raise ParityError(
+                f"TVM output differs from ONNX Runtime: max |Δ| {err:.3g} > "
+                f"{options.parity_rtol:g} × output scale {scale:.3g}"
+            )
+
+        meta = net.edgecv_meta
+        doc = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "model": {
+                "name": options.model,
+                "task": spec.task,
+                "family": spec.family,
+                "weights": str(Path(options.pretrained).name) if options.pretrained else "random-init",
+            },
+            "target": {
+                "name": target.name,
+                "device": target.device,
+                "host_triple": target.host_triple,
+                "tvm": target.tvm,
+            },
+            "precision": options.precision,
+            "toolchain": _toolchain(),
+            "files": {"library": LIBRARY, "weights": WEIGHTS, "onnx": ONNX},
+            "entry": "main",
+            "inputs": [{"name": "data", "shape": list(input_shape), "dtype": "float32",
+                        "layout": "NCHW"}],
+            "outputs": [
+                {"name": n, "shape": list(e.shape), "dtype": str(e.dtype)}
+                for n, e in zip(exported.output_names, expected)
+            ],
+            "params": param_entries,
+            "preprocess": preprocess_ops(data),
+            "postprocess": [{"op": "softmax"}, {"op": "topk", "k": options.top_k}],
+            "classes": list(meta.classes),
+            "report": {
+                "parity": {
+                    "onnxruntime_vs_mxnet_max_abs": exported.max_abs_error,
+                    "tvm_vs_onnxruntime_max_abs": err,
+                    "output_scale": scale,
+                },
+                "timings": {k: round(v, 3) for k, v in timings.items()},
+                "built_on": f"{platform.system()} {platform.machine()}",
+            },
+        }
+        return writer.commit(doc)

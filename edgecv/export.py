@@ -1,0 +1,136 @@
+"""MXNet Gluon → ONNX, cleaned for downstream use and checked against MXNet.
+
+The ONNX file is the contract between the MXNet side and everything downstream:
+compile, calibration and runtime never import MXNet.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ParityError
+
+ONNX_OPSET = 13  # mx2onnx emits opset-13 node forms whatever it writes in the header
+INPUT_NAME = "data"
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    input_shape: tuple[int, ...]
+    output_names: list[str]
+    max_abs_error: float  # ONNX Runtime vs MXNet on a random input
+    output_scale: float
+
+
+def _honour_fixed_gamma(net: Any) -> None:
+    """mx2onnx emits the stored gamma even where BatchNorm fixes it to 1: make them equal."""
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    def visit(block: Any) -> None:
+        if isinstance(block, nn.BatchNorm) and block._kwargs.get("fix_gamma"):
+            block.gamma.set_data(mx.nd.ones(block.gamma.shape))
+        for child in block._children.values():
+            visit(child)
+
+    visit(net)
+
+
+def clean_onnx(model: Any) -> Any:
+    """Drop initializers from the graph inputs, and infer shapes; returns the model."""
+    import onnx
+
+    init_names = {t.name for t in model.graph.initializer}
+    kept = [i for i in model.graph.input if i.name not in init_names]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _rename_outputs(model: Any, names: list[str]) -> None:
+    outputs = model.graph.output
+    if len(names) != len(outputs):
+        raise ParityError(f"the graph has {len(outputs)} outputs, {len(names)} names given")
+    renames = {o.name: n for o, n in zip(outputs, names)}
+    for node in model.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    for o in outputs:
+        o.name = renames[o.name]
+
+
+def export_onnx(
+    net: Any,
+    path: str | os.PathLike[str],
+    input_shape: tuple[int, ...],
+    seed: int = 0,
+    rtol: float = 1e-4,
+    output_names: list[str] | None = None,
+) -> ExportResult:
+    """Hybridize ``net``, export it to ONNX at ``path`` and check ORT against MXNet.
+
+    ``output_names`` renames the graph outputs (in order). Raises :class:`ParityError` when ONNX Runtime's output differs from MXNet's by
+    more than ``rtol`` of the output scale. ``path`` is written only on success.
+    """
+    import mxnet as mx
+    import onnx
+    import onnxruntime as ort
+
+    path = Path(path)
+    x = np.random.RandomState(seed).uniform(-2, 2, input_shape).astype(np.float32)
+    _honour_fixed_gamma(net)
+    net.hybridize(static_alloc=True, static_shape=True)
+    ref_out = net(mx.nd.array(x))
+    refs = [o.asnumpy() for o in (ref_out if isinstance(ref_out, (list, tuple)) else [ref_out])]
+    with tempfile.TemporaryDirectory(prefix="edgecv-export-") as tmp:
+        prefix = os.path.join(tmp, "net")
+        net.export(prefix)
+        sym = mx.sym.load(prefix + "-symbol.json")
+        params = mx.nd.load(prefix + "-0000.params")
+        params = {k.split(":", 1)[1]: v for k, v in params.items()}
+        sym_in = [n for n in sym.list_inputs() if n not in params]
+        if len(sym_in) != 1:
+            raise ParityError(f"expected one data input, the graph has {sym_in}")
+        raw = os.path.join(tmp, "raw.onnx")
+        mx.onnx.export_model(sym, params, [input_shape], [np.float32], raw)
+        model = onnx.load(raw)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = ONNX_OPSET
+    for node_input in (n for n in model.graph.input if n.name == sym_in[0]):
+        node_input.name = INPUT_NAME
+    for node in model.graph.node:
+        node.input[:] = [INPUT_NAME if i == sym_in[0] else i for i in node.input]
+    if output_names is not None:
+        _rename_outputs(model, output_names)
+    model = clean_onnx(model)
+    data = model.SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {INPUT_NAME: x})
+    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs))
+    scale = max(float(np.abs(r).max()) for r in refs) or 1.0
+    if err > rtol * scale:
+        raise ParityError(
+            f"ONNX Runtime differs from MXNet after export: max |Δ| {err:.3g} "
+            f"> {rtol:g} × output scale {scale:.3g}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(path.name + ".partial")
+    tmp_path.write_bytes(data)
+    tmp_path.replace(path)
+    return ExportResult(
+        path=path,
+        input_shape=tuple(input_shape),
+        output_names=[o.name for o in model.graph.output],
+        max_abs_error=err,
+        output_scale=scale,
+    )

@@ -1,0 +1,46 @@
+// The artifact's manifest.json: what the runtime needs to run it, verified on load.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "edgecv/engine.h"
+#include "edgecv/json.h"
+
+namespace edgecv {
+
+constexpr int kManifestSchemaVersion = 1;
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string dtype;
+};
+
+struct Manifest {
+  std::string directory;
+  int schema_version = 0;
+  std::string model;
+  std::string task;
+  std::string target;
+  std::string device;
+  std::string precision;
+  std::string library;  // file names, relative to `directory`
+  std::string weights;
+  std::string entry;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  std::vector<ParamSpec> params;
+  std::vector<std::string> classes;
+  std::map<std::string, std::string> sha256;  // file name -> hex digest
+  json::Value doc;                            // the whole document, for ops and reports
+
+  // Reads <dir>/manifest.json, checks its own digest and schema, and the digest of every
+  // listed file. Throws Error(kInvalidArtifact) saying what is wrong.
+  static Manifest Load(const std::string& dir);
+
+  std::string Path(const std::string& file) const { return directory + "/" + file; }
+};
+
+}  // namespace edgecv

@@ -1,0 +1,95 @@
+#include "edgecv/manifest.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "edgecv/error.h"
+#include "edgecv/sha256.h"
+
+namespace edgecv {
+
+namespace {
+
+// The manifest's last member is its own digest: the sha256 of every byte before the
+// separator that introduces it. Any changed byte in the file breaks the match.
+constexpr char kDigestMarker[] = ",\n  \"manifest_sha256\": \"";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) ThrowInvalidArtifact("no manifest at " + path + " (is this an edgecv artifact directory?)");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void CheckSelfDigest(const std::string& text, const std::string& path) {
+  size_t at = text.rfind(kDigestMarker);
+  if (at == std::string::npos) ThrowInvalidArtifact(path + " has no manifest_sha256 entry");
+  size_t start = at + sizeof(kDigestMarker) - 1;
+  std::string recorded = text.substr(start, 64);
+  if (recorded != Sha256Hex(text.data(), at))
+    ThrowInvalidArtifact(path + " is corrupted or was edited: its content does not match manifest_sha256");
+}
+
+TensorSpec ParseTensor(const json::Value& v) {
+  return {v.At("name").AsString(), json::AsShape(v.At("shape")), v.At("dtype").AsString()};
+}
+
+}  // namespace
+
+Manifest Manifest::Load(const std::string& dir) {
+  const std::string path = dir + "/manifest.json";
+  const std::string text = ReadFile(path);
+  CheckSelfDigest(text, path);
+  Manifest m;
+  m.directory = dir;
+  try {
+    m.doc = json::Value::Parse(text);
+    const json::Value& d = m.doc;
+    if (d.At("schema").AsString() != "edgecv.artifact")
+      ThrowInvalidArtifact("not an edgecv artifact manifest");
+    m.schema_version = static_cast<int>(d.At("schema_version").AsInt());
+    if (m.schema_version != kManifestSchemaVersion)
+      ThrowInvalidArtifact("manifest schema version " + std::to_string(m.schema_version) +
+                           " is not supported by this runtime (supports " +
+                           std::to_string(kManifestSchemaVersion) + ")");
+    m.model = d.At("model").At("name").AsString();
+    m.task = d.At("model").At("task").AsString();
+    m.target = d.At("target").At("name").AsString();
+    m.device = d.At("target").At("device").AsString();
+    m.precision = d.At("precision").AsString();
+    m.library = d.At("files").At("library").AsString();
+    m.weights = d.At("files").At("weights").AsString();
+    m.entry = d.At("entry").AsString();
+    for (const auto& v : d.At("inputs").AsArray()) m.inputs.push_back(ParseTensor(v));
+    for (const auto& v : d.At("outputs").AsArray()) m.outputs.push_back(ParseTensor(v));
+    for (const auto& v : d.At("params").AsArray()) {
+      ParamSpec p{v.At("name").AsString(), json::AsShape(v.At("shape")), v.At("dtype").AsString(),
+                  static_cast<uint64_t>(v.At("offset").AsInt()),
+                  static_cast<uint64_t>(v.At("nbytes").AsInt())};
+      m.params.push_back(std::move(p));
+    }
+    for (const auto& v : d.At("classes").AsArray()) m.classes.push_back(v.AsString());
+    for (const auto& [file, digest] : d.At("sha256").AsObject())
+      m.sha256[file] = digest.AsString();
+  } catch (const Error& e) {
+    ThrowInvalidArtifact(path + ": " + e.what());
+  }
+  if (m.device != "cpu")
+    ThrowInvalidArtifact("artifact is for device '" + m.device + "'; this runtime build runs cpu only");
+  if (m.inputs.size() != 1) ThrowInvalidArtifact(path + ": exactly one input is supported");
+  for (const std::string& file : {m.library, m.weights}) {
+    if (file.find('/') != std::string::npos || file.empty() || file[0] == '.')
+      ThrowInvalidArtifact(path + ": file name '" + file + "' must be a plain name in the artifact");
+    if (!m.sha256.count(file)) ThrowInvalidArtifact(path + ": no sha256 recorded for " + file);
+  }
+  for (const auto& [file, digest] : m.sha256) {
+    if (file.find('/') != std::string::npos)
+      ThrowInvalidArtifact(path + ": file name '" + file + "' must be a plain name in the artifact");
+    if (Sha256File(m.Path(file)) != digest)
+      ThrowInvalidArtifact(m.Path(file) + " is corrupted: its sha256 does not match the manifest");
+  }
+  return m;
+}
+
+}  // namespace edgecv

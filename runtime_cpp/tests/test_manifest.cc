@@ -1,0 +1,64 @@
+#include "edgecv/manifest.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "check.h"
+#include "edgecv/sha256.h"
+
+using namespace edgecv;
+namespace fs = std::filesystem;
+
+namespace {
+void Write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+// A manifest in the layout the Python writer produces: body, then its own digest last.
+std::string Sealed(const std::string& body_without_brace) {
+  return body_without_brace + ",\n  \"manifest_sha256\": \"" +
+         Sha256Hex(body_without_brace.data(), body_without_brace.size()) + "\"\n}\n";
+}
+
+std::string Body(const std::string& lib_digest, int version = 1) {
+  return "{\n  \"schema\": \"edgecv.artifact\",\n  \"schema_version\": " + std::to_string(version) +
+         ",\n  \"model\": {\"name\": \"m\", \"task\": \"classification\"},\n"
+         "  \"target\": {\"name\": \"x86_64\", \"device\": \"cpu\"},\n"
+         "  \"precision\": \"fp32\", \"entry\": \"main\",\n"
+         "  \"files\": {\"library\": \"model.so\", \"weights\": \"weights.bin\"},\n"
+         "  \"inputs\": [{\"name\": \"data\", \"shape\": [1, 3, 8, 8], \"dtype\": \"float32\"}],\n"
+         "  \"outputs\": [], \"params\": [], \"classes\": [\"a\"],\n"
+         "  \"sha256\": {\"model.so\": \"" + lib_digest + "\", \"weights.bin\": \"" +
+         Sha256Hex("", 0) + "\"}";
+}
+}  // namespace
+
+int main() {
+  fs::path dir = fs::temp_directory_path() / "edgecv_test_manifest";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Write(dir / "model.so", "library bytes");
+  Write(dir / "weights.bin", "");
+  std::string lib_digest = Sha256Hex("library bytes", 13);
+  Write(dir / "manifest.json", Sealed(Body(lib_digest)));
+  Manifest m = Manifest::Load(dir.string());
+  CHECK(m.model == "m" && m.inputs.at(0).shape.at(1) == 3 && m.classes.at(0) == "a");
+
+  Write(dir / "model.so", "library bytez");  // one changed byte in a listed file
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "model.so is corrupted", Manifest::Load(dir.string()));
+  Write(dir / "model.so", "library bytes");
+
+  std::string sealed = Sealed(Body(lib_digest));
+  sealed[sealed.find("\"m\"") + 1] = 'n';  // an edit that keeps the JSON valid
+  Write(dir / "manifest.json", sealed);
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "does not match manifest_sha256", Manifest::Load(dir.string()));
+
+  Write(dir / "manifest.json", Sealed(Body(lib_digest, 99)));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "schema version 99", Manifest::Load(dir.string()));
+
+  Write(dir / "manifest.json", Body(lib_digest) + "}");
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "no manifest_sha256", Manifest::Load(dir.string()));
+
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "no manifest at", Manifest::Load((dir / "nope").string()));
+  fs::remove_all(dir);
+  return Finish("test_manifest");
+}
