@@ -54,6 +54,15 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return image
 
 
+def _top_k(top_k: int | None) -> int:
+    """None → the manifest's default (-1 for the C++ API); negative values are an error."""
+    if top_k is None:
+        return -1
+    if top_k < 0:
+        raise InvalidInputError(f"top-k must be >= 0, got {top_k}")
+    return top_k
+
+
 class Predictor:
     """A compiled artifact ready to run (verified on open)."""
 
@@ -79,12 +88,12 @@ class Predictor:
         """Classify one image: a file path, or a uint8 HxWx3 array in ``order`` (bgr/rgb)."""
         if not isinstance(image, np.ndarray):
             image, order = read_image(image), "bgr"
-        raw = self._impl.run(image, order, -1 if top_k is None else top_k)
+        raw = self._impl.run(image, order, _top_k(top_k))
         return self._result(raw)
 
     def run_tensor(self, tensor: np.ndarray, top_k: int | None = None) -> ClassificationResult:
         """Run an already preprocessed float32 input of the artifact's input shape."""
-        return self._result(self._impl.run_tensor(tensor, -1 if top_k is None else top_k))
+        return self._result(self._impl.run_tensor(tensor, _top_k(top_k)))
 
     def preprocess(self, image: np.ndarray, order: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
         """The C++ preprocessing: (resized+cropped uint8 image, normalised NCHW tensor)."""

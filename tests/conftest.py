@@ -1,0 +1,56 @@
+"""Shared fixtures: small compiled artifacts, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_IMAGE = REPO / "edgecv" / "data" / "chelsea.jpg"
+PARITY_SIZE = 64  # small inputs keep untuned TVM fast; every zoo model accepts 64x64
+
+
+def randomize_weights(net, seed: int = 0) -> None:
+    """Give BatchNorm non-trivial statistics and affine terms so that BN bugs show."""
+    rng = np.random.RandomState(seed)
+    import mxnet as mx
+
+    for name, p in net.collect_params().items():
+        if name.endswith("running_var"):
+            p.set_data(mx.nd.array(rng.uniform(0.5, 2.0, p.shape)))
+        elif name.endswith(("running_mean", "beta")):
+            p.set_data(mx.nd.array(rng.uniform(-0.5, 0.5, p.shape)))
+        elif name.endswith("gamma"):
+            p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape)))
+        elif name.endswith("bias"):
+            p.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, p.shape)))
+
+
+def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
+    """A .params file of ``model`` with randomised weights (what a trained file looks like)."""
+    import mxnet as mx
+
+    import edgecv
+
+    net = edgecv.get_model(model)
+    net(mx.nd.zeros((1, 3, PARITY_SIZE, PARITY_SIZE)))  # materialise deferred shapes
+    randomize_weights(net, seed)
+    path = directory / f"{model}.params"
+    net.save_parameters(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_artifact(tmp_path_factory) -> Path:
+    """resnet18_v1 at 64x64 with randomised weights, compiled for x86_64."""
+    from edgecv.compile import CompileOptions, compile_model
+
+    tmp = tmp_path_factory.mktemp("small")
+    params = random_params_file("resnet18_v1", tmp)
+    return compile_model(
+        CompileOptions(
+            model="resnet18_v1", input_size=PARITY_SIZE, pretrained=str(params), out_dir=str(tmp / "art")
+        )
+    )

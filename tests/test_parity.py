@@ -1,0 +1,67 @@
+"""Every registered classification model, at a small input size, through the whole chain:
+MXNet (reference) vs ONNX Runtime vs TVM (Python VM) vs the C++ runtime (bindings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import edgecv
+from edgecv.compile import CompileOptions, compile_model, tvm_api
+from edgecv.runtime import Predictor
+
+from conftest import PARITY_SIZE, random_params_file
+
+pytestmark = pytest.mark.parity
+RTOL = 1e-4  # of the output scale
+
+
+def _top5(v: np.ndarray) -> list[int]:
+    return [int(i) for i in np.argsort(-v.ravel(), kind="stable")[:5]]
+
+
+@pytest.mark.parametrize("name", edgecv.list_models())
+def test_chain_parity(name, tmp_path):
+    import mxnet as mx
+
+    params = random_params_file(name, tmp_path, seed=7)
+    art = compile_model(
+        CompileOptions(model=name, input_size=PARITY_SIZE, pretrained=str(params), out_dir=str(tmp_path / "art"))
+    )
+    x = np.random.RandomState(11).uniform(-2, 2, (1, 3, PARITY_SIZE, PARITY_SIZE)).astype(np.float32)
+
+    net = edgecv.get_model(name, pretrained=params)
+    reference = net(mx.nd.array(x)).asnumpy()
+    scale = float(np.abs(reference).max())
+    assert scale > 1e-3, "degenerate reference output: the test would prove nothing"
+
+    onnx_out = ort.InferenceSession(str(art / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"data": x}
+    )[0]
+    weights = _weights(art)
+    tvm_out = tvm_api.run(art / "model.so", [x], weights)[0]
+    cpp = Predictor(art).run_tensor(x, top_k=5)
+    cpp_out = cpp.outputs[0]
+
+    for label, out in (("onnxruntime", onnx_out), ("tvm", tvm_out), ("c++ runtime", cpp_out)):
+        err = float(np.abs(out - reference).max())
+        assert err <= RTOL * scale, f"{label}: max |Δ| {err:.3g} vs MXNet (scale {scale:.3g})"
+        assert _top5(out) == _top5(reference), label
+    assert [c.index for c in cpp.top] == _top5(reference)
+    probs = np.exp(reference - reference.max())
+    np.testing.assert_allclose(cpp.probabilities, (probs / probs.sum()).ravel(), rtol=1e-3, atol=1e-7)
+
+
+def _weights(art) -> list[np.ndarray]:
+    """Parameters read back from weights.bin through the manifest (independently of C++)."""
+    from edgecv.artifact import read_manifest
+
+    doc = read_manifest(art)
+    blob = (art / "weights.bin").read_bytes()
+    return [
+        np.frombuffer(blob, dtype=p["dtype"], count=int(np.prod(p["shape"], dtype=np.int64)), offset=p["offset"]).reshape(
+            p["shape"]
+        )
+        for p in doc["params"]
+    ]

@@ -1,0 +1,102 @@
+"""Zoo registry, model metadata and target files (no TVM; MXNet only where a model is built)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import edgecv
+from edgecv.errors import InvalidInputError, UnknownNameError
+from edgecv.registry import DataConfig
+from edgecv.targets import get_target, list_targets, parse_target
+from edgecv.zoo import label_set
+from edgecv.zoo.catalog import MODELS
+
+pytestmark = pytest.mark.unit
+
+EXPECTED_MODELS = (
+    [f"resnet{d}_v{v}" for v in (1, 2) for d in (18, 34, 50, 101, 152)]
+    + [f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)]
+    + [f"resnet{d}_v1{x}" for x in "cd" for d in (50, 101, 152)]
+    + [f"mobilenet{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
+    + [f"mobilenetv2_{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
+    + ["mobilenetv3_large", "mobilenetv3_small"]
+)
+
+
+def test_every_issue_model_is_registered():
+    assert sorted(edgecv.list_models()) == sorted(EXPECTED_MODELS)
+    assert edgecv.list_models(task="classification") == edgecv.list_models()
+
+
+def test_metadata_follows_the_schema():
+    for spec in MODELS:
+        assert spec.task == "classification"
+        assert spec.builder.startswith("edgecv.zoo.") and ":" in spec.builder
+        d = spec.data
+        assert d.input_size == (224, 224) and d.resize_short >= d.input_size[0]
+        assert len(d.mean) == 3 and len(d.std) == 3 and all(s > 0 for s in d.std)
+        assert d.color in ("RGB", "BGR") and d.interpolation == "linear"
+        assert len(label_set(spec.classes)) == 1000
+
+
+def test_imagenet_labels():
+    labels = label_set("imagenet1k")
+    assert labels[0] == "tench" and labels[281] == "tabby" and len(set(labels)) >= 990
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(UnknownNameError) as info:
+        edgecv.get_model("resnet50_v1x")
+    message = str(info.value)
+    assert "unknown model 'resnet50_v1x'" in message and "resnet50_v1" in message
+
+
+def test_data_config_scaling_keeps_crop_ratio():
+    d = DataConfig().scaled(112)
+    assert d.input_size == (112, 112) and d.resize_short == 128
+
+
+def test_classes_argument(tmp_path):
+    net = edgecv.get_model("mobilenet0.25", classes=["cat", "dog"])
+    assert net.edgecv_meta.classes == ("cat", "dog")
+    with pytest.raises(InvalidInputError, match="classes must be >= 1"):
+        edgecv.get_model("mobilenet0.25", classes=0)
+    with pytest.raises(InvalidInputError, match="not found"):
+        edgecv.get_model("mobilenet0.25", pretrained=tmp_path / "missing.params")
+    import mxnet as mx
+
+    wrong = tmp_path / "wrong.params"
+    other = edgecv.get_model("mobilenet0.25")
+    other(mx.nd.zeros((1, 3, 32, 32)))
+    other.save_parameters(str(wrong))
+    with pytest.raises(InvalidInputError, match="cannot load"):
+        edgecv.get_model("resnet18_v1", pretrained=wrong)
+
+
+def test_import_edgecv_is_light():
+    code = "import sys, edgecv; edgecv.list_models(); print(sorted(m for m in ('mxnet', 'tvm') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_targets_load_and_validate(tmp_path):
+    names = [t.name for t in list_targets()]
+    assert {"x86_64", "x86_64-avx2", "x86_64-avx512"} <= set(names)
+    assert get_target("x86_64").tvm["kind"] == "llvm"
+    with pytest.raises(UnknownNameError, match="x86_64"):
+        get_target("x86-64")
+    with pytest.raises(InvalidInputError, match="does not support precision 'int8'"):
+        get_target("x86_64").check_precision("int8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndescription = "d"\ndevice = "toaster"\n')
+    with pytest.raises(InvalidInputError, match="device 'toaster'"):
+        parse_target(bad)
+    bad.write_text('name = "other"\n')
+    with pytest.raises(InvalidInputError, match="must match the file name"):
+        parse_target(bad)
+    bad.write_text("name = [")
+    with pytest.raises(InvalidInputError, match="bad.toml"):
+        parse_target(bad)

@@ -1,0 +1,34 @@
+"""GluonCV parameter files load into edgecv's zoo and give the same outputs.
+
+GluonCV is a test-only reference (installed by `make test`); it builds each model, its
+weights are randomised and saved, and edgecv loads that file by the same model name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgecv
+
+from conftest import randomize_weights
+
+gluoncv = pytest.importorskip("gluoncv", reason="GluonCV reference not installed (make test installs it)")
+
+
+@pytest.mark.parametrize("name", edgecv.list_models())
+def test_gluoncv_params_load_and_agree(name, tmp_path):
+    import mxnet as mx
+
+    ref = gluoncv.model_zoo.get_model(name)
+    ref.initialize(mx.init.Xavier())
+    x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, (1, 3, 64, 64)))
+    ref(x)
+    randomize_weights(ref, seed=3)
+    path = tmp_path / f"{name}.params"
+    ref.save_parameters(str(path))
+
+    net = edgecv.get_model(name, pretrained=path)
+    expected, got = ref(x).asnumpy(), net(x).asnumpy()
+    assert got.shape == expected.shape == (1, 1000)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
