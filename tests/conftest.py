@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:  # the tests exercise the installed package, C++ module included
+    from edgecv import _runtime  # noqa: F401
+except ImportError as err:  # pragma: no cover
+    raise pytest.UsageError(f"edgecv's C++ runtime module is not importable ({err}); run `make test`")
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGE = REPO / "edgecv" / "data" / "chelsea.jpg"
 PARITY_SIZE = 64  # small inputs keep untuned TVM fast; every zoo model accepts 64x64

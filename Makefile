@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make demo   set everything up, compile the default model for this CPU, classify the sample image
+#   make test   set everything up, then run the whole test suite (what CI runs)
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_MODEL  ?= resnet18_v1b
+DEMO_TARGET ?= x86_64
+DEMO_IMAGE  ?= edgecv/data/chelsea.jpg
+
+# pinned: mxnet 1.9.1 needs numpy<1.24 and onnx 1.16.2; newer tvm-ffi breaks TVM 0.27
+BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
+SOURCES := $(shell find edgecv runtime_cpp targets -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
+
+.PHONY: demo test install install-test clean
+
+demo: $(VENV)/.installed
+	$(BIN)/edgecv compile $(DEMO_MODEL) --target $(DEMO_TARGET) --out artifacts/$(DEMO_MODEL)-$(DEMO_TARGET)-fp32
+	$(BIN)/edgecv run artifacts/$(DEMO_MODEL)-$(DEMO_TARGET)-fp32 $(DEMO_IMAGE)
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest -p no:cacheprovider -q -ra
+
+install: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install -q $(BUILD_DEPS)
+	$(BIN)/pip install -q --no-build-isolation .
+	touch $@
+
+# GluonCV is a test-only reference; --no-deps keeps it from upgrading numpy or pulling torch
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
+	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
+	touch $@
+
+clean:
+	rm -rf build artifacts $(VENV)
