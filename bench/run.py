@@ -16,8 +16,12 @@ from edgecv.compile import CompileOptions, compile_model
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["resnet18_v1b", "resnet50_v1b", "mobilenetv2_1.0"])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--models", nargs="+", default=["resnet18_v1b", "resnet50_v1b", "mobilenetv2_1.0"]
+    )
     p.add_argument("--target", default="x86_64")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--repeat", type=int, default=5)
@@ -28,8 +32,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgecv-bench-") as tmp:
         for model in args.models:
             art = compile_model(
-                CompileOptions(model=model, target=args.target, input_size=args.size,
-                               out_dir=str(Path(tmp) / model))
+                CompileOptions(
+                    model=model,
+                    target=args.target,
+                    input_size=args.size,
+                    out_dir=str(Path(tmp) / model),
+                )
             )
             row = bench_artifact(art, warmup=1, repeat=args.repeat, threads=args.threads)
             row["build_s"] = read_manifest(art)["report"]["timings"]

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,9 @@ def seal_manifest(doc: dict[str, Any]) -> str:
     return f'{head}{_DIGEST_MARKER}{digest}"\n}}\n'
 
 
-def read_manifest(artifact_dir: str | os.PathLike[str], verify_files: bool = True) -> dict[str, Any]:
+def read_manifest(
+    artifact_dir: str | os.PathLike[str], verify_files: bool = True
+) -> dict[str, Any]:
     """Load and verify a manifest (and by default the files it lists); raises ArtifactError."""
     directory = Path(artifact_dir)
     path = directory / MANIFEST
@@ -83,9 +86,13 @@ def read_manifest(artifact_dir: str | os.PathLike[str], verify_files: bool = Tru
     at = raw.rfind(_DIGEST_MARKER.encode())
     if at < 0:
         raise ArtifactError(f"{path} has no manifest_sha256 entry")
-    recorded = raw[at + len(_DIGEST_MARKER) : at + len(_DIGEST_MARKER) + 64].decode(errors="replace")
+    recorded = raw[at + len(_DIGEST_MARKER) : at + len(_DIGEST_MARKER) + 64].decode(
+        errors="replace"
+    )
     if hashlib.sha256(raw[:at]).hexdigest() != recorded:
-        raise ArtifactError(f"{path} is corrupted or was edited: its content does not match manifest_sha256")
+        raise ArtifactError(
+            f"{path} is corrupted or was edited: its content does not match manifest_sha256"
+        )
     try:
         doc = json.loads(raw)
     except ValueError as err:
@@ -139,7 +146,7 @@ class ArtifactWriter:
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def __enter__(self) -> "ArtifactWriter":
+    def __enter__(self) -> ArtifactWriter:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:

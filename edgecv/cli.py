@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import EdgecvError
@@ -26,7 +26,11 @@ class _Steps:
 
     def __call__(self, message: str) -> None:
         self.n += 1
-        print(f"[{self.n}] {message}  (+{time.perf_counter() - self.t0:.1f}s)", file=sys.stderr, flush=True)
+        print(
+            f"[{self.n}] {message}  (+{time.perf_counter() - self.t0:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -95,7 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for image in args.images:
         res = predictor.run(image, top_k=args.top_k)
         results.append(
-            {"image": image, "top": [{"index": c.index, "score": c.score, "label": c.label} for c in res.top]}
+            {
+                "image": image,
+                "top": [{"index": c.index, "score": c.score, "label": c.label} for c in res.top],
+            }
         )
         if not args.json:
             print(image)
@@ -113,7 +120,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"model      {doc['model']['name']} ({doc['model']['task']}, weights: {doc['model']['weights']})")
+    print(
+        f"model      {doc['model']['name']} ({doc['model']['task']}, weights: {doc['model']['weights']})"
+    )
     print(f"target     {doc['target']['name']} {doc['target']['tvm']}")
     print(f"precision  {doc['precision']}")
     for t in doc["inputs"]:
@@ -132,7 +141,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_artifact, format_table, write_report
 
-    rows = [bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads) for a in args.artifacts]
+    rows = [
+        bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads)
+        for a in args.artifacts
+    ]
     print(format_table(rows))
     if args.json:
         write_report(rows, args.json)
@@ -141,7 +153,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgecv", description="Compile and run vision models on edge targets.")
+    p = argparse.ArgumentParser(
+        prog="edgecv", description="Compile and run vision models on edge targets."
+    )
     p.add_argument("--version", action="version", version=f"edgecv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -166,8 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrained", help="local .params weights file (default: random init)")
     s.add_argument("--out", help="artifact directory (default artifacts/MODEL-TARGET-PRECISION)")
     prec = s.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", action="store_true", help="half precision (targets that support it)")
-    prec.add_argument("--int8", action="store_true", help="int8 with calibration (targets that support it)")
+    prec.add_argument(
+        "--fp16", action="store_true", help="half precision (targets that support it)"
+    )
+    prec.add_argument(
+        "--int8", action="store_true", help="int8 with calibration (targets that support it)"
+    )
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="run an artifact on images and print the top classes")

@@ -60,7 +60,7 @@ def _rename_outputs(model: Any, names: list[str]) -> None:
     outputs = model.graph.output
     if len(names) != len(outputs):
         raise ParityError(f"the graph has {len(outputs)} outputs, {len(names)} names given")
-    renames = {o.name: n for o, n in zip(outputs, names)}
+    renames = {o.name: n for o, n in zip(outputs, names, strict=True)}
     for node in model.graph.node:
         node.output[:] = [renames.get(o, o) for o in node.output]
         node.input[:] = [renames.get(i, i) for i in node.input]
@@ -116,7 +116,7 @@ def export_onnx(
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {INPUT_NAME: x})
-    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs))
+    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
     scale = max(float(np.abs(r).max()) for r in refs) or 1.0
     if err > rtol * scale:
         raise ParityError(

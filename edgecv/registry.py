@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import UnknownNameError
 
@@ -73,7 +74,7 @@ class DataConfig:
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     color: str = "RGB"
 
-    def scaled(self, size: int) -> "DataConfig":
+    def scaled(self, size: int) -> DataConfig:
         """The same rule at another square input size (crop ratio kept)."""
         ratio = self.resize_short / self.input_size[0]
         return DataConfig(

@@ -50,7 +50,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise InvalidInputError(f"image file not found: {p}")
     image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InvalidInputError(f"cannot decode {p}: not an image file, or a format OpenCV cannot read")
+        raise InvalidInputError(
+            f"cannot decode {p}: not an image file, or a format OpenCV cannot read"
+        )
     return image
 
 
@@ -83,7 +85,10 @@ class Predictor:
         return tuple(self._impl.input_shape)
 
     def run(
-        self, image: np.ndarray | str | os.PathLike[str], top_k: int | None = None, order: str = "bgr"
+        self,
+        image: np.ndarray | str | os.PathLike[str],
+        top_k: int | None = None,
+        order: str = "bgr",
     ) -> ClassificationResult:
         """Classify one image: a file path, or a uint8 HxWx3 array in ``order`` (bgr/rgb)."""
         if not isinstance(image, np.ndarray):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def parse_target(path: Path) -> Target:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def target_registry() -> Registry[Target]:
     registry: Registry[Target] = Registry("target")
     for path in sorted(targets_dir().glob("*.toml")):

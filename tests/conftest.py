@@ -10,7 +10,9 @@ import pytest
 try:  # the tests exercise the installed package, C++ module included
     from edgecv import _runtime  # noqa: F401
 except ImportError as err:  # pragma: no cover
-    raise pytest.UsageError(f"edgecv's C++ runtime module is not importable ({err}); run `make test`")
+    raise pytest.UsageError(
+        f"edgecv's C++ runtime module is not importable ({err}); run `make test`"
+    ) from None
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGE = REPO / "edgecv" / "data" / "chelsea.jpg"
@@ -56,6 +58,9 @@ def small_artifact(tmp_path_factory) -> Path:
     params = random_params_file("resnet18_v1", tmp)
     return compile_model(
         CompileOptions(
-            model="resnet18_v1", input_size=PARITY_SIZE, pretrained=str(params), out_dir=str(tmp / "art")
+            model="resnet18_v1",
+            input_size=PARITY_SIZE,
+            pretrained=str(params),
+            out_dir=str(tmp / "art"),
         )
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,14 +13,18 @@ from conftest import SAMPLE_IMAGE
 
 
 def edgecv(*args, cwd=None):
-    exe = shutil.which("edgecv")
-    assert exe, "the edgecv console script is not installed"
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+    exe = Path(sys.executable).parent / "edgecv"  # the venv's console script, PATH or not
+    assert exe.is_file(), "the edgecv console script is not installed"
+    return subprocess.run(
+        [exe, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_list_and_targets():
     out = edgecv("list")
-    assert out.returncode == 0 and "resnet50_v1b" in out.stdout and "mobilenetv3_small" in out.stdout
+    assert (
+        out.returncode == 0 and "resnet50_v1b" in out.stdout and "mobilenetv3_small" in out.stdout
+    )
     out = edgecv("targets")
     assert out.returncode == 0 and "x86_64-avx512" in out.stdout
 

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,9 @@ pytestmark = pytest.mark.cpp
 
 def _run(cmd, **kw):
     res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    assert res.returncode == 0, f"{' '.join(map(str, cmd))}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert res.returncode == 0, (
+        f"{' '.join(map(str, cmd))}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
     return res
 
 
@@ -29,8 +30,18 @@ def installed_prefix(tmp_path_factory):
     build = tmp_path_factory.mktemp("cpp-build")
     prefix = tmp_path_factory.mktemp("cpp-prefix")
     cmake = shutil.which("cmake")
-    _run([cmake, "-S", REPO, "-B", build, f"-DPython3_EXECUTABLE={sys.executable}",
-          f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DEDGECV_BUILD_TESTS=ON"])
+    _run(
+        [
+            cmake,
+            "-S",
+            REPO,
+            "-B",
+            build,
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+            "-DEDGECV_BUILD_TESTS=ON",
+        ]
+    )
     _run([cmake, "--build", build, "-j2"])
     _run([cmake, "--install", build])
     return build, prefix
@@ -46,8 +57,16 @@ def test_example_app_against_installed_package(installed_prefix, small_artifact,
     _, prefix = installed_prefix
     cmake = shutil.which("cmake")
     app_build = tmp_path / "app"
-    _run([cmake, "-S", REPO / "runtime_cpp" / "examples" / "classify", "-B", app_build,
-          f"-DCMAKE_PREFIX_PATH={prefix}"])
+    _run(
+        [
+            cmake,
+            "-S",
+            REPO / "runtime_cpp" / "examples" / "classify",
+            "-B",
+            app_build,
+            f"-DCMAKE_PREFIX_PATH={prefix}",
+        ]
+    )
     _run([cmake, "--build", app_build])
     exe = app_build / "edgecv-classify"
 

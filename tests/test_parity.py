@@ -27,18 +27,27 @@ def test_chain_parity(name, tmp_path):
 
     params = random_params_file(name, tmp_path, seed=7)
     art = compile_model(
-        CompileOptions(model=name, input_size=PARITY_SIZE, pretrained=str(params), out_dir=str(tmp_path / "art"))
+        CompileOptions(
+            model=name,
+            input_size=PARITY_SIZE,
+            pretrained=str(params),
+            out_dir=str(tmp_path / "art"),
+        )
     )
-    x = np.random.RandomState(11).uniform(-2, 2, (1, 3, PARITY_SIZE, PARITY_SIZE)).astype(np.float32)
+    x = (
+        np.random.RandomState(11)
+        .uniform(-2, 2, (1, 3, PARITY_SIZE, PARITY_SIZE))
+        .astype(np.float32)
+    )
 
     net = edgecv.get_model(name, pretrained=params)
     reference = net(mx.nd.array(x)).asnumpy()
     scale = float(np.abs(reference).max())
     assert scale > 1e-3, "degenerate reference output: the test would prove nothing"
 
-    onnx_out = ort.InferenceSession(str(art / "model.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"data": x}
-    )[0]
+    onnx_out = ort.InferenceSession(
+        str(art / "model.onnx"), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})[0]
     weights = _weights(art)
     tvm_out = tvm_api.run(art / "model.so", [x], weights)[0]
     cpp = Predictor(art).run_tensor(x, top_k=5)
@@ -50,7 +59,9 @@ def test_chain_parity(name, tmp_path):
         assert _top5(out) == _top5(reference), label
     assert [c.index for c in cpp.top] == _top5(reference)
     probs = np.exp(reference - reference.max())
-    np.testing.assert_allclose(cpp.probabilities, (probs / probs.sum()).ravel(), rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(
+        cpp.probabilities, (probs / probs.sum()).ravel(), rtol=1e-3, atol=1e-7
+    )
 
 
 def _weights(art) -> list[np.ndarray]:
@@ -60,8 +71,11 @@ def _weights(art) -> list[np.ndarray]:
     doc = read_manifest(art)
     blob = (art / "weights.bin").read_bytes()
     return [
-        np.frombuffer(blob, dtype=p["dtype"], count=int(np.prod(p["shape"], dtype=np.int64)), offset=p["offset"]).reshape(
-            p["shape"]
-        )
+        np.frombuffer(
+            blob,
+            dtype=p["dtype"],
+            count=int(np.prod(p["shape"], dtype=np.int64)),
+            offset=p["offset"],
+        ).reshape(p["shape"])
         for p in doc["params"]
     ]

@@ -59,10 +59,14 @@ def test_non_contiguous_views_are_accepted(small_artifact):
     bgr = read_image(SAMPLE_IMAGE)
     view = bgr[10:200:1, 5:300]  # a strided view, not a copy
     p = Predictor(small_artifact)
-    np.testing.assert_array_equal(p.preprocess(view)[1], p.preprocess(np.ascontiguousarray(view))[1])
+    np.testing.assert_array_equal(
+        p.preprocess(view)[1], p.preprocess(np.ascontiguousarray(view))[1]
+    )
 
 
-@pytest.mark.parametrize("src,dst", [((37, 53), (100, 80)), ((300, 451), (64, 96)), ((5, 7), (5, 7))])
+@pytest.mark.parametrize(
+    "src,dst", [((37, 53), (100, 80)), ((300, 451), (64, 96)), ((5, 7), (5, 7))]
+)
 def test_resize_bilinear_matches_cv2(src, dst):
     rng = np.random.RandomState(0)
     img = rng.randint(0, 256, (*src, 3), dtype=np.uint8)
@@ -75,4 +79,7 @@ def test_softmax_and_topk_bindings():
     p = np.array(_runtime.softmax([1.0, 2.0, 3.0]))
     ref = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
     np.testing.assert_allclose(p, ref, rtol=1e-6)
-    assert _runtime.topk([0.2, 0.9, 0.5], 2, ["a", "b", "c"]) == [(1, pytest.approx(0.9), "b"), (2, pytest.approx(0.5), "c")]
+    assert _runtime.topk([0.2, 0.9, 0.5], 2, ["a", "b", "c"]) == [
+        (1, pytest.approx(0.9), "b"),
+        (2, pytest.approx(0.5), "c"),
+    ]

@@ -13,7 +13,9 @@ import edgecv
 
 from conftest import randomize_weights
 
-gluoncv = pytest.importorskip("gluoncv", reason="GluonCV reference not installed (make test installs it)")
+gluoncv = pytest.importorskip(
+    "gluoncv", reason="GluonCV reference not installed (make test installs it)"
+)
 
 
 @pytest.mark.parametrize("name", edgecv.list_models())

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,9 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     data = spec.data if options.input_size is None else spec.data.scaled(options.input_size)
     if min(data.input_size) < 32:
         raise InvalidInputError(f"input size {data.input_size} is too small (minimum 32)")
-    out_dir = Path(options.out_dir or default_out_dir(options.model, target.name, options.precision))
+    out_dir = Path(
+        options.out_dir or default_out_dir(options.model, target.name, options.precision)
+    )
     timings: dict[str, float] = {}
 
     with ArtifactWriter(out_dir) as writer:
@@ -103,8 +106,9 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         net = zoo.get_model(options.model, pretrained=options.pretrained)
         input_shape = (1, 3, *data.input_size)
         step(f"exporting ONNX {input_shape}")
-        exported = export_onnx(net, writer.path(ONNX), input_shape, seed=options.seed,
-                               output_names=["logits"])
+        exported = export_onnx(
+            net, writer.path(ONNX), input_shape, seed=options.seed, output_names=["logits"]
+        )
         timings["export_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -120,7 +124,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         ref = ort.InferenceSession(str(writer.path(ONNX)), providers=["CPUExecutionProvider"])
         expected = ref.run(None, {"data": x})
         got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
-        err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+        err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
         scale = max(float(np.abs(e).max()) for e in expected) or 1.0
         if err > options.parity_rtol * scale:
             raise ParityError(
@@ -136,7 +140,9 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                 "name": options.model,
                 "task": spec.task,
                 "family": spec.family,
-                "weights": str(Path(options.pretrained).name) if options.pretrained else "random-init",
+                "weights": str(Path(options.pretrained).name)
+                if options.pretrained
+                else "random-init",
             },
             "target": {
                 "name": target.name,
@@ -148,11 +154,12 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
             "toolchain": _toolchain(),
             "files": {"library": LIBRARY, "weights": WEIGHTS, "onnx": ONNX},
             "entry": "main",
-            "inputs": [{"name": "data", "shape": list(input_shape), "dtype": "float32",
-                        "layout": "NCHW"}],
+            "inputs": [
+                {"name": "data", "shape": list(input_shape), "dtype": "float32", "layout": "NCHW"}
+            ],
             "outputs": [
                 {"name": n, "shape": list(e.shape), "dtype": str(e.dtype)}
-                for n, e in zip(exported.output_names, expected)
+                for n, e in zip(exported.output_names, expected, strict=True)
             ],
             "params": param_entries,
             "preprocess": preprocess_ops(data),

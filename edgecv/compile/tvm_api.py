@@ -27,7 +27,7 @@ def import_onnx(model: Any) -> tuple[Any, list[tuple[str, np.ndarray]]]:
     values = params.get("main", [])
     if len(names) != len(values):
         raise RuntimeError(f"TVM import: {len(names)} parameters but {len(values)} values")
-    return mod, [(n, v.numpy()) for n, v in zip(names, values)]
+    return mod, [(n, v.numpy()) for n, v in zip(names, values, strict=True)]
 
 
 def build(mod: Any, target: dict[str, Any], library: Path) -> None:

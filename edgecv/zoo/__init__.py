@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InvalidInputError
 from ..registry import DataConfig, ModelSpec, resolve
@@ -24,7 +25,7 @@ class ModelMeta:
     classes: tuple[str, ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def label_set(name: str) -> tuple[str, ...]:
     """Class names of a label set shipped under ``edgecv/zoo/data/<name>.txt``."""
     path = _DATA_DIR / f"{name}.txt"

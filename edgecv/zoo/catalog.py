@@ -36,7 +36,9 @@ for _depth in (50, 101, 152):
         avg_down=True,
     )
 for _mult in ("1.0", "0.75", "0.5", "0.25"):
-    _classification(f"mobilenet{_mult}", "mobilenet_v1", "mobilenet:mobilenet_v1", multiplier=float(_mult))
+    _classification(
+        f"mobilenet{_mult}", "mobilenet_v1", "mobilenet:mobilenet_v1", multiplier=float(_mult)
+    )
 for _mult in ("1.0", "0.75", "0.5", "0.25"):
     _classification(
         f"mobilenetv2_{_mult}", "mobilenet_v2", "mobilenet:mobilenet_v2", multiplier=float(_mult)

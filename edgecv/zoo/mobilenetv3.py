@@ -73,7 +73,9 @@ class _SqueezeExcite(HybridBlock):
 
 
 class _ResUnit(HybridBlock):
-    def __init__(self, in_ch: int, kernel: int, exp: int, out: int, se: bool, act: str, stride: int):
+    def __init__(
+        self, in_ch: int, kernel: int, exp: int, out: int, se: bool, act: str, stride: int
+    ):
         super().__init__()
         self.use_shortcut = stride == 1 and in_ch == out
         with self.name_scope():

@@ -202,7 +202,9 @@ class ResNetV1b(HybridBlock):
                         downsample = nn.HybridSequential(prefix="down_")
                         if avg_down:
                             downsample.add(
-                                nn.AvgPool2D(stride, stride, ceil_mode=True, count_include_pad=False)
+                                nn.AvgPool2D(
+                                    stride, stride, ceil_mode=True, count_include_pad=False
+                                )
                             )
                             downsample.add(nn.Conv2D(planes * expansion, 1, 1, use_bias=False))
                         else:
