@@ -68,7 +68,8 @@ class DataConfig:
     """
 
     input_size: tuple[int, int] = (224, 224)  # (height, width)
-    resize_short: int = 256  # short side before the center crop
+    resize_short: int = 256  # short side before the center crop (resize == "short_crop")
+    resize: str = "short_crop"  # short_crop | letterbox (keep ratio, pad) | stretch (to size)
     interpolation: str = "linear"
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
@@ -80,6 +81,7 @@ class DataConfig:
         return DataConfig(
             input_size=(size, size),
             resize_short=int(round(size * ratio)),
+            resize=self.resize,
             interpolation=self.interpolation,
             mean=self.mean,
             std=self.std,

@@ -6,7 +6,7 @@ file for the same name loads unchanged. Nothing here imports MXNet.
 
 from __future__ import annotations
 
-from ..registry import ModelSpec, Registry
+from ..registry import DataConfig, ModelSpec, Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
@@ -45,3 +45,23 @@ for _mult in ("1.0", "0.75", "0.5", "0.25"):
     )
 for _size in ("large", "small"):
     _classification(f"mobilenetv3_{_size}", "mobilenet_v3", "mobilenetv3:mobilenet_v3", size=_size)
+
+_classification("darknet53", "darknet", "darknet:darknet53")
+
+# detection: data config = network input; YOLOv3 letterboxes, SSD resizes (as trained)
+_YOLO_DATA = DataConfig(input_size=(416, 416), resize_short=0, resize="letterbox")
+_SSD_DATA = {
+    300: DataConfig(input_size=(300, 300), resize_short=0, resize="stretch"),
+    512: DataConfig(input_size=(512, 512), resize_short=0, resize="stretch"),
+}
+for _ds in ("coco", "voc"):
+    for _backbone, _kw in (
+        ("darknet53", {"backbone": "darknet53"}),
+        ("mobilenet1.0", {"backbone": "mobilenet", "multiplier": 1.0}),
+        ("mobilenet0.25", {"backbone": "mobilenet", "multiplier": 0.25}),
+    ):
+        MODELS.add(
+            f"yolo3_{_backbone}_{_ds}",
+            ModelSpec(f"yolo3_{_backbone}_{_ds}", "detection", "yolo3", "edgecv.zoo.yolo:yolo3",
+                      _kw, _YOLO_DATA, _ds),
+        )
