@@ -91,23 +91,65 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_image(path: str, image) -> None:
+    import cv2
+
+    from .errors import InvalidInputError
+
+    if not cv2.imwrite(path, image):
+        raise InvalidInputError(f"cannot write {path} (unknown extension or unwritable directory)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime import Predictor
+    from .errors import InvalidInputError
+    from .runtime import DetectionResult, Predictor, read_image
+    from .viz import draw_classification, draw_detections
 
     predictor = Predictor(args.artifact)
+    if args.out and len(args.images) != 1:
+        raise InvalidInputError("--out takes one input image")
+    options = {}
+    if predictor.task == "detection":
+        options = {"iou_threshold": args.iou, "max_detections": args.max_detections}
     results = []
-    for image in args.images:
-        res = predictor.run(image, top_k=args.top_k)
-        results.append(
-            {
-                "image": image,
+    for path in args.images:
+        image = read_image(path)
+        res = predictor.run(image, top_k=args.top_k, **options)
+        if isinstance(res, DetectionResult):
+            shown = res.above(args.threshold)
+            entry = {
+                "image": path,
+                "detections": [
+                    {
+                        "class_id": int(i),
+                        "label": lab,
+                        "score": float(s),
+                        "box": [float(v) for v in b],
+                    }
+                    for i, s, b, lab in zip(
+                        shown.ids, shown.scores, shown.boxes, shown.labels, strict=True
+                    )
+                ],
+            }
+            lines = [
+                f"  {d['score']:8.4f}  {d['label']:<16} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
+                for d in entry["detections"]
+            ]
+            drawn = draw_detections(image, res, args.threshold) if args.out else None
+        else:
+            entry = {
+                "image": path,
                 "top": [{"index": c.index, "score": c.score, "label": c.label} for c in res.top],
             }
-        )
+            lines = [f"  {c.score:8.4f}  {c.index:5d}  {c.label}" for c in res.top]
+            drawn = draw_classification(image, res) if args.out else None
+        results.append(entry)
         if not args.json:
-            print(image)
-            for c in res.top:
-                print(f"  {c.score:8.4f}  {c.index:5d}  {c.label}")
+            print(path)
+            print("\n".join(lines) if lines else f"  (nothing above {args.threshold})")
+        if args.out:
+            _write_image(args.out, drawn)
+            print(f"wrote {args.out}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -160,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list zoo models")
-    s.add_argument("--task", choices=["classification"])
+    s.add_argument("--task", choices=["classification", "detection"])
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("targets", help="list compilation targets")
@@ -191,7 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run an artifact on images and print the top classes")
     s.add_argument("artifact")
     s.add_argument("images", nargs="+")
-    s.add_argument("--top-k", type=int, default=None)
+    s.add_argument("--top-k", type=int, default=None, help="classification: classes shown")
+    s.add_argument("--threshold", type=float, default=0.5, help="detection: score shown/drawn")
+    s.add_argument(
+        "--iou", type=float, default=None, help="detection: NMS IoU (manifest's default)"
+    )
+    s.add_argument("--max-detections", type=int, default=None, help="detection: kept after NMS")
+    s.add_argument("--out", help="write the image with results drawn (one input image)")
     s.add_argument("--json", action="store_true", help="print results as JSON")
     s.set_defaults(func=cmd_run)
 

@@ -41,6 +41,30 @@ class ClassificationResult:
     outputs: list[np.ndarray]
 
 
+@dataclass
+class DetectionResult:
+    """Detections best first: class ids (N,), scores (N,), corner boxes (N, 4) in pixels."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    labels: list[str]
+    outputs: list[np.ndarray]
+
+    def above(self, threshold: float) -> DetectionResult:
+        keep = self.scores > threshold
+        return DetectionResult(
+            self.ids[keep],
+            self.scores[keep],
+            self.boxes[keep],
+            [label for label, k in zip(self.labels, keep, strict=True) if k],
+            self.outputs,
+        )
+
+
+Result = ClassificationResult | DetectionResult
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file as stored (BGR/BGRA/gray, 8-bit); clear errors for bad files."""
     import cv2
@@ -65,6 +89,26 @@ def _top_k(top_k: int | None) -> int:
     return top_k
 
 
+def _detection_options(
+    score_threshold: float | None = None,
+    iou_threshold: float | None = None,
+    max_detections: int | None = None,
+    class_agnostic: bool | None = None,
+) -> dict[str, Any]:
+    """Keyword overrides for the C++ runtime (-1: the manifest's value), validated."""
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise InvalidInputError(f"{name} must be within [0, 1], got {value}")
+    if max_detections is not None and max_detections < 0:
+        raise InvalidInputError(f"max_detections must be >= 0, got {max_detections}")
+    return {
+        "score_threshold": -1.0 if score_threshold is None else float(score_threshold),
+        "iou_threshold": -1.0 if iou_threshold is None else float(iou_threshold),
+        "max_detections": -1 if max_detections is None else int(max_detections),
+        "class_agnostic": -1 if class_agnostic is None else int(bool(class_agnostic)),
+    }
+
+
 class Predictor:
     """A compiled artifact ready to run (verified on open)."""
 
@@ -84,28 +128,51 @@ class Predictor:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self._impl.input_shape)
 
+    @property
+    def task(self) -> str:
+        return self._impl.task
+
     def run(
         self,
         image: np.ndarray | str | os.PathLike[str],
         top_k: int | None = None,
         order: str = "bgr",
-    ) -> ClassificationResult:
-        """Classify one image: a file path, or a uint8 HxWx3 array in ``order`` (bgr/rgb)."""
+        **detection: Any,
+    ) -> Result:
+        """Run one image: a file path, or a uint8 HxWx3 array in ``order`` (bgr/rgb).
+
+        Classification: ``top_k``. Detection overrides of the manifest's values:
+        ``score_threshold``, ``iou_threshold``, ``max_detections``, ``class_agnostic``;
+        boxes come back in the image's pixels, clipped to it.
+        """
         if not isinstance(image, np.ndarray):
             image, order = read_image(image), "bgr"
-        raw = self._impl.run(image, order, _top_k(top_k))
+        raw = self._impl.run(image, order, _top_k(top_k), **_detection_options(**detection))
         return self._result(raw)
 
-    def run_tensor(self, tensor: np.ndarray, top_k: int | None = None) -> ClassificationResult:
-        """Run an already preprocessed float32 input of the artifact's input shape."""
-        return self._result(self._impl.run_tensor(tensor, _top_k(top_k)))
+    def run_tensor(self, tensor: np.ndarray, top_k: int | None = None, **detection: Any) -> Result:
+        """Run an already preprocessed float32 input; detection boxes stay in input pixels."""
+        raw = self._impl.run_tensor(tensor, _top_k(top_k), **_detection_options(**detection))
+        return self._result(raw)
 
-    def preprocess(self, image: np.ndarray, order: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
-        """The C++ preprocessing: (resized+cropped uint8 image, normalised NCHW tensor)."""
+    def preprocess(
+        self, image: np.ndarray, order: str = "bgr"
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
+        """The C++ preprocessing: (transformed uint8 image, normalised NCHW tensor, geometry),
+        where geometry maps image to network pixels: net = image * scale + offset."""
         return self._impl.preprocess(image, order)
 
-    @staticmethod
-    def _result(raw: dict[str, Any]) -> ClassificationResult:
+    def _result(self, raw: dict[str, Any]) -> Result:
+        if self.task == "detection":
+            ids, scores, boxes = raw["detections"]
+            classes = self.classes
+            return DetectionResult(
+                ids,
+                scores,
+                boxes,
+                [classes[i] if 0 <= i < len(classes) else str(i) for i in ids],
+                list(raw["outputs"]),
+            )
         return ClassificationResult(
             top=[Classification(i, s, label) for i, s, label in raw["top"]],
             probabilities=raw["probabilities"],

@@ -35,6 +35,33 @@ def randomize_weights(net, seed: int = 0) -> None:
             p.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, p.shape)))
 
 
+def calibrate_batchnorm(net, x, seed: int = 0) -> None:
+    """Random BatchNorm affine terms, with running statistics set to the batch statistics
+    of ``x`` (as training would): activations stay well scaled through deep networks, so
+    outputs vary from place to place instead of saturating to identical values."""
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    rng = np.random.RandomState(seed)
+    layers = []
+
+    def visit(block) -> None:
+        if isinstance(block, nn.BatchNorm):
+            layers.append(block)
+        for child in block._children.values():
+            visit(child)
+
+    visit(net)
+    for bn in layers:
+        bn.gamma.set_data(mx.nd.array(rng.uniform(0.5, 1.5, bn.gamma.shape)))
+        bn.beta.set_data(mx.nd.array(rng.uniform(-0.5, 0.5, bn.beta.shape)))
+        bn._kwargs["momentum"] = 0.0  # running stats := this batch's stats
+    with mx.autograd.train_mode():
+        net(x)
+    for bn in layers:
+        bn._kwargs["momentum"] = 0.9
+
+
 def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
     """A .params file of ``model`` with randomised weights (what a trained file looks like)."""
     import mxnet as mx

@@ -38,7 +38,7 @@ def test_cpp_preprocess_matches_opencv(small_artifact, shape):
     doc = read_manifest(small_artifact)
     photo = read_image(SAMPLE_IMAGE)
     image = cv2.resize(photo, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    geometry, tensor = Predictor(small_artifact).preprocess(image, order="bgr")
+    geometry, tensor, _ = Predictor(small_artifact).preprocess(image, order="bgr")
     ref_geometry, ref_tensor = reference_preprocess(image, doc)
     assert geometry.shape == ref_geometry.shape
     assert np.abs(geometry.astype(int) - ref_geometry.astype(int)).max() <= 1  # 1 gray level
@@ -50,8 +50,8 @@ def test_cpp_preprocess_matches_opencv(small_artifact, shape):
 def test_rgb_and_bgr_inputs_agree(small_artifact):
     bgr = read_image(SAMPLE_IMAGE)
     p = Predictor(small_artifact)
-    _, from_bgr = p.preprocess(bgr, order="bgr")
-    _, from_rgb = p.preprocess(np.ascontiguousarray(bgr[:, :, ::-1]), order="rgb")
+    _, from_bgr, _ = p.preprocess(bgr, order="bgr")
+    _, from_rgb, _ = p.preprocess(np.ascontiguousarray(bgr[:, :, ::-1]), order="rgb")
     np.testing.assert_array_equal(from_bgr, from_rgb)
 
 

@@ -22,24 +22,35 @@ EXPECTED_MODELS = (
     + [f"resnet{d}_v1{x}" for x in "cd" for d in (50, 101, 152)]
     + [f"mobilenet{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + [f"mobilenetv2_{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
-    + ["mobilenetv3_large", "mobilenetv3_small"]
+    + ["mobilenetv3_large", "mobilenetv3_small", "darknet53"]
 )
+EXPECTED_DETECTORS = [
+    f"yolo3_{b}_{d}"
+    for d in ("coco", "voc")
+    for b in ("darknet53", "mobilenet1.0", "mobilenet0.25")
+]
 
 
 def test_every_issue_model_is_registered():
-    assert sorted(edgecv.list_models()) == sorted(EXPECTED_MODELS)
-    assert edgecv.list_models(task="classification") == edgecv.list_models()
+    assert sorted(edgecv.list_models(task="classification")) == sorted(EXPECTED_MODELS)
+    assert sorted(edgecv.list_models(task="detection")) == sorted(EXPECTED_DETECTORS)
+    assert len(edgecv.list_models()) == len(EXPECTED_MODELS) + len(EXPECTED_DETECTORS)
 
 
 def test_metadata_follows_the_schema():
+    sizes = {"imagenet1k": 1000, "coco": 80, "voc": 20}
     for spec in MODELS:
-        assert spec.task == "classification"
+        assert spec.task in ("classification", "detection")
         assert spec.builder.startswith("edgecv.zoo.") and ":" in spec.builder
         d = spec.data
-        assert d.input_size == (224, 224) and d.resize_short >= d.input_size[0]
+        if spec.task == "classification":
+            assert d.resize == "short_crop" and d.input_size == (224, 224)
+            assert d.resize_short >= d.input_size[0]
+        else:
+            assert d.resize in ("letterbox", "stretch") and d.input_size[0] % 32 == 0
         assert len(d.mean) == 3 and len(d.std) == 3 and all(s > 0 for s in d.std)
         assert d.color in ("RGB", "BGR") and d.interpolation == "linear"
-        assert len(label_set(spec.classes)) == 1000
+        assert len(label_set(spec.classes)) == sizes[spec.classes]
 
 
 def test_imagenet_labels():

@@ -18,7 +18,7 @@ gluoncv = pytest.importorskip(
 )
 
 
-@pytest.mark.parametrize("name", edgecv.list_models())
+@pytest.mark.parametrize("name", edgecv.list_models(task="classification"))
 def test_gluoncv_params_load_and_agree(name, tmp_path):
     import mxnet as mx
 
@@ -34,3 +34,21 @@ def test_gluoncv_params_load_and_agree(name, tmp_path):
     expected, got = ref(x).asnumpy(), net(x).asnumpy()
     assert got.shape == expected.shape == (1, 1000)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", edgecv.list_models(task="detection"))
+def test_gluoncv_detector_params_load_and_agree(name, tmp_path):
+    """Same parameter file, same final detections (ids, scores, boxes) as GluonCV's forward."""
+    import mxnet as mx
+
+    ref = gluoncv.model_zoo.get_model(name, pretrained_base=False)
+    ref.initialize(mx.init.Xavier())
+    x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, (1, 3, 320, 320)))
+    ref(x)
+    randomize_weights(ref, seed=3)
+    path = tmp_path / f"{name}.params"
+    ref.save_parameters(str(path))
+
+    net = edgecv.get_model(name, pretrained=path)
+    for expected, got in zip(ref(x), net(x), strict=True):
+        np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), rtol=0, atol=1e-4)

@@ -43,9 +43,24 @@ def default_out_dir(model: str, target: str, precision: str) -> Path:
 
 def preprocess_ops(data: DataConfig) -> list[dict[str, Any]]:
     """The ordered preprocessing the C++ runtime applies, as data."""
+    size = list(data.input_size)
+    if data.resize == "short_crop":
+        geometry = [
+            {"op": "resize_short", "size": data.resize_short, "interpolation": data.interpolation},
+            {"op": "center_crop", "size": size},
+        ]
+    elif data.resize == "letterbox":
+        # pad with the mean color, which normalises to zero
+        pad = [int(round(m)) for m in data.mean]
+        geometry = [
+            {"op": "letterbox", "size": size, "interpolation": data.interpolation, "pad_value": pad}
+        ]
+    elif data.resize == "stretch":
+        geometry = [{"op": "resize", "size": size, "interpolation": data.interpolation}]
+    else:
+        raise InvalidInputError(f"unknown resize rule {data.resize!r}")
     return [
-        {"op": "resize_short", "size": data.resize_short, "interpolation": data.interpolation},
-        {"op": "center_crop", "size": list(data.input_size)},
+        *geometry,
         {
             "op": "normalize",
             "mean": list(data.mean),
@@ -95,6 +110,8 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     data = spec.data if options.input_size is None else spec.data.scaled(options.input_size)
     if min(data.input_size) < 32:
         raise InvalidInputError(f"input size {data.input_size} is too small (minimum 32)")
+    if spec.task == "detection" and any(s % 32 for s in data.input_size):
+        raise InvalidInputError(f"{spec.name} needs an input size that is a multiple of 32")
     out_dir = Path(
         options.out_dir or default_out_dir(options.model, target.name, options.precision)
     )
@@ -105,9 +122,16 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         step(f"building {options.model} (MXNet Gluon)")
         net = zoo.get_model(options.model, pretrained=options.pretrained)
         input_shape = (1, 3, *data.input_size)
+        if spec.task == "classification":
+            output_names = ["logits"]
+            postprocess = [{"op": "softmax"}, {"op": "topk", "k": options.top_k}]
+        else:  # the deployable graph ends at the raw heads; decode and NMS run in C++
+            net.prepare_deploy(input_shape)
+            head = net.deploy_head()
+            output_names, postprocess = head["outputs"], head["postprocess"]
         step(f"exporting ONNX {input_shape}")
         exported = export_onnx(
-            net, writer.path(ONNX), input_shape, seed=options.seed, output_names=["logits"]
+            net, writer.path(ONNX), input_shape, seed=options.seed, output_names=output_names
         )
         timings["export_s"] = time.perf_counter() - t0
 
@@ -163,7 +187,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
             ],
             "params": param_entries,
             "preprocess": preprocess_ops(data),
-            "postprocess": [{"op": "softmax"}, {"op": "topk", "k": options.top_k}],
+            "postprocess": postprocess,
             "classes": list(meta.classes),
             "report": {
                 "parity": {

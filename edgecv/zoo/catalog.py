@@ -62,6 +62,13 @@ for _ds in ("coco", "voc"):
     ):
         MODELS.add(
             f"yolo3_{_backbone}_{_ds}",
-            ModelSpec(f"yolo3_{_backbone}_{_ds}", "detection", "yolo3", "edgecv.zoo.yolo:yolo3",
-                      _kw, _YOLO_DATA, _ds),
+            ModelSpec(
+                f"yolo3_{_backbone}_{_ds}",
+                "detection",
+                "yolo3",
+                "edgecv.zoo.yolo:yolo3",
+                _kw,
+                _YOLO_DATA,
+                _ds,
+            ),
         )

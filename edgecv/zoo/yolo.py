@@ -48,12 +48,20 @@ class _YoloOutput(HybridBlock):
         grid = np.stack(np.meshgrid(np.arange(_OFFSET_GRID), np.arange(_OFFSET_GRID)), axis=-1)
         with self.name_scope():
             self.prediction = nn.Conv2D(self.num_anchors * (5 + num_classes), 1)
-            self.anchors = self.params.get_constant(
-                "anchors", np.array(anchors, np.float32).reshape(1, 1, -1, 2)
-            )
+            self._anchors_init = np.array(anchors, np.float32).reshape(1, 1, -1, 2)
+            self.anchors = self.params.get_constant("anchors", self._anchors_init)
             self.offsets = self.params.get_constant(
                 "offsets", grid.reshape(1, 1, _OFFSET_GRID, _OFFSET_GRID, 2).astype(np.float32)
             )
+
+    def anchor_values(self) -> np.ndarray:
+        """The anchors in use: loaded from a parameter file, or the construction values."""
+        from mxnet.gluon.parameter import DeferredInitializationError
+
+        try:
+            return self.anchors.data().asnumpy()
+        except DeferredInitializationError:
+            return self._anchors_init
 
     def decode(self, F, raw, anchors, offsets):  # noqa: N803
         """raw (B, A*(5+C), H, W) → per (cell, anchor, class): ids, scores, corner boxes."""
@@ -64,7 +72,9 @@ class _YoloOutput(HybridBlock):
         centers = centers * self.stride
         scales = F.broadcast_mul(F.exp(pred.slice_axis(axis=-1, begin=2, end=4)), anchors)
         objectness = F.sigmoid(pred.slice_axis(axis=-1, begin=4, end=5))
-        class_scores = F.broadcast_mul(F.sigmoid(pred.slice_axis(axis=-1, begin=5, end=None)), objectness)
+        class_scores = F.broadcast_mul(
+            F.sigmoid(pred.slice_axis(axis=-1, begin=5, end=None)), objectness
+        )
         boxes = F.concat(centers - scales / 2, centers + scales / 2, dim=-1)  # (B, HW, A, 4)
         boxes = F.tile(boxes.expand_dims(0), reps=(c, 1, 1, 1, 1))  # (C, B, HW, A, 4)
         scores = class_scores.transpose((3, 0, 1, 2)).expand_dims(-1)  # (C, B, HW, A, 1)
@@ -105,6 +115,40 @@ class YOLOV3(HybridBlock):
                 if i > 0:
                     self.transitions.add(conv_bn_leaky(ch, 1))
 
+    def prepare_deploy(self, input_shape: tuple[int, ...]) -> None:
+        """Switch to the deployable graph (raw heads), after one full forward that completes
+        the deferred initialisation of every parameter, anchors and offsets included."""
+        import mxnet as mx
+
+        self.raw_outputs = False
+        self(mx.nd.zeros(input_shape))
+        self.raw_outputs = True
+
+    def deploy_head(self) -> dict:
+        """Names of the raw outputs and the post-processing the runtime applies to them."""
+        names = [f"yolo_s{out.stride}" for out in self.yolo_outputs]
+        anchors = [out.anchor_values().ravel().tolist() for out in self.yolo_outputs]
+        return {
+            "outputs": names,
+            "postprocess": [
+                {
+                    "op": "yolo3_decode",
+                    "outputs": names,
+                    "strides": [out.stride for out in self.yolo_outputs],
+                    "anchors": anchors,
+                    "num_classes": self.num_classes,
+                },
+                {
+                    "op": "nms",
+                    "iou_threshold": self.nms_thresh,
+                    "score_threshold": 0.01,
+                    "topk": self.nms_topk,
+                    "max_detections": self.post_nms,
+                    "class_agnostic": False,
+                },
+            ],
+        }
+
     @property
     def raw_outputs(self) -> bool:
         """True: forward returns the raw head tensors (the deployable graph)."""
@@ -133,8 +177,14 @@ class YOLOV3(HybridBlock):
             return tuple(outputs)
         result = F.concat(*outputs, dim=1)
         result = F.contrib.box_nms(
-            result, overlap_thresh=self.nms_thresh, valid_thresh=0.01, topk=self.nms_topk,
-            id_index=0, score_index=1, coord_start=2, force_suppress=False,
+            result,
+            overlap_thresh=self.nms_thresh,
+            valid_thresh=0.01,
+            topk=self.nms_topk,
+            id_index=0,
+            score_index=1,
+            coord_start=2,
+            force_suppress=False,
         )
         result = result.slice_axis(axis=1, begin=0, end=self.post_nms)
         ids = result.slice_axis(axis=-1, begin=0, end=1)
@@ -160,5 +210,3 @@ def yolo3(backbone: str, classes: int = 80, multiplier: float = 1.0) -> YOLOV3:
         channels = (512, 256, 128) if multiplier >= 1.0 else (256, 128, 128)
         return YOLOV3(_mobilenet_stages(multiplier), channels, classes)
     raise ValueError(f"unknown YOLOv3 backbone {backbone!r}")
-
-

@@ -49,6 +49,24 @@ py::array_t<uint8_t> ToArray(const Image& img) {
   return a;
 }
 
+py::tuple DetectionArrays(const std::vector<Detection>& dets) {
+  const auto n = static_cast<py::ssize_t>(dets.size());
+  py::array_t<int32_t> ids(n);
+  py::array_t<float> scores(n);
+  py::array_t<float> boxes({n, static_cast<py::ssize_t>(4)});
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const Detection& d = dets[static_cast<size_t>(i)];
+    ids.mutable_at(i) = d.class_id;
+    scores.mutable_at(i) = d.score;
+    float* b = boxes.mutable_data(i, 0);
+    b[0] = d.x1;
+    b[1] = d.y1;
+    b[2] = d.x2;
+    b[3] = d.y2;
+  }
+  return py::make_tuple(ids, scores, boxes);
+}
+
 py::dict ToDict(const Result& r) {
   py::list outputs, top;
   for (const Tensor& t : r.outputs) outputs.append(ToArray(t));
@@ -58,7 +76,19 @@ py::dict ToDict(const Result& r) {
   d["probabilities"] = py::array_t<float>(static_cast<py::ssize_t>(r.probabilities.size()),
                                           r.probabilities.data());
   d["top"] = top;
+  d["detections"] = DetectionArrays(r.detections);
   return d;
+}
+
+RunOptions MakeOptions(int top_k, float score_threshold, float iou_threshold, int max_detections,
+                       int class_agnostic) {
+  RunOptions o;
+  o.top_k = top_k;
+  o.score_threshold = score_threshold;
+  o.iou_threshold = iou_threshold;
+  o.max_detections = max_detections;
+  o.class_agnostic = class_agnostic;
+  return o;
 }
 
 }  // namespace
@@ -87,40 +117,52 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("artifact_dir"))
       .def(
           "run",
-          [](const Predictor& p, const py::array& image, const std::string& order, int top_k) {
+          [](const Predictor& p, const py::array& image, const std::string& order, int top_k,
+             float score_threshold, float iou_threshold, int max_detections, int class_agnostic) {
             py::array keep;
             ImageView v = ToImageView(image, order, keep);
+            RunOptions o = MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
             Result r;
             {
               py::gil_scoped_release release;
-              r = p.Run(v, top_k);
+              r = p.Run(v, o);
             }
             return ToDict(r);
           },
-          py::arg("image"), py::arg("order") = "bgr", py::arg("top_k") = -1)
+          py::arg("image"), py::arg("order") = "bgr", py::arg("top_k") = -1,
+          py::arg("score_threshold") = -1.0f, py::arg("iou_threshold") = -1.0f,
+          py::arg("max_detections") = -1, py::arg("class_agnostic") = -1)
       .def(
           "run_tensor",
           [](const Predictor& p, py::array_t<float, py::array::c_style | py::array::forcecast> x,
-             int top_k) {
+             int top_k, float score_threshold, float iou_threshold, int max_detections,
+             int class_agnostic) {
             Tensor t;
             t.shape.assign(x.shape(), x.shape() + x.ndim());
             t.data.assign(x.data(), x.data() + x.size());
+            RunOptions o = MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
             Result r;
             {
               py::gil_scoped_release release;
-              r = p.RunTensor(t, top_k);
+              r = p.RunTensor(t, o);
             }
             return ToDict(r);
           },
-          py::arg("tensor"), py::arg("top_k") = -1)
+          py::arg("tensor"), py::arg("top_k") = -1, py::arg("score_threshold") = -1.0f,
+          py::arg("iou_threshold") = -1.0f, py::arg("max_detections") = -1,
+          py::arg("class_agnostic") = -1)
       .def(
           "preprocess",
           [](const Predictor& p, const py::array& image, const std::string& order) {
             py::array keep;
             ImageView v = ToImageView(image, order, keep);
-            Image geometry = p.preprocessor().Geometry(v);
+            Geometry g;
+            Image transformed = p.preprocessor().Transform(v, &g);
             Tensor t = p.preprocessor().Run(v);
-            return py::make_tuple(ToArray(geometry), ToArray(t));
+            py::dict geometry;
+            geometry["scale"] = py::make_tuple(g.scale_x, g.scale_y);
+            geometry["offset"] = py::make_tuple(g.offset_x, g.offset_y);
+            return py::make_tuple(ToArray(transformed), ToArray(t), geometry);
           },
           py::arg("image"), py::arg("order") = "bgr")
       .def_property_readonly("model", [](const Predictor& p) { return p.manifest().model; })
@@ -149,4 +191,24 @@ PYBIND11_MODULE(_runtime, m) {
       },
       py::arg("scores"), py::arg("k"), py::arg("labels") = std::vector<std::string>{});
   m.def("sha256_file", &Sha256File, py::arg("path"));
+  m.def(
+      "nms",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> boxes,
+         py::array_t<float, py::array::c_style | py::array::forcecast> scores,
+         py::array_t<int32_t, py::array::c_style | py::array::forcecast> ids, float iou_threshold,
+         float score_threshold, int topk, int max_detections, bool class_agnostic) {
+        const py::ssize_t n = scores.size();
+        if (boxes.ndim() != 2 || boxes.shape(1) != 4 || boxes.shape(0) != n || ids.size() != n)
+          ThrowInvalidInput("nms: boxes must be (N, 4) with N scores and N ids");
+        std::vector<Detection> cands(static_cast<size_t>(n));
+        for (py::ssize_t i = 0; i < n; ++i) {
+          const float* b = boxes.data(i, 0);
+          cands[static_cast<size_t>(i)] = {ids.at(i), scores.at(i), b[0], b[1], b[2], b[3]};
+        }
+        NmsOptions o{iou_threshold, score_threshold, topk, max_detections, class_agnostic};
+        return DetectionArrays(Nms(std::move(cands), o));
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("ids"), py::arg("iou_threshold") = 0.45f,
+      py::arg("score_threshold") = 0.0f, py::arg("topk") = -1, py::arg("max_detections") = -1,
+      py::arg("class_agnostic") = false);
 }

@@ -1,53 +1,155 @@
 #include "edgecv/predictor.h"
 
+#include <algorithm>
+#include <fstream>
+
 #include "edgecv/error.h"
 
 namespace edgecv {
 
+namespace {
+
+int OutputIndex(const Manifest& m, const std::string& name) {
+  for (size_t i = 0; i < m.outputs.size(); ++i)
+    if (m.outputs[i].name == name) return static_cast<int>(i);
+  ThrowInvalidArtifact("postprocess refers to unknown output '" + name + "'");
+}
+
+std::vector<float> ReadFloats(const std::string& path, size_t count) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) ThrowInvalidArtifact("cannot read " + path);
+  std::vector<float> v(count);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(count * sizeof(float)));
+  if (f.gcount() != static_cast<std::streamsize>(count * sizeof(float)) || f.peek() != EOF)
+    ThrowInvalidArtifact(path + " does not hold " + std::to_string(count) + " float32 values");
+  return v;
+}
+
+}  // namespace
+
 Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
-  const json::Value& doc = manifest_.doc;
   try {
-    preprocess_ = Preprocessor(doc.At("preprocess"), manifest_.inputs[0].shape);
-    for (const json::Value& op : doc.At("postprocess").AsArray()) {
-      const std::string& name = op.At("op").AsString();
-      if (name == "softmax") {
-        softmax_ = true;
-      } else if (name == "topk") {
-        default_top_k_ = static_cast<int>(op.At("k").AsInt());
-      } else {
-        ThrowInvalidArtifact("postprocess op '" + name + "' is not supported by this runtime");
-      }
-    }
+    preprocess_ = Preprocessor(manifest_.doc.At("preprocess"), manifest_.inputs[0].shape);
+    ParsePostprocess();
   } catch (const Error& e) {
     ThrowInvalidArtifact(manifest_.Path("manifest.json") + ": " + e.what());
   }
-  if (manifest_.task != "classification")
-    ThrowInvalidArtifact("task '" + manifest_.task + "' is not supported by this runtime");
   if (manifest_.inputs[0].dtype != "float32")
     ThrowInvalidArtifact("input dtype '" + manifest_.inputs[0].dtype + "' is not supported");
   engine_ = std::make_unique<Engine>(manifest_.Path(manifest_.library), manifest_.entry,
                                      manifest_.Path(manifest_.weights), manifest_.params);
 }
 
+void Predictor::ParsePostprocess() {
+  const std::string& task = manifest_.task;
+  if (task != "classification" && task != "detection")
+    ThrowInvalidArtifact("task '" + task + "' is not supported by this runtime");
+  for (const json::Value& op : manifest_.doc.At("postprocess").AsArray()) {
+    const std::string& name = op.At("op").AsString();
+    if (name == "softmax" && task == "classification") {
+      softmax_ = true;
+    } else if (name == "topk" && task == "classification") {
+      default_top_k_ = static_cast<int>(op.At("k").AsInt());
+    } else if (name == "yolo3_decode" && task == "detection") {
+      decoder_ = Decoder::kYolo3;
+      yolo3_ = ParseYolo3Head(op);
+      for (const json::Value& o : op.At("outputs").AsArray())
+        decoder_outputs_.push_back(OutputIndex(manifest_, o.AsString()));
+      if (decoder_outputs_.size() != yolo3_.strides.size())
+        ThrowInvalidArtifact("yolo3_decode: one output per stride is required");
+      for (size_t i = 0; i < decoder_outputs_.size(); ++i) {
+        const std::vector<int64_t>& s = manifest_.outputs[decoder_outputs_[i]].shape;
+        const int64_t ch = static_cast<int64_t>(yolo3_.anchors[i].size() / 2) * (5 + yolo3_.num_classes);
+        const std::vector<int64_t>& in = manifest_.inputs[0].shape;
+        if (s != std::vector<int64_t>{1, ch, in[2] / yolo3_.strides[i], in[3] / yolo3_.strides[i]})
+          ThrowInvalidArtifact("yolo3_decode: output '" + manifest_.outputs[decoder_outputs_[i]].name +
+                               "' has shape " + ShapeString(s) + ", inconsistent with its anchors, "
+                               "classes and stride");
+      }
+    } else if (name == "ssd_decode" && task == "detection") {
+      decoder_ = Decoder::kSsd;
+      ssd_.num_classes = static_cast<int>(op.At("num_classes").AsInt());
+      ssd_.variances = json::AsFloats(op.At("variances"));
+      if (ssd_.variances.size() != 4) ThrowInvalidArtifact("ssd_decode: 4 variances are required");
+      decoder_outputs_ = {OutputIndex(manifest_, op.At("class_output").AsString()),
+                          OutputIndex(manifest_, op.At("box_output").AsString())};
+      const std::string& file = op.At("priors").AsString();
+      if (!manifest_.sha256.count(file)) ThrowInvalidArtifact("ssd_decode: priors file is not listed");
+      const std::vector<int64_t>& cls = manifest_.outputs[decoder_outputs_[0]].shape;
+      if (cls.size() != 3) ThrowInvalidArtifact("ssd_decode: class output must be (1, N, C+1)");
+      ssd_.priors = ReadFloats(manifest_.Path(file), static_cast<size_t>(cls[1]) * 4);
+    } else if (name == "nms" && task == "detection") {
+      nms_.iou_threshold = static_cast<float>(op.At("iou_threshold").AsNumber());
+      nms_.score_threshold = static_cast<float>(op.At("score_threshold").AsNumber());
+      nms_.topk = static_cast<int>(op.At("topk").AsInt());
+      nms_.max_detections = static_cast<int>(op.At("max_detections").AsInt());
+      nms_.class_agnostic = op.At("class_agnostic").AsBool();
+    } else {
+      ThrowInvalidArtifact("postprocess op '" + name + "' is not supported for task '" + task + "'");
+    }
+  }
+  if (task == "detection" && decoder_ == Decoder::kNone)
+    ThrowInvalidArtifact("detection artifact without a decode op");
+}
+
 std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
   return std::unique_ptr<Predictor>(new Predictor(Manifest::Load(artifact_dir)));
 }
 
-Result Predictor::Run(const ImageView& image, int top_k) const {
-  return RunTensor(preprocess_.Run(image), top_k);
+Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
+  Geometry g;
+  Tensor input = preprocess_.Run(image, &g);
+  Result r = RunTensor(input, options);
+  for (Detection& d : r.detections) {
+    auto cx = [&](float x) { return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width)); };
+    auto cy = [&](float y) { return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height)); };
+    d.x1 = cx(d.x1);
+    d.x2 = cx(d.x2);
+    d.y1 = cy(d.y1);
+    d.y2 = cy(d.y2);
+  }
+  return r;
 }
 
-Result Predictor::RunTensor(const Tensor& input, int top_k) const {
+Result Predictor::RunTensor(const Tensor& input, const RunOptions& options) const {
   if (input.shape != manifest_.inputs[0].shape)
     ThrowInvalidInput("input shape " + ShapeString(input.shape) + " does not match the model's " +
                       ShapeString(manifest_.inputs[0].shape));
+  std::vector<Tensor> outputs = engine_->Run(input);
+  if (outputs.size() != manifest_.outputs.size())
+    throw Error(ErrorKind::kRuntime, "the network returned " + std::to_string(outputs.size()) +
+                                         " outputs, the manifest lists " +
+                                         std::to_string(manifest_.outputs.size()));
+  return Postprocess(std::move(outputs), options);
+}
+
+Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& options) const {
   Result r;
-  r.outputs = engine_->Run(input);
-  if (r.outputs.empty()) throw Error(ErrorKind::kRuntime, "the network returned no output");
-  const Tensor& logits = r.outputs[0];
-  std::vector<float> scores(logits.data.begin(), logits.data.end());
-  r.probabilities = softmax_ ? Softmax(scores) : scores;
-  r.classifications = TopK(r.probabilities, top_k < 0 ? default_top_k_ : top_k, manifest_.classes);
+  r.outputs = std::move(outputs);
+  if (manifest_.task == "classification") {
+    if (options.top_k < -1) ThrowInvalidInput("top-k must be >= 0");
+    const Tensor& logits = r.outputs[0];
+    r.probabilities = softmax_ ? Softmax(logits.data) : logits.data;
+    r.classifications =
+        TopK(r.probabilities, options.top_k < 0 ? default_top_k_ : options.top_k, manifest_.classes);
+    return r;
+  }
+  NmsOptions nms = nms_;
+  if (options.score_threshold >= 0) nms.score_threshold = options.score_threshold;
+  if (options.iou_threshold >= 0) nms.iou_threshold = options.iou_threshold;
+  if (options.max_detections >= 0) nms.max_detections = options.max_detections;
+  if (options.class_agnostic >= 0) nms.class_agnostic = options.class_agnostic != 0;
+  if (nms.iou_threshold > 1.0f) ThrowInvalidInput("IoU threshold must be within [0, 1]");
+  std::vector<Detection> candidates;
+  if (decoder_ == Decoder::kYolo3) {
+    std::vector<const Tensor*> heads;
+    for (int i : decoder_outputs_) heads.push_back(&r.outputs[i]);
+    candidates = DecodeYolo3(heads, yolo3_, nms.score_threshold);
+  } else {
+    candidates = DecodeSsd(r.outputs[decoder_outputs_[0]], r.outputs[decoder_outputs_[1]], ssd_,
+                           nms.score_threshold);
+  }
+  r.detections = Nms(std::move(candidates), nms);
   return r;
 }
 

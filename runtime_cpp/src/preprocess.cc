@@ -87,19 +87,38 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
   if (input_shape.size() != 4 || input_shape[1] != 3)
     ThrowInvalidArtifact("preprocess: model input must be (N, 3, H, W), got " +
                          ShapeString(input_shape));
-  crop_h_ = static_cast<int>(input_shape[2]);
-  crop_w_ = static_cast<int>(input_shape[3]);
-  bool normalized = false;
+  out_h_ = static_cast<int>(input_shape[2]);
+  out_w_ = static_cast<int>(input_shape[3]);
+  auto check_size = [&](const json::Value& op) {
+    std::vector<int64_t> size = json::AsShape(op.At("size"));  // (H, W)
+    if (size.size() != 2 || size[0] != out_h_ || size[1] != out_w_)
+      ThrowInvalidArtifact("preprocess: " + op.At("op").AsString() +
+                           " size does not match the model input");
+    if (op.Find("interpolation") && op.At("interpolation").AsString() != "linear")
+      ThrowInvalidArtifact("preprocess: only linear interpolation is supported");
+  };
+  bool normalized = false, geometry = false;
   for (const json::Value& op : ops.AsArray()) {
     const std::string& name = op.At("op").AsString();
     if (name == "resize_short") {
       resize_short_ = static_cast<int>(op.At("size").AsInt());
+      if (resize_short_ <= 0) ThrowInvalidArtifact("preprocess: resize_short size must be > 0");
       if (op.At("interpolation").AsString() != "linear")
         ThrowInvalidArtifact("preprocess: only linear interpolation is supported");
     } else if (name == "center_crop") {
-      std::vector<int64_t> size = json::AsShape(op.At("size"));  // (H, W)
-      if (size.size() != 2 || size[0] != crop_h_ || size[1] != crop_w_)
-        ThrowInvalidArtifact("preprocess: center_crop size does not match the model input");
+      check_size(op);
+      if (resize_short_ == 0) ThrowInvalidArtifact("preprocess: center_crop needs resize_short");
+      mode_ = Mode::kShortCrop;
+      geometry = true;
+    } else if (name == "letterbox" || name == "resize") {
+      check_size(op);
+      mode_ = name == "letterbox" ? Mode::kLetterbox : Mode::kStretch;
+      if (mode_ == Mode::kLetterbox) {
+        std::vector<int64_t> pad = json::AsShape(op.At("pad_value"));
+        if (pad.size() != 3) ThrowInvalidArtifact("preprocess: letterbox pad_value needs 3 values");
+        for (int k = 0; k < 3; ++k) pad_[k] = static_cast<uint8_t>(std::min<int64_t>(pad[k], 255));
+      }
+      geometry = true;
     } else if (name == "normalize") {
       std::vector<float> mean = json::AsFloats(op.At("mean")), std = json::AsFloats(op.At("std"));
       if (mean.size() != 3 || std.size() != 3)
@@ -117,14 +136,19 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
       ThrowInvalidArtifact("preprocess op '" + name + "' is not supported by this runtime");
     }
   }
+  if (!geometry) ThrowInvalidArtifact("preprocess: no center_crop, letterbox or resize step");
   if (!normalized) ThrowInvalidArtifact("preprocess: the op list has no 'normalize' step");
 }
 
-Image Preprocessor::Geometry(const ImageView& image) const {
+Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const {
   CheckColorImage(image);
-  int w = image.width, h = image.height;
-  if (resize_short_ > 0) {
+  Geometry g;
+  g.image_width = image.width;
+  g.image_height = image.height;
+  Image out;
+  if (mode_ == Mode::kShortCrop) {
     // keep the aspect ratio; the long side is truncated like MXNet's keep-ratio resize
+    int w = image.width, h = image.height;
     if (w < h) {
       h = static_cast<int>(static_cast<int64_t>(h) * resize_short_ / w);
       w = resize_short_;
@@ -132,25 +156,50 @@ Image Preprocessor::Geometry(const ImageView& image) const {
       w = static_cast<int>(static_cast<int64_t>(w) * resize_short_ / h);
       h = resize_short_;
     }
+    Image resized = ResizeBilinear(image, w, h);
+    out = CenterCrop(resized.view(), out_w_, out_h_);
+    g.scale_x = static_cast<float>(w) / image.width;
+    g.scale_y = static_cast<float>(h) / image.height;
+    g.offset_x = -static_cast<float>((w - out_w_) / 2);
+    g.offset_y = -static_cast<float>((h - out_h_) / 2);
+  } else if (mode_ == Mode::kStretch) {
+    out = ResizeBilinear(image, out_w_, out_h_);
+    g.scale_x = static_cast<float>(out_w_) / image.width;
+    g.scale_y = static_cast<float>(out_h_) / image.height;
   } else {
-    w = crop_w_;
-    h = crop_h_;
+    double s = std::min(static_cast<double>(out_w_) / image.width,
+                        static_cast<double>(out_h_) / image.height);
+    int w = std::max(1, static_cast<int>(std::lround(image.width * s)));
+    int h = std::max(1, static_cast<int>(std::lround(image.height * s)));
+    Image resized = ResizeBilinear(image, w, h);
+    int x0 = (out_w_ - w) / 2, y0 = (out_h_ - h) / 2;
+    out = Image{out_w_, out_h_, 3, image.order, {}};
+    out.pixels.resize(static_cast<size_t>(out_w_) * out_h_ * 3);
+    // the fill is given in the model's color order; the canvas is still in the image's
+    const bool swap = image.order != order_;
+    for (size_t i = 0; i < out.pixels.size(); i += 3)
+      for (int k = 0; k < 3; ++k) out.pixels[i + k] = pad_[swap ? 2 - k : k];
+    for (int y = 0; y < h; ++y)
+      std::copy_n(resized.pixels.data() + static_cast<size_t>(y) * w * 3, static_cast<size_t>(w) * 3,
+                  out.pixels.data() + (static_cast<size_t>(y0 + y) * out_w_ + x0) * 3);
+    g.scale_x = static_cast<float>(w) / image.width;
+    g.scale_y = static_cast<float>(h) / image.height;
+    g.offset_x = static_cast<float>(x0);
+    g.offset_y = static_cast<float>(y0);
   }
-  Image resized = ResizeBilinear(image, w, h);
-  Image cropped = CenterCrop(resized.view(), crop_w_, crop_h_);
-  if (cropped.order != order_) {
-    for (size_t i = 0; i < cropped.pixels.size(); i += 3)
-      std::swap(cropped.pixels[i], cropped.pixels[i + 2]);
-    cropped.order = order_;
+  if (out.order != order_) {
+    for (size_t i = 0; i < out.pixels.size(); i += 3) std::swap(out.pixels[i], out.pixels[i + 2]);
+    out.order = order_;
   }
-  return cropped;
+  if (geometry) *geometry = g;
+  return out;
 }
 
-Tensor Preprocessor::Run(const ImageView& image) const {
-  Image img = Geometry(image);
+Tensor Preprocessor::Run(const ImageView& image, Geometry* geometry) const {
+  Image img = Transform(image, geometry);
   Tensor t;
-  t.shape = {1, 3, crop_h_, crop_w_};
-  const size_t plane = static_cast<size_t>(crop_h_) * crop_w_;
+  t.shape = {1, 3, out_h_, out_w_};
+  const size_t plane = static_cast<size_t>(out_h_) * out_w_;
   t.data.resize(3 * plane);
   float scale[3];
   for (int k = 0; k < 3; ++k) scale[k] = 1.0f / std_[k];

@@ -39,7 +39,9 @@ int main() {
     {"op": "center_crop", "size": [8, 8]},
     {"op": "normalize", "mean": [10, 20, 30], "std": [2, 4, 5], "color": "RGB", "layout": "NCHW"}])");
   Preprocessor pre(ops, {1, 3, 8, 8});
-  Image geo = pre.Geometry(Gradient(40, 20).view());
+  Geometry geom;
+  Image geo = pre.Transform(Gradient(40, 20).view(), &geom);
+  CHECK(geom.scale_x == 0.5f && geom.offset_x == -6.0f && geom.offset_y == -1.0f);  // 40x20 -> 20x10, crop 8x8
   CHECK(geo.width == 8 && geo.height == 8 && geo.order == ColorOrder::kRGB);
   Tensor t = pre.Run(Gradient(40, 20).view());
   CHECK((t.shape == std::vector<int64_t>{1, 3, 8, 8}));

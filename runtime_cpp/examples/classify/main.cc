@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
   try {
     auto predictor = edgecv::Predictor::Open(argv[1]);
     edgecv::Image image = ReadPpm(argv[2]);
-    int k = argc > 3 ? std::stoi(argv[3]) : -1;
-    edgecv::Result result = predictor->Run(image.view(), k);
+    edgecv::RunOptions options;
+    options.top_k = argc > 3 ? std::stoi(argv[3]) : -1;
+    edgecv::Result result = predictor->Run(image.view(), options);
     for (const auto& c : result.classifications)
       std::printf("%d\t%.9g\t%s\n", c.index, c.score, c.label.c_str());
   } catch (const edgecv::Error& e) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "edgecv/detection.h"
 #include "edgecv/engine.h"
 #include "edgecv/image.h"
 #include "edgecv/manifest.h"
@@ -14,10 +15,20 @@
 
 namespace edgecv {
 
+// Run-time overrides of the manifest's post-processing parameters; negative: keep the manifest's.
+struct RunOptions {
+  int top_k = -1;                  // classification
+  float score_threshold = -1.0f;   // detection
+  float iou_threshold = -1.0f;     // detection
+  int max_detections = -1;         // detection
+  int class_agnostic = -1;         // detection: 0 or 1
+};
+
 struct Result {
-  std::vector<Tensor> outputs;                   // raw network outputs
-  std::vector<float> probabilities;              // classification: softmax of the logits
+  std::vector<Tensor> outputs;                  // raw network outputs
+  std::vector<float> probabilities;             // classification: softmax of the logits
   std::vector<Classification> classifications;  // classification: top-k, best first
+  std::vector<Detection> detections;            // detection: best first
 };
 
 class Predictor {
@@ -25,21 +36,32 @@ class Predictor {
   // Verifies and loads the artifact; throws Error(kInvalidArtifact) on any problem.
   static std::unique_ptr<Predictor> Open(const std::string& artifact_dir);
 
-  // Runs one image; `top_k` < 0 uses the manifest's default.
-  Result Run(const ImageView& image, int top_k = -1) const;
-  // Runs an already preprocessed input tensor (shape must match the manifest).
-  Result RunTensor(const Tensor& input, int top_k = -1) const;
+  // Runs one image. Detection boxes are in the image's pixel coordinates, clipped to it.
+  Result Run(const ImageView& image, const RunOptions& options = {}) const;
+  // Runs an already preprocessed input tensor; detection boxes stay in network-input pixels.
+  Result RunTensor(const Tensor& input, const RunOptions& options = {}) const;
 
   const Manifest& manifest() const { return manifest_; }
   const Preprocessor& preprocessor() const { return preprocess_; }
 
  private:
-  Predictor(Manifest manifest);
+  explicit Predictor(Manifest manifest);
+  void ParsePostprocess();
+  Result Postprocess(std::vector<Tensor> outputs, const RunOptions& options) const;
+
+  enum class Decoder { kNone, kYolo3, kSsd };
   Manifest manifest_;
   Preprocessor preprocess_;
   std::unique_ptr<Engine> engine_;
+  // classification
   int default_top_k_ = 5;
   bool softmax_ = false;
+  // detection
+  Decoder decoder_ = Decoder::kNone;
+  std::vector<int> decoder_outputs_;  // indices into the engine outputs
+  Yolo3Head yolo3_;
+  SsdHead ssd_;
+  NmsOptions nms_;
 };
 
 }  // namespace edgecv

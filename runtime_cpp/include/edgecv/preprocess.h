@@ -16,23 +16,36 @@ Image ResizeBilinear(const ImageView& src, int out_width, int out_height);
 // The region of `src` of size width x height centred as MXNet/GluonCV's center crop does.
 Image CenterCrop(const ImageView& src, int width, int height);
 
-// Classification-style preprocessing, read from the manifest's ordered op list.
+// How network-input pixel coordinates relate to the original image:
+// net = original * scale + offset (per axis).
+struct Geometry {
+  float scale_x = 1.0f, scale_y = 1.0f;
+  float offset_x = 0.0f, offset_y = 0.0f;
+  int image_width = 0, image_height = 0;  // the original image
+
+  float ToImageX(float x) const { return (x - offset_x) / scale_x; }
+  float ToImageY(float y) const { return (y - offset_y) / scale_y; }
+};
+
+// The manifest's ordered preprocess ops: one geometry op (resize_short + center_crop,
+// letterbox, or resize) then normalize.
 class Preprocessor {
  public:
   Preprocessor() = default;
   // `ops` is the manifest's "preprocess" array; `input_shape` the model input (N, C, H, W).
   Preprocessor(const json::Value& ops, const std::vector<int64_t>& input_shape);
 
-  // The 8-bit image just before normalisation (resized and cropped), in the model's color order.
-  Image Geometry(const ImageView& image) const;
+  // The 8-bit image just before normalisation, in the model's color order, and its geometry.
+  Image Transform(const ImageView& image, Geometry* geometry = nullptr) const;
   // The network input tensor (1, 3, H, W), float32.
-  Tensor Run(const ImageView& image) const;
-
-  int resize_short() const { return resize_short_; }
+  Tensor Run(const ImageView& image, Geometry* geometry = nullptr) const;
 
  private:
-  int resize_short_ = 0;  // 0: no resize step
-  int crop_w_ = 0, crop_h_ = 0;
+  enum class Mode { kShortCrop, kLetterbox, kStretch };
+  Mode mode_ = Mode::kStretch;
+  int resize_short_ = 0;
+  int out_w_ = 0, out_h_ = 0;
+  uint8_t pad_[3] = {0, 0, 0};  // letterbox fill, model color order
   float mean_[3] = {0, 0, 0};
   float std_[3] = {1, 1, 1};
   ColorOrder order_ = ColorOrder::kRGB;
