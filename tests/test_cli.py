@@ -83,3 +83,32 @@ def test_export_command(tmp_path):
     assert [i.name for i in model.graph.input] == ["data"]  # initializers are not inputs
     assert [o.name for o in model.graph.output] == ["logits"]
     assert model.opset_import[0].version == 13
+
+
+@pytest.mark.parity
+def test_detection_run_draws_boxes(tmp_path):
+    art = tmp_path / "yolo"
+    out = edgecv("compile", "yolo3_mobilenet0.25_voc", "--input-size", "256", "--out", art)
+    assert out.returncode == 0, out.stderr
+    annotated = tmp_path / "annotated.jpg"
+    out = edgecv(
+        "run",
+        art,
+        SAMPLE_IMAGE,
+        "--threshold",
+        "0.0",
+        "--max-detections",
+        "7",
+        "--out",
+        annotated,
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    dets = json.loads(out.stdout)[0]["detections"]
+    assert len(dets) == 7 and all(len(d["box"]) == 4 for d in dets)
+    import cv2
+
+    drawn, original = cv2.imread(str(annotated)), cv2.imread(str(SAMPLE_IMAGE))
+    assert drawn.shape == original.shape and (drawn != original).any()
+    out = edgecv("compile", "yolo3_mobilenet0.25_voc", "--input-size", "100")
+    assert out.returncode == 3 and "multiple of 32" in out.stderr
