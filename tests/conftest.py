@@ -76,6 +76,15 @@ def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture()
+def seeded_mxnet():
+    """Random initialisation depends on MXNet's global RNG: seed it per test, so that a
+    test's weights do not depend on which tests ran before it."""
+    import mxnet as mx
+
+    mx.random.seed(1234)
+
+
 @pytest.fixture(scope="session")
 def small_artifact(tmp_path_factory) -> Path:
     """resnet18_v1 at 64x64 with randomised weights, compiled for x86_64."""

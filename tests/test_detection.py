@@ -15,8 +15,15 @@ from edgecv.runtime import DetectionResult, Predictor
 
 from conftest import SAMPLE_IMAGE, calibrate_batchnorm
 
+pytestmark = pytest.mark.usefixtures("seeded_mxnet")
 DETECTORS = edgecv.list_models(task="detection")
 YOLO_SIZE = 320
+# SSD is fully convolutional; these are the smallest sizes its extra layers accept
+TEST_SIZE = {"ssd_300": 300, "ssd_512_vgg16": 512, "ssd_512": 256, "yolo3": YOLO_SIZE}
+
+
+def input_size_for(name: str) -> int:
+    return next(v for k, v in TEST_SIZE.items() if name.startswith(k))
 
 
 def reference_nms(
@@ -101,28 +108,50 @@ def test_nms_edge_cases():
         _runtime.nms(same[:, :3], np.zeros(4, np.float32), ids, 0.5)
 
 
-def shape_head_scores(net, x, seed: int) -> None:
-    """Make the reference a demanding one. Random weights give every box about the same
-    score, so which boxes survive NMS would be decided by float noise. Instead, scale each
-    YOLO head so that its logits deviate by at most 4 across cells, put objectness at -3
-    and class biases in [-4, 4]: most of the ~(H*W*3*C) candidates score near zero, a few
-    hundred score well above 0.1, spread over (0.1, 1) — so NMS, top-k and the 0.1 cut are
-    all exercised on distinct scores."""
+def _scale_conv(conv, logits, rng, target: float, bias):
+    """Rescale a head conv so its logits deviate by at most ``target`` from their per-channel
+    mean across positions, and replace the mean by ``bias``."""
     import mxnet as mx
 
+    logits = logits - conv.bias.data().asnumpy()[:, None]
+    mean = logits.mean(axis=1)
+    spread = float(np.abs(logits - mean[:, None]).max())
+    factor = min(target / spread, 100.0) if spread > 1e-3 else 1.0  # 1x1 maps do not vary
+    conv.weight.set_data(conv.weight.data() * factor)
+    conv.bias.set_data(mx.nd.array(bias - mean * factor))
+
+
+def shape_head_scores(net, x, seed: int) -> None:
+    """Make the reference a demanding one. Random weights give every box about the same
+    score, so which boxes survive NMS would be decided by float noise. Instead, rescale the
+    heads so that their logits deviate by at most 4 across positions, with objectness (YOLO)
+    at -3 or background (SSD) at +2 and class biases in [-4, 4]: most candidates score near
+    zero, a few hundred score well above 0.1, spread over (0.1, 1), so NMS, top-k and the
+    0.1 cut all work on distinct scores. SSD box offsets are kept within ±3 (no overflow)."""
     rng = np.random.RandomState(seed)
-    net.raw_outputs = True
-    raws = net(x)
-    net.raw_outputs = False
-    for out, raw in zip(net.yolo_outputs, raws, strict=True):
-        conv, per_anchor = out.prediction, 5 + out.num_classes
-        logits = raw.asnumpy()[0].reshape(raw.shape[1], -1) - conv.bias.data().asnumpy()[:, None]
-        mean = logits.mean(axis=1)
-        factor = 4.0 / max(float(np.abs(logits - mean[:, None]).max()), 1e-6)
-        conv.weight.set_data(conv.weight.data() * factor)
-        bias = rng.uniform(-4, 4, conv.bias.shape)
-        bias[4::per_anchor] = -3.0  # objectness of each anchor
-        conv.bias.set_data(mx.nd.array(bias - mean * factor))  # centre the scaled logits
+    if hasattr(net, "yolo_outputs"):
+        net.raw_outputs = True
+        raws = net(x)
+        net.raw_outputs = False
+        for out, raw in zip(net.yolo_outputs, raws, strict=True):
+            bias = rng.uniform(-4, 4, out.prediction.bias.shape)
+            bias[4 :: 5 + out.num_classes] = -3.0  # objectness of each anchor
+            _scale_conv(out.prediction, raw.asnumpy()[0].reshape(raw.shape[1], -1), rng, 4.0, bias)
+        return
+    features = net.features(x)
+    for feat, cls, box in zip(features, net.class_predictors, net.box_predictors, strict=True):
+        logits = cls.predictor(feat).asnumpy()[0]
+        bias = rng.uniform(-4, 4, logits.shape[0])
+        bias[0 :: net.num_classes + 1] = 2.0  # background of each anchor
+        _scale_conv(cls.predictor, logits.reshape(logits.shape[0], -1), rng, 4.0, bias)
+        offsets = box.predictor(feat).asnumpy()[0]
+        _scale_conv(
+            box.predictor,
+            offsets.reshape(offsets.shape[0], -1),
+            rng,
+            3.0,
+            np.zeros(offsets.shape[0]),
+        )
 
 
 def _match(ref, got, min_score=0.1):
@@ -159,7 +188,8 @@ def test_detector_parity(name, tmp_path):
     import mxnet as mx
 
     net = edgecv.get_model(name)
-    shape = (1, 3, YOLO_SIZE, YOLO_SIZE)
+    size = input_size_for(name)
+    shape = (1, 3, size, size)
     net(mx.nd.zeros(shape))
     x = np.random.RandomState(8).uniform(-2, 2, shape).astype(np.float32)
     calibrate_batchnorm(net, mx.nd.array(x), seed=5)
@@ -168,7 +198,7 @@ def test_detector_parity(name, tmp_path):
     net.save_parameters(str(params))
     art = compile_model(
         CompileOptions(
-            model=name, input_size=YOLO_SIZE, pretrained=str(params), out_dir=str(tmp_path / "art")
+            model=name, input_size=size, pretrained=str(params), out_dir=str(tmp_path / "art")
         )
     )
 

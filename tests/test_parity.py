@@ -13,7 +13,7 @@ from edgecv.runtime import Predictor
 
 from conftest import PARITY_SIZE, random_params_file
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("seeded_mxnet")]
 RTOL = 1e-4  # of the output scale
 
 

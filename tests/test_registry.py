@@ -28,6 +28,15 @@ EXPECTED_DETECTORS = [
     f"yolo3_{b}_{d}"
     for d in ("coco", "voc")
     for b in ("darknet53", "mobilenet1.0", "mobilenet0.25")
+] + [
+    f"ssd_{s}_{b}_{d}"
+    for d in ("voc", "coco")
+    for s, b in (
+        ("300", "vgg16_atrous"),
+        ("512", "vgg16_atrous"),
+        ("512", "resnet50_v1"),
+        ("512", "mobilenet1.0"),
+    )
 ]
 
 
@@ -47,7 +56,7 @@ def test_metadata_follows_the_schema():
             assert d.resize == "short_crop" and d.input_size == (224, 224)
             assert d.resize_short >= d.input_size[0]
         else:
-            assert d.resize in ("letterbox", "stretch") and d.input_size[0] % 32 == 0
+            assert d.resize in ("letterbox", "stretch") and d.input_size[0] in (300, 416, 512)
         assert len(d.mean) == 3 and len(d.std) == 3 and all(s > 0 for s in d.std)
         assert d.color in ("RGB", "BGR") and d.interpolation == "linear"
         assert len(label_set(spec.classes)) == sizes[spec.classes]

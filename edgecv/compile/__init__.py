@@ -110,7 +110,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     data = spec.data if options.input_size is None else spec.data.scaled(options.input_size)
     if min(data.input_size) < 32:
         raise InvalidInputError(f"input size {data.input_size} is too small (minimum 32)")
-    if spec.task == "detection" and any(s % 32 for s in data.input_size):
+    if spec.family == "yolo3" and any(s % 32 for s in data.input_size):
         raise InvalidInputError(f"{spec.name} needs an input size that is a multiple of 32")
     out_dir = Path(
         options.out_dir or default_out_dir(options.model, target.name, options.precision)
@@ -129,6 +129,8 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
             net.prepare_deploy(input_shape)
             head = net.deploy_head()
             output_names, postprocess = head["outputs"], head["postprocess"]
+            for file_name, array in head.get("files", {}).items():  # e.g. SSD priors
+                np.ascontiguousarray(array, dtype="<f4").tofile(writer.path(file_name))
         step(f"exporting ONNX {input_shape}")
         exported = export_onnx(
             net, writer.path(ONNX), input_shape, seed=options.seed, output_names=output_names

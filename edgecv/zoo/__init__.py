@@ -70,7 +70,11 @@ def get_model(
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InvalidInputError(f"cannot load {path} into {name}: {first}") from None
     else:
-        net.initialize(mx.init.Xavier(), ctx=mx.cpu())
+        # He initialisation (Xavier, gaussian, fan-in, magnitude 2): keeps activations alive
+        # through deep ReLU networks, as GluonCV's training scripts initialise
+        net.initialize(
+            mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=mx.cpu()
+        )
     net.edgecv_meta = ModelMeta(spec=spec, data=spec.data, classes=names)
     return net
 

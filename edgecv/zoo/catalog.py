@@ -72,3 +72,24 @@ for _ds in ("coco", "voc"):
                 _ds,
             ),
         )
+
+for _ds in ("voc", "coco"):
+    for _cfg, _size in (
+        ("vgg16_atrous_300", 300),
+        ("vgg16_atrous_512", 512),
+        ("resnet50_v1_512", 512),
+        ("mobilenet1.0_512", 512),
+    ):
+        _name = f"ssd_{_size}_{_cfg.rsplit('_', 1)[0] if not _cfg.startswith('vgg') else _cfg[:-4]}_{_ds}"
+        MODELS.add(
+            _name,
+            ModelSpec(
+                _name,
+                "detection",
+                "ssd",
+                "edgecv.zoo.ssd:ssd",
+                {"config": _cfg, "dataset": _ds},
+                _SSD_DATA[_size],
+                _ds,
+            ),
+        )
