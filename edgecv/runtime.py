@@ -7,7 +7,7 @@ only decodes image files and shapes the results.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class ClassificationResult:
     top: list[Classification]
     probabilities: np.ndarray
     outputs: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage of this call
 
 
 @dataclass
@@ -50,6 +51,7 @@ class DetectionResult:
     boxes: np.ndarray
     labels: list[str]
     outputs: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage of this call
 
     def above(self, threshold: float) -> DetectionResult:
         keep = self.scores > threshold
@@ -59,6 +61,7 @@ class DetectionResult:
             self.boxes[keep],
             [label for label, k in zip(self.labels, keep, strict=True) if k],
             self.outputs,
+            self.timings,
         )
 
 
@@ -172,9 +175,11 @@ class Predictor:
                 boxes,
                 [classes[i] if 0 <= i < len(classes) else str(i) for i in ids],
                 list(raw["outputs"]),
+                dict(raw["timings"]),
             )
         return ClassificationResult(
             top=[Classification(i, s, label) for i, s, label in raw["top"]],
             probabilities=raw["probabilities"],
             outputs=list(raw["outputs"]),
+            timings=dict(raw["timings"]),
         )

@@ -53,6 +53,7 @@ def test_run_info_bench(small_artifact, tmp_path):
     row = json.loads(report.read_text())["results"][0]
     assert row["edgecv"]["median_ms"] > 0 and row["onnxruntime"]["median_ms"] > 0
     assert row["max_abs_diff"] < 1e-3
+    assert row["edgecv"]["network_median_ms"] > 0 and row["edgecv"]["postprocess_median_ms"] >= 0
 
 
 def test_bad_inputs_exit_codes(small_artifact, tmp_path):

@@ -242,3 +242,32 @@ def test_detection_on_an_image_maps_boxes_back(tmp_path):
         p.run(image, score_threshold=2.0)
     few = p.run(image, score_threshold=0.0, max_detections=3)
     assert len(few.ids) == 3
+
+
+@pytest.mark.parity
+def test_manifest_with_wrong_output_shapes_is_refused(tmp_path):
+    """A detection manifest whose head shapes disagree with its decode parameters."""
+    import shutil
+
+    from edgecv.artifact import read_manifest, seal_manifest
+    from edgecv.errors import ArtifactError
+
+    art = compile_model(
+        CompileOptions(model="yolo3_mobilenet0.25_voc", input_size=256, out_dir=str(tmp_path / "a"))
+    )
+    bad = tmp_path / "bad"
+    shutil.copytree(art, bad)
+    doc = read_manifest(bad)
+    doc.pop("manifest_sha256")
+    doc["outputs"][0]["shape"][1] += 3  # as if the head had another class
+    (bad / "manifest.json").write_text(seal_manifest(doc))
+    with pytest.raises(ArtifactError, match="inconsistent with its anchors"):
+        Predictor(bad)
+    doc["outputs"][0]["shape"][1] -= 3
+    doc["postprocess"][1]["iou_threshold"] = "high"  # wrong type
+    (bad / "manifest.json").write_text(seal_manifest(doc))
+    with pytest.raises(ArtifactError, match="expected number"):
+        Predictor(bad)
+    timings = Predictor(art).run(np.full((64, 80, 3), 128, np.uint8)).timings
+    assert set(timings) == {"preprocess_ms", "inference_ms", "postprocess_ms"}
+    assert timings["inference_ms"] > 0 and timings["preprocess_ms"] > 0

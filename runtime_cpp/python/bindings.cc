@@ -77,6 +77,11 @@ py::dict ToDict(const Result& r) {
                                           r.probabilities.data());
   d["top"] = top;
   d["detections"] = DetectionArrays(r.detections);
+  py::dict timings;
+  timings["preprocess_ms"] = r.preprocess_ms;
+  timings["inference_ms"] = r.inference_ms;
+  timings["postprocess_ms"] = r.postprocess_ms;
+  d["timings"] = timings;
   return d;
 }
 

@@ -1,6 +1,7 @@
 #include "edgecv/predictor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 
 #include "edgecv/error.h"
@@ -8,6 +9,10 @@
 namespace edgecv {
 
 namespace {
+
+double MillisecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 int OutputIndex(const Manifest& m, const std::string& name) {
   for (size_t i = 0; i < m.outputs.size(); ++i)
@@ -98,8 +103,11 @@ std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
 
 Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
   Geometry g;
+  const auto t0 = std::chrono::steady_clock::now();
   Tensor input = preprocess_.Run(image, &g);
+  const double preprocess_ms = MillisecondsSince(t0);
   Result r = RunTensor(input, options);
+  r.preprocess_ms = preprocess_ms;
   for (Detection& d : r.detections) {
     auto cx = [&](float x) { return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width)); };
     auto cy = [&](float y) { return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height)); };
@@ -115,12 +123,18 @@ Result Predictor::RunTensor(const Tensor& input, const RunOptions& options) cons
   if (input.shape != manifest_.inputs[0].shape)
     ThrowInvalidInput("input shape " + ShapeString(input.shape) + " does not match the model's " +
                       ShapeString(manifest_.inputs[0].shape));
+  auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> outputs = engine_->Run(input);
+  const double inference_ms = MillisecondsSince(t0);
   if (outputs.size() != manifest_.outputs.size())
     throw Error(ErrorKind::kRuntime, "the network returned " + std::to_string(outputs.size()) +
                                          " outputs, the manifest lists " +
                                          std::to_string(manifest_.outputs.size()));
-  return Postprocess(std::move(outputs), options);
+  t0 = std::chrono::steady_clock::now();
+  Result r = Postprocess(std::move(outputs), options);
+  r.postprocess_ms = MillisecondsSince(t0);
+  r.inference_ms = inference_ms;
+  return r;
 }
 
 Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& options) const {

@@ -29,6 +29,8 @@ struct Result {
   std::vector<float> probabilities;             // classification: softmax of the logits
   std::vector<Classification> classifications;  // classification: top-k, best first
   std::vector<Detection> detections;            // detection: best first
+  // wall-clock milliseconds of each stage of this call (preprocess is 0 for RunTensor)
+  double preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
 };
 
 class Predictor {
