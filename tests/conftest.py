@@ -63,14 +63,26 @@ def calibrate_batchnorm(net, x, seed: int = 0) -> None:
 
 
 def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
-    """A .params file of ``model`` with randomised weights (what a trained file looks like)."""
+    """A .params file of ``model`` with random weights and BatchNorm statistics taken from a
+    random batch (what a trained file looks like: well-scaled logits, not saturated ones)."""
     import mxnet as mx
 
     import edgecv
 
     net = edgecv.get_model(model)
-    net(mx.nd.zeros((1, 3, PARITY_SIZE, PARITY_SIZE)))  # materialise deferred shapes
-    randomize_weights(net, seed)
+    x = mx.nd.array(np.random.RandomState(seed).uniform(-2, 2, (2, 3, PARITY_SIZE, PARITY_SIZE)))
+    net(x)  # materialise deferred shapes
+    calibrate_batchnorm(net, x, seed)
+    # residual sums grow with depth: bring the logits to a scale of a few units, so that the
+    # softmax keeps distinct probabilities for the top classes
+    last = getattr(net, "fc", None) or net.output
+    if isinstance(last, mx.gluon.nn.HybridSequential):
+        last = last[0]
+    logits = net(x).asnumpy()
+    factor = 3.0 / max(float(logits.std()), 1e-6)
+    last.weight.set_data(last.weight.data() * factor)
+    if last.bias is not None:
+        last.bias.set_data(last.bias.data() * factor)
     path = directory / f"{model}.params"
     net.save_parameters(str(path))
     return path
