@@ -76,3 +76,25 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
+
+
+def final_detections(F, candidates, nms_thresh: float, nms_topk: int, post_nms: int):  # noqa: N803
+    """GluonCV's detector output from (B, N, 6) candidates [id, score, x1, y1, x2, y2]:
+    class-aware box_nms (scores above 0.01, top ``nms_topk`` first), first ``post_nms`` kept;
+    returns (ids, scores, boxes) with -1 rows as padding."""
+    result = F.contrib.box_nms(
+        candidates,
+        overlap_thresh=nms_thresh,
+        valid_thresh=0.01,
+        topk=nms_topk,
+        id_index=0,
+        score_index=1,
+        coord_start=2,
+        force_suppress=False,
+    )
+    result = result.slice_axis(axis=1, begin=0, end=post_nms)
+    return (
+        result.slice_axis(axis=-1, begin=0, end=1),
+        result.slice_axis(axis=-1, begin=1, end=2),
+        result.slice_axis(axis=-1, begin=2, end=None),
+    )

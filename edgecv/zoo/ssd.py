@@ -14,6 +14,7 @@ import re
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
+from .layers import final_detections
 from .mobilenet import MobileNetV1
 from .resnet import ResNetV1V2
 
@@ -253,21 +254,8 @@ class SSD(HybridBlock):
             )
             for i in range(self.num_classes)
         ]
-        result = F.contrib.box_nms(
-            F.concat(*per_class, dim=1),
-            overlap_thresh=self.nms_thresh,
-            valid_thresh=0.01,
-            topk=self.nms_topk,
-            id_index=0,
-            score_index=1,
-            coord_start=2,
-            force_suppress=False,
-        )
-        result = result.slice_axis(axis=1, begin=0, end=self.post_nms)
-        return (
-            result.slice_axis(axis=-1, begin=0, end=1),
-            result.slice_axis(axis=-1, begin=1, end=2),
-            result.slice_axis(axis=-1, begin=2, end=None),
+        return final_detections(
+            F, F.concat(*per_class, dim=1), self.nms_thresh, self.nms_topk, self.post_nms
         )
 
     def priors(self, input_shape: tuple[int, ...]) -> np.ndarray:

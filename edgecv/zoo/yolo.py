@@ -13,6 +13,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
 from .darknet import DarknetV3, conv_bn_leaky
+from .layers import final_detections
 from .mobilenet import MobileNetV1
 
 # anchors (w, h in input pixels) per output, deepest (stride 32) first
@@ -175,22 +176,9 @@ class YOLOV3(HybridBlock):
             x = F.concat(x, routes[::-1][i + 1], dim=1)
         if self.raw_outputs:
             return tuple(outputs)
-        result = F.concat(*outputs, dim=1)
-        result = F.contrib.box_nms(
-            result,
-            overlap_thresh=self.nms_thresh,
-            valid_thresh=0.01,
-            topk=self.nms_topk,
-            id_index=0,
-            score_index=1,
-            coord_start=2,
-            force_suppress=False,
+        return final_detections(
+            F, F.concat(*outputs, dim=1), self.nms_thresh, self.nms_topk, self.post_nms
         )
-        result = result.slice_axis(axis=1, begin=0, end=self.post_nms)
-        ids = result.slice_axis(axis=-1, begin=0, end=1)
-        scores = result.slice_axis(axis=-1, begin=1, end=2)
-        boxes = result.slice_axis(axis=-1, begin=2, end=None)
-        return ids, scores, boxes
 
 
 def _mobilenet_stages(multiplier: float) -> list[HybridBlock]:
