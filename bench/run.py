@@ -23,7 +23,9 @@ def main() -> None:
         "--models", nargs="+", default=["resnet18_v1b", "resnet50_v1b", "mobilenetv2_1.0"]
     )
     p.add_argument("--target", default="x86_64")
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument(
+        "--size", type=int, default=None, help="square input side (default: each model's own)"
+    )
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="bench/results.json")
