@@ -78,6 +78,21 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
+SCORE_CUT = 0.01  # GluonCV's box_nms valid_thresh: candidates must score above it
+
+
+def nms_op(nms_thresh: float, nms_topk: int, post_nms: int) -> dict:
+    """The manifest's ``nms`` post-processing op with the same settings as :func:`final_detections`."""
+    return {
+        "op": "nms",
+        "iou_threshold": nms_thresh,
+        "score_threshold": SCORE_CUT,
+        "topk": nms_topk,
+        "max_detections": post_nms,
+        "class_agnostic": False,
+    }
+
+
 def final_detections(F, candidates, nms_thresh: float, nms_topk: int, post_nms: int):  # noqa: N803
     """GluonCV's detector output from (B, N, 6) candidates [id, score, x1, y1, x2, y2]:
     class-aware box_nms (scores above 0.01, top ``nms_topk`` first), first ``post_nms`` kept;
@@ -85,7 +100,7 @@ def final_detections(F, candidates, nms_thresh: float, nms_topk: int, post_nms: 
     result = F.contrib.box_nms(
         candidates,
         overlap_thresh=nms_thresh,
-        valid_thresh=0.01,
+        valid_thresh=SCORE_CUT,
         topk=nms_topk,
         id_index=0,
         score_index=1,

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
-from .layers import final_detections
+from .layers import final_detections, nms_op
 from .mobilenet import MobileNetV1
 from .resnet import ResNetV1V2
 
@@ -288,14 +288,7 @@ class SSD(HybridBlock):
                     "num_classes": self.num_classes,
                     "variances": list(VARIANCES),
                 },
-                {
-                    "op": "nms",
-                    "iou_threshold": self.nms_thresh,
-                    "score_threshold": 0.01,
-                    "topk": self.nms_topk,
-                    "max_detections": self.post_nms,
-                    "class_agnostic": False,
-                },
+                nms_op(self.nms_thresh, self.nms_topk, self.post_nms),
             ],
         }
 

@@ -13,7 +13,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
 from .darknet import DarknetV3, conv_bn_leaky
-from .layers import final_detections
+from .layers import final_detections, nms_op
 from .mobilenet import MobileNetV1
 
 # anchors (w, h in input pixels) per output, deepest (stride 32) first
@@ -139,14 +139,7 @@ class YOLOV3(HybridBlock):
                     "anchors": anchors,
                     "num_classes": self.num_classes,
                 },
-                {
-                    "op": "nms",
-                    "iou_threshold": self.nms_thresh,
-                    "score_threshold": 0.01,
-                    "topk": self.nms_topk,
-                    "max_detections": self.post_nms,
-                    "class_agnostic": False,
-                },
+                nms_op(self.nms_thresh, self.nms_topk, self.post_nms),
             ],
         }
 
