@@ -163,7 +163,7 @@ PYBIND11_MODULE(_runtime, m) {
             ImageView v = ToImageView(image, order, keep);
             Geometry g;
             Image transformed = p.preprocessor().Transform(v, &g);
-            Tensor t = p.preprocessor().Run(v);
+            Tensor t = p.preprocessor().Normalize(transformed);
             py::dict geometry;
             geometry["scale"] = py::make_tuple(g.scale_x, g.scale_y);
             geometry["offset"] = py::make_tuple(g.offset_x, g.offset_y);

@@ -196,7 +196,12 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
 }
 
 Tensor Preprocessor::Run(const ImageView& image, Geometry* geometry) const {
-  Image img = Transform(image, geometry);
+  return Normalize(Transform(image, geometry));
+}
+
+Tensor Preprocessor::Normalize(const Image& img) const {
+  if (img.width != out_w_ || img.height != out_h_ || img.channels != 3 || img.order != order_)
+    ThrowInvalidInput("normalize: the image is not a transformed model input");
   Tensor t;
   t.shape = {1, 3, out_h_, out_w_};
   const size_t plane = static_cast<size_t>(out_h_) * out_w_;

@@ -37,7 +37,9 @@ class Preprocessor {
 
   // The 8-bit image just before normalisation, in the model's color order, and its geometry.
   Image Transform(const ImageView& image, Geometry* geometry = nullptr) const;
-  // The network input tensor (1, 3, H, W), float32.
+  // The network input tensor (1, 3, H, W), float32, from a transformed image.
+  Tensor Normalize(const Image& transformed) const;
+  // Transform then Normalize.
   Tensor Run(const ImageView& image, Geometry* geometry = nullptr) const;
 
  private:
