@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ class CompileOptions:
     top_k: int = 5
     parity_rtol: float = 1e-4
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def default_out_dir(model: str, target: str, precision: str) -> Path:
