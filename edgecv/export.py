@@ -43,6 +43,17 @@ def _honour_fixed_gamma(net: Any) -> None:
     visit(net)
 
 
+def check_agreement(
+    got: list[np.ndarray], expected: list[np.ndarray], rtol: float, what: str
+) -> tuple[float, float]:
+    """Max |Δ| over all outputs and the output scale; ParityError if |Δ| > rtol × scale."""
+    err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
+    scale = max(float(np.abs(e).max()) for e in expected) or 1.0
+    if err > rtol * scale:
+        raise ParityError(f"{what}: max |Δ| {err:.3g} > {rtol:g} × output scale {scale:.3g}")
+    return err, scale
+
+
 def clean_onnx(model: Any) -> Any:
     """Drop initializers from the graph inputs, and infer shapes; returns the model."""
     import onnx
@@ -116,13 +127,7 @@ def export_onnx(
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {INPUT_NAME: x})
-    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
-    scale = max(float(np.abs(r).max()) for r in refs) or 1.0
-    if err > rtol * scale:
-        raise ParityError(
-            f"ONNX Runtime differs from MXNet after export: max |Δ| {err:.3g} "
-            f"> {rtol:g} × output scale {scale:.3g}"
-        )
+    err, scale = check_agreement(outs, refs, rtol, "ONNX Runtime differs from MXNet after export")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(path.name + ".partial")
     tmp_path.write_bytes(data)

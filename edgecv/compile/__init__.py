@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter, write_weights
-from ..errors import InvalidInputError, ParityError
+from ..errors import InvalidInputError
 from ..registry import DataConfig
 from ..targets import Target, get_target
 
@@ -100,7 +100,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     import onnxruntime as ort
 
     from .. import zoo
-    from ..export import export_onnx
+    from ..export import check_agreement, export_onnx
     from . import tvm_api
 
     target: Target = get_target(options.target)
@@ -149,13 +149,9 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         ref = ort.InferenceSession(str(writer.path(ONNX)), providers=["CPUExecutionProvider"])
         expected = ref.run(None, {"data": x})
         got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
-        err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
-        scale = max(float(np.abs(e).max()) for e in expected) or 1.0
-        if err > options.parity_rtol * scale:
-            raise ParityError(
-                f"TVM output differs from ONNX Runtime: max |Δ| {err:.3g} > "
-                f"{options.parity_rtol:g} × output scale {scale:.3g}"
-            )
+        err, scale = check_agreement(
+            got, expected, options.parity_rtol, "TVM output differs from ONNX Runtime"
+        )
 
         meta = net.edgecv_meta
         doc = {
