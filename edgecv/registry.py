@@ -20,8 +20,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Name → entry mapping that refuses duplicates and explains unknown names."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, listing: str = "edgecv list") -> None:
         self.kind = kind
+        self.listing = listing  # the command that lists the entries
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
@@ -39,7 +40,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._entries, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (see `edgecv list`)"
+        return f"unknown {self.kind} {name!r}{hint} (see `{self.listing}`)"
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -100,3 +101,4 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = DataConfig()
     classes: str = "imagenet1k"  # a label-set name under edgecv/zoo/data/
+    weights: str = ""  # weights trained by edgecv, shipped under edgecv/weights/ (if any)

@@ -112,3 +112,11 @@ def small_artifact(tmp_path_factory) -> Path:
             out_dir=str(tmp / "art"),
         )
     )
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory) -> Path:
+    """A small digits dataset (all layouts), generated once per session."""
+    from edgecv.datasets.digits import generate
+
+    return generate(tmp_path_factory.mktemp("digits") / "d", seed=3, train_per_scan=1, scenes=(48, 16))

@@ -14,6 +14,7 @@ from ..registry import DataConfig, ModelSpec, resolve
 from .catalog import MODELS
 
 _DATA_DIR = Path(__file__).parent / "data"
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,17 @@ def label_set(name: str) -> tuple[str, ...]:
 
 def get_model(
     name: str,
-    pretrained: str | os.PathLike[str] | None = None,
+    pretrained: str | os.PathLike[str] | bool | None = None,
     classes: int | Sequence[str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Build zoo model ``name`` as an MXNet Gluon HybridBlock.
 
     ``pretrained`` is a local ``.params`` file (GluonCV's or edgecv's); nothing is
-    downloaded. ``classes`` is a class count or a list of class names replacing the
-    model's label set. Without ``pretrained`` the weights are freshly initialised.
+    downloaded. ``None``: the weights edgecv trained and ships for this model, if it has
+    any (:func:`shipped_weights`), else fresh initialisation; ``False``: always fresh.
+    ``classes`` is a class count or a list of class names replacing the model's label
+    set (shipped weights are then not loaded).
     The returned block has an ``edgecv_meta`` attribute (:class:`ModelMeta`).
     """
     import mxnet as mx
@@ -60,7 +63,12 @@ def get_model(
                 raise InvalidInputError("classes is an empty list")
     builder = resolve(spec.builder)
     net = builder(classes=len(names), **{**spec.kwargs, **kwargs})
-    if pretrained is not None:
+    if pretrained is True or (pretrained is None and classes is None):
+        shipped = shipped_weights(name)
+        if pretrained is True and shipped is None:
+            raise InvalidInputError(f"edgecv ships no trained weights for {name}")
+        pretrained = shipped
+    if pretrained is not None and pretrained is not False:
         path = Path(pretrained)
         if not path.is_file():
             raise InvalidInputError(f"pretrained weights file not found: {path}")
@@ -79,4 +87,13 @@ def get_model(
     return net
 
 
-__all__ = ["MODELS", "ModelMeta", "get_model", "label_set"]
+def shipped_weights(name: str) -> Path | None:
+    """The weights file edgecv trained and ships for model ``name``, or None."""
+    spec = MODELS.get(name)
+    if not spec.weights:
+        return None
+    path = WEIGHTS_DIR / spec.weights
+    return path if path.is_file() else None
+
+
+__all__ = ["MODELS", "WEIGHTS_DIR", "ModelMeta", "get_model", "label_set", "shipped_weights"]

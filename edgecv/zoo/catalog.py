@@ -93,3 +93,36 @@ for _ds in ("voc", "coco"):
                 _ds,
             ),
         )
+
+# Trained by edgecv on the digits dataset (edgecv.datasets.digits) and shipped with it:
+# the recipes and logs are in training/. Same architectures as the zoo names they extend.
+_DIGITS_CLS = DataConfig(input_size=(64, 64), resize_short=0, resize="stretch")
+_DIGITS_DET = DataConfig(input_size=(128, 128), resize_short=0, resize="letterbox")
+# digit ink boxes span 10..48 px in 128x128 scenes: anchors per stride 32, 16, 8
+DIGITS_ANCHORS = ((34, 44, 40, 50, 46, 56), (22, 30, 26, 36, 30, 40), (10, 16, 14, 20, 18, 26))
+MODELS.add(
+    "mobilenet0.25_digits",
+    ModelSpec(
+        "mobilenet0.25_digits",
+        "classification",
+        "mobilenet_v1",
+        "edgecv.zoo.mobilenet:mobilenet_v1",
+        {"multiplier": 0.25},
+        _DIGITS_CLS,
+        "digits",
+        "mobilenet0.25_digits.params",
+    ),
+)
+MODELS.add(
+    "yolo3_mobilenet0.25_digits",
+    ModelSpec(
+        "yolo3_mobilenet0.25_digits",
+        "detection",
+        "yolo3",
+        "edgecv.zoo.yolo:yolo3",
+        {"backbone": "mobilenet", "multiplier": 0.25, "anchors": DIGITS_ANCHORS},
+        _DIGITS_DET,
+        "digits",
+        "yolo3_mobilenet0.25_digits.params",
+    ),
+)

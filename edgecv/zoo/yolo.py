@@ -99,6 +99,7 @@ class YOLOV3(HybridBlock):
         nms_thresh: float = 0.45,
         nms_topk: int = 400,
         post_nms: int = 100,
+        anchors: tuple[tuple[int, ...], ...] = ANCHORS,
     ):
         super().__init__()
         self.num_classes = num_classes
@@ -110,7 +111,7 @@ class YOLOV3(HybridBlock):
             self.yolo_outputs = nn.HybridSequential(prefix="")
             for stage in stages:
                 self.stages.add(stage)
-            for i, (ch, anchors, stride) in enumerate(zip(channels, ANCHORS, STRIDES, strict=True)):
+            for i, (ch, anchors, stride) in enumerate(zip(channels, anchors, STRIDES, strict=True)):
                 self.yolo_blocks.add(_DetectionBlock(ch))
                 self.yolo_outputs.add(_YoloOutput(num_classes, anchors, stride))
                 if i > 0:
@@ -184,10 +185,16 @@ def _darknet_stages() -> list[HybridBlock]:
     return [features[:15], features[15:24], features[24:]]
 
 
-def yolo3(backbone: str, classes: int = 80, multiplier: float = 1.0) -> YOLOV3:
+def yolo3(
+    backbone: str,
+    classes: int = 80,
+    multiplier: float = 1.0,
+    anchors: tuple[tuple[int, ...], ...] = ANCHORS,
+) -> YOLOV3:
+    """``anchors``: (w, h) pairs in input pixels for the stride 32, 16 and 8 outputs."""
     if backbone == "darknet53":
-        return YOLOV3(_darknet_stages(), (512, 256, 128), classes)
+        return YOLOV3(_darknet_stages(), (512, 256, 128), classes, anchors=anchors)
     if backbone == "mobilenet":
         channels = (512, 256, 128) if multiplier >= 1.0 else (256, 128, 128)
-        return YOLOV3(_mobilenet_stages(multiplier), channels, classes)
+        return YOLOV3(_mobilenet_stages(multiplier), channels, classes, anchors=anchors)
     raise ValueError(f"unknown YOLOv3 backbone {backbone!r}")

@@ -96,6 +96,20 @@ RunOptions MakeOptions(int top_k, float score_threshold, float iou_threshold, in
   return o;
 }
 
+// (transformed uint8 image, normalised NCHW tensor, geometry) for the Python side
+py::tuple PreprocessTuple(const Preprocessor& pre, const py::array& image,
+                          const std::string& order) {
+  py::array keep;
+  ImageView v = ToImageView(image, order, keep);
+  Geometry g;
+  Image transformed = pre.Transform(v, &g);
+  Tensor t = pre.Normalize(transformed);
+  py::dict geometry;
+  geometry["scale"] = py::make_tuple(g.scale_x, g.scale_y);
+  geometry["offset"] = py::make_tuple(g.offset_x, g.offset_y);
+  return py::make_tuple(ToArray(transformed), ToArray(t), geometry);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_runtime, m) {
@@ -159,15 +173,7 @@ PYBIND11_MODULE(_runtime, m) {
       .def(
           "preprocess",
           [](const Predictor& p, const py::array& image, const std::string& order) {
-            py::array keep;
-            ImageView v = ToImageView(image, order, keep);
-            Geometry g;
-            Image transformed = p.preprocessor().Transform(v, &g);
-            Tensor t = p.preprocessor().Normalize(transformed);
-            py::dict geometry;
-            geometry["scale"] = py::make_tuple(g.scale_x, g.scale_y);
-            geometry["offset"] = py::make_tuple(g.offset_x, g.offset_y);
-            return py::make_tuple(ToArray(transformed), ToArray(t), geometry);
+            return PreprocessTuple(p.preprocessor(), image, order);
           },
           py::arg("image"), py::arg("order") = "bgr")
       .def_property_readonly("model", [](const Predictor& p) { return p.manifest().model; })
@@ -175,6 +181,14 @@ PYBIND11_MODULE(_runtime, m) {
       .def_property_readonly("classes", [](const Predictor& p) { return p.manifest().classes; })
       .def_property_readonly("input_shape",
                              [](const Predictor& p) { return p.manifest().inputs[0].shape; });
+
+  // The manifest's preprocessing without an artifact (evaluating float models the same way)
+  py::class_<Preprocessor>(m, "Preprocessor")
+      .def(py::init([](const std::string& ops_json, const std::vector<int64_t>& input_shape) {
+             return Preprocessor(json::Value::Parse(ops_json), input_shape);
+           }),
+           py::arg("ops_json"), py::arg("input_shape"))
+      .def("run", &PreprocessTuple, py::arg("image"), py::arg("order") = "bgr");
 
   m.def(
       "resize_bilinear",

@@ -1,0 +1,335 @@
+"""Datasets in the layouts users already have, read from a local path (nothing is downloaded).
+
+Classification: :class:`ImageFolder` (ImageNet-style class folders) and :class:`RecordIO`
+(MXNet ``.rec``/``.idx``). Detection: :class:`VOCDetection` (Pascal VOC XML + ImageSets)
+and :class:`COCODetection` (COCO ``instances_*.json``).
+
+Every dataset is a sequence of ``(image, label)``: the image as decoded by OpenCV (uint8
+HxWx3, BGR) and the label an int (classification) or a float32 array (N, 6) of
+``xmin, ymin, xmax, ymax, class, difficult`` in pixels, 0-based (detection). A layout
+that is wrong or incomplete is reported by name when the dataset is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..zoo import label_set
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+
+
+def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as uint8 HxWx3 BGR; clear errors for missing or broken files."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"image file not found: {p}")
+    image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInputError(f"cannot decode image {p}")
+    return image
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InvalidInputError(f"{what} not found: {path}")
+    return path
+
+
+class Dataset(Sequence):
+    """Base: ``classes`` (names) and ``task``; subclasses give ``__len__``/``__getitem__``."""
+
+    task = ""
+    classes: tuple[str, ...] = ()
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, Any]:  # type: ignore[override]
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def labels(self) -> list[Any]:
+        """All labels without decoding images (for metrics and class balance)."""
+        raise NotImplementedError
+
+
+class ImageFolder(Dataset):
+    """``root/<class name>/<image>``: one folder per class, classes in sorted order."""
+
+    task = "classification"
+
+    def __init__(self, root: str | os.PathLike[str], classes: Sequence[str] | None = None):
+        self.root = _require_dir(Path(root), "image folder")
+        found = sorted(d.name for d in self.root.iterdir() if d.is_dir())
+        if not found:
+            raise InvalidInputError(f"{self.root} has no class folders (expected root/<class>/<image>)")
+        self.classes = tuple(classes) if classes is not None else tuple(found)
+        missing = [c for c in self.classes if c not in found]
+        if missing:
+            raise InvalidInputError(f"{self.root} lacks class folders: {', '.join(missing)}")
+        self.samples: list[tuple[Path, int]] = []
+        for index, name in enumerate(self.classes):
+            files = sorted(
+                f for f in (self.root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not files:
+                raise InvalidInputError(f"class folder {self.root / name} has no images")
+            self.samples.extend((f, index) for f in files)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:  # type: ignore[override]
+        path, label = self.samples[index]
+        return decode_image(path), label
+
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+
+class RecordIO(Dataset):
+    """MXNet RecordIO: ``prefix.rec`` + ``prefix.idx`` (as written by im2rec or
+    :func:`write_recordio`); the label is the record header's (first) label."""
+
+    task = "classification"
+
+    def __init__(self, rec: str | os.PathLike[str], classes: Sequence[str] | None = None):
+        import mxnet as mx
+
+        rec_path = Path(rec)
+        idx_path = rec_path.with_suffix(".idx")
+        for p in (rec_path, idx_path):
+            if not p.is_file():
+                raise InvalidInputError(f"RecordIO file not found: {p}")
+        self._record = mx.recordio.MXIndexedRecordIO(str(idx_path), str(rec_path), "r")
+        self._keys = sorted(self._record.keys)
+        if not self._keys:
+            raise InvalidInputError(f"{idx_path} lists no records")
+        self._labels = [self._header(k) for k in self._keys]
+        n = int(max(self._labels)) + 1
+        self.classes = tuple(classes) if classes is not None else tuple(str(i) for i in range(n))
+
+    def _header(self, key: int) -> int:
+        import mxnet as mx
+
+        header, _ = mx.recordio.unpack(self._record.read_idx(key))
+        label = np.asarray(header.label).ravel()
+        return int(label[0])
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:  # type: ignore[override]
+        import cv2
+        import mxnet as mx
+
+        header, payload = mx.recordio.unpack(self._record.read_idx(self._keys[index]))
+        image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InvalidInputError(f"record {self._keys[index]} does not hold a decodable image")
+        return image, self._labels[index]
+
+    def labels(self) -> list[int]:
+        return list(self._labels)
+
+
+def write_recordio(
+    dataset: Dataset, rec: str | os.PathLike[str], encoding: str = ".png", quality: int = 95
+) -> Path:
+    """Pack a classification dataset into ``rec`` (+ ``.idx``); images encoded as
+    ``encoding`` (lossless PNG by default; ``.jpg`` at ``quality`` as im2rec does)."""
+    import cv2
+    import mxnet as mx
+
+    rec_path = Path(rec)
+    rec_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = mx.recordio.MXIndexedRecordIO(str(rec_path.with_suffix(".idx")), str(rec_path), "w")
+    try:
+        for i in range(len(dataset)):
+            image, label = dataset[i]
+            ok, buf = cv2.imencode(encoding, image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise InvalidInputError(f"cannot encode sample {i}")
+            header = mx.recordio.IRHeader(0, float(label), i, 0)
+            writer.write_idx(i, mx.recordio.pack(header, buf.tobytes()))
+    finally:
+        writer.close()
+    return rec_path
+
+
+def _read_label_file(path: Path) -> tuple[str, ...]:
+    return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+
+
+class VOCDetection(Dataset):
+    """Pascal VOC: ``root/Annotations/<id>.xml``, ``root/JPEGImages/<id>.jpg`` and
+    ``root/ImageSets/Main/<split>.txt``. Classes: ``classes``, else ``root/labels.txt``,
+    else the 20 VOC classes. Boxes become 0-based (VOC's are 1-based)."""
+
+    task = "detection"
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        classes: Sequence[str] | None = None,
+    ):
+        self.root = _require_dir(Path(root), "VOC root")
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            _require_dir(self.root / sub, f"VOC folder {sub}")
+        split_file = self.root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise InvalidInputError(f"VOC split file not found: {split_file}")
+        if classes is not None:
+            self.classes = tuple(classes)
+        elif (self.root / "labels.txt").is_file():
+            self.classes = _read_label_file(self.root / "labels.txt")
+        else:
+            self.classes = label_set("voc")
+        index = {name: i for i, name in enumerate(self.classes)}
+        self.ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        if not self.ids:
+            raise InvalidInputError(f"VOC split {split_file} lists no images")
+        self._labels = [self._parse(i, index) for i in self.ids]
+
+    def _parse(self, image_id: str, index: dict[str, int]) -> np.ndarray:
+        path = self.root / "Annotations" / f"{image_id}.xml"
+        if not path.is_file():
+            raise InvalidInputError(f"VOC annotation not found: {path}")
+        try:
+            tree = ET.parse(path).getroot()
+        except ET.ParseError as err:
+            raise InvalidInputError(f"cannot parse {path}: {err}") from None
+        rows = []
+        for obj in tree.iter("object"):
+            name = (obj.findtext("name") or "").strip()
+            if name not in index:
+                raise InvalidInputError(f"{path}: class {name!r} is not one of {list(self.classes)}")
+            box = obj.find("bndbox")
+            try:
+                xmin, ymin, xmax, ymax = (
+                    float(box.findtext(k)) - 1.0  # type: ignore[union-attr,arg-type]
+                    for k in ("xmin", "ymin", "xmax", "ymax")
+                )
+            except (AttributeError, TypeError, ValueError):
+                raise InvalidInputError(f"{path}: object {name!r} has no valid bndbox") from None
+            if xmax <= xmin or ymax <= ymin:
+                raise InvalidInputError(f"{path}: object {name!r} has an empty box")
+            difficult = float((obj.findtext("difficult") or "0").strip() or 0)
+            rows.append([xmin, ymin, xmax, ymax, index[name], difficult])
+        return np.array(rows, np.float32).reshape(-1, 6)
+
+    def image_path(self, index: int) -> Path:
+        base = self.root / "JPEGImages" / self.ids[index]
+        for suffix in (".jpg", ".png", ".jpeg"):
+            if base.with_suffix(suffix).is_file():
+                return base.with_suffix(suffix)
+        return base.with_suffix(".jpg")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        return decode_image(self.image_path(index)), self._labels[index].copy()
+
+    def labels(self) -> list[np.ndarray]:
+        return [lab.copy() for lab in self._labels]
+
+
+class COCODetection(Dataset):
+    """COCO: ``root/annotations/instances_<split>.json`` with images under ``root/<split>/``
+    (or ``root/images/<split>/``). Categories in id order become classes 0..C-1; crowd
+    annotations are marked difficult (ignored by the metrics)."""
+
+    task = "detection"
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "train"):
+        self.root = _require_dir(Path(root), "COCO root")
+        self.annotation_file = self.root / "annotations" / f"instances_{split}.json"
+        if not self.annotation_file.is_file():
+            raise InvalidInputError(f"COCO annotation file not found: {self.annotation_file}")
+        try:
+            doc = json.loads(self.annotation_file.read_text())
+            categories = sorted(doc["categories"], key=lambda c: c["id"])
+            images = doc["images"]
+            annotations = doc.get("annotations", [])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise InvalidInputError(f"{self.annotation_file} is not a COCO instances file: {err}") from None
+        image_dir = next(
+            (d for d in (self.root / split, self.root / "images" / split) if d.is_dir()), None
+        )
+        if image_dir is None:
+            raise InvalidInputError(f"COCO image folder not found: {self.root / split}")
+        self.image_dir = image_dir
+        self.category_ids = [c["id"] for c in categories]
+        self.classes = tuple(c["name"] for c in categories)
+        index = {cid: i for i, cid in enumerate(self.category_ids)}
+        self.images = sorted(images, key=lambda im: im["id"])
+        rows: dict[int, list[list[float]]] = {im["id"]: [] for im in self.images}
+        for ann in annotations:
+            if ann.get("image_id") not in rows or ann.get("category_id") not in index:
+                raise InvalidInputError(
+                    f"{self.annotation_file}: annotation {ann.get('id')} names an unknown image or category"
+                )
+            x, y, w, h = ann["bbox"]
+            if w <= 0 or h <= 0:
+                continue
+            rows[ann["image_id"]].append(
+                [x, y, x + w, y + h, index[ann["category_id"]], float(ann.get("iscrowd", 0))]
+            )
+        self._labels = [np.array(rows[im["id"]], np.float32).reshape(-1, 6) for im in self.images]
+
+    def image_path(self, index: int) -> Path:
+        return self.image_dir / self.images[index]["file_name"]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        return decode_image(self.image_path(index)), self._labels[index].copy()
+
+    def labels(self) -> list[np.ndarray]:
+        return [lab.copy() for lab in self._labels]
+
+
+def open_dataset(path: str | os.PathLike[str], split: str = "val", task: str | None = None) -> Dataset:
+    """Recognise a layout at ``path``: a ``.rec`` file, a VOC root, a COCO root, or class
+    folders (``path/<split>`` if it exists, else ``path``)."""
+    p = Path(path)
+    if p.suffix == ".rec":
+        return RecordIO(p)
+    if not p.exists():
+        raise InvalidInputError(f"dataset path not found: {p}")
+    if (p / "Annotations").is_dir() and task != "classification":
+        return VOCDetection(p, split)
+    if (p / "annotations").is_dir() and task != "classification":
+        return COCODetection(p, split)
+    if task == "detection":
+        raise InvalidInputError(
+            f"{p} is neither a VOC root (Annotations/, JPEGImages/, ImageSets/Main/) "
+            "nor a COCO root (annotations/instances_<split>.json)"
+        )
+    folder = p / split if (p / split).is_dir() else p
+    return ImageFolder(folder)
+
+
+__all__ = [
+    "COCODetection",
+    "Dataset",
+    "ImageFolder",
+    "RecordIO",
+    "VOCDetection",
+    "decode_image",
+    "open_dataset",
+    "write_recordio",
+]
