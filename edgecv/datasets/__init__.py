@@ -310,9 +310,14 @@ def open_dataset(path: str | os.PathLike[str], split: str = "val", task: str | N
         return RecordIO(p)
     if not p.exists():
         raise InvalidInputError(f"dataset path not found: {p}")
-    if (p / "Annotations").is_dir() and task != "classification":
+    layout = "VOC" if (p / "Annotations").is_dir() else "COCO" if (p / "annotations").is_dir() else ""
+    if layout and task == "classification":
+        raise InvalidInputError(
+            f"{p} is a {layout} detection dataset; a classification model needs class folders or a .rec file"
+        )
+    if layout == "VOC":
         return VOCDetection(p, split)
-    if (p / "annotations").is_dir() and task != "classification":
+    if layout == "COCO":
         return COCODetection(p, split)
     if task == "detection":
         raise InvalidInputError(

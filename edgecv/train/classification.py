@@ -24,7 +24,7 @@ def augment(image_bgr: np.ndarray, size: tuple[int, int], rng: np.random.RandomS
     out = cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     if config.hflip and rng.rand() < 0.5:
         out = out[:, ::-1]
-    return color_jitter(out[..., ::-1], rng)
+    return color_jitter(out[..., ::-1], rng, config.extra.get("color", 0.3))
 
 
 def plain(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
