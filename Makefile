@@ -12,7 +12,14 @@ DEMO_IMAGE  ?= edgecv/data/chelsea.jpg
 BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
 SOURCES := $(shell find edgecv runtime_cpp targets -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test clean cross-tools
+
+# Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
+# Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
+# aarch64 wheels, runtime only: see runtime_cpp/tools/fetch_tvm_runtime.py)
+CROSS_PACKAGES := g++-aarch64-linux-gnu qemu-user
+CROSS_RUNTIME  := build/tvm-runtime/aarch64
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 demo: $(VENV)/.installed
 	$(BIN)/edgecv compile $(DEMO_MODEL) --target $(DEMO_TARGET) --out artifacts/$(DEMO_MODEL)-$(DEMO_TARGET)-fp32
@@ -33,10 +40,18 @@ $(VENV)/.installed: $(BIN)/python $(SOURCES)
 	touch $@
 
 # GluonCV is a test-only reference; --no-deps keeps it from upgrading numpy or pulling torch
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS
 	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
 	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
 	touch $@
+
+cross-tools:
+	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CROSS_PACKAGES); }
+
+$(CROSS_RUNTIME)/VERSIONS: runtime_cpp/tools/fetch_tvm_runtime.py | $(VENV)/.installed
+	$(BIN)/python runtime_cpp/tools/fetch_tvm_runtime.py --out $(CROSS_RUNTIME) --platform manylinux_2_28_aarch64
 
 clean:
 	rm -rf build artifacts $(VENV)

@@ -47,7 +47,13 @@ def cmd_targets(args: argparse.Namespace) -> int:
     from .targets import list_targets
 
     for t in list_targets():
-        print(f"{t.name:<16} {t.device:<5} {','.join(t.precisions):<15} {t.description}")
+        where = t.host_triple or f"host: {t.host}"
+        print(
+            f"{t.name:<16} {t.device:<5} {','.join(t.precisions):<10} {where:<18} {t.description}"
+        )
+        for a in t.archs:
+            host = f"host: {a.host or t.host}"
+            print(f"  --arch {a.name:<14} {a.sm:<6} {host:<22} {a.description}")
     return 0
 
 
@@ -65,25 +71,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import CompileOptions, compile_model
-    from .targets import get_target
+    from .compile import CompileOptions, weights_label, compile_model
+    from .targets import check_toolchain, resolve_target
     from .zoo.catalog import MODELS
 
     MODELS.get(args.model)  # fail fast on a typo, before any heavy import
     precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
-    get_target(args.target).check_precision(precision)
+    target = resolve_target(args.target, args.arch, precision)  # refuses impossible combinations
+    check_toolchain(target)
     options = CompileOptions(
         model=args.model,
         target=args.target,
+        arch=args.arch,
         precision=precision,
         input_size=args.input_size,
         pretrained=args.pretrained,
         out_dir=args.out,
     )
     print(
-        f"edgecv compile: model={options.model} target={options.target} precision={precision} "
+        f"edgecv compile: model={options.model} target={target.label} "
+        f"({target.host_triple}{', ' + target.arch.sm if target.arch else ''}) precision={precision} "
         f"input_size={options.input_size or 'model default'} "
-        f"weights={options.pretrained or 'random init'}",
+        f"weights={weights_label(options.model, options.pretrained)}",
         file=sys.stderr,
     )
     out = compile_model(options, step=_Steps())
@@ -194,6 +203,66 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .datasets.digits import generate
+
+    root = generate(args.out, seed=args.seed, overwrite=args.overwrite)
+    print(root)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .errors import InvalidInputError
+    from .train import train
+    from .train.recipes import load_recipe
+    from .zoo.catalog import MODELS
+
+    spec = MODELS.get(args.model)
+    if spec.task != args.task:
+        raise InvalidInputError(f"{args.model} is a {spec.task} model, not {args.task}")
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed,
+            "max_iters_per_epoch": args.max_iters,
+        }.items()
+        if v is not None
+    }
+    if args.contexts:
+        overrides["contexts"] = tuple(args.contexts.split(","))
+    config = load_recipe(args.model, args.recipe, overrides)
+    report = train(
+        args.model,
+        args.data,
+        args.out,
+        config,
+        resume=args.resume,
+        pretrained=args.pretrained,
+        backbone=args.backbone,
+        progress=not args.quiet,
+    )
+    print(json.dumps({"weights": str(Path(args.out) / report["weights"]), "val": report["val"]}, indent=2, default=float))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import open_dataset
+    from .evaluate import evaluate, load_model
+
+    model = load_model(args.model, pretrained=args.pretrained, input_size=args.input_size)
+    dataset = open_dataset(args.data, args.split, model.task)
+    report = evaluate(model, dataset, metrics=args.metric or (), limit=args.limit)
+    report["model"] = str(args.model)
+    report["data"] = str(args.data)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(json.dumps(report, indent=2, default=float))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgecv", description="Compile and run vision models on edge targets."
@@ -218,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compile", help="compile a zoo model into an artifact directory")
     s.add_argument("model")
     s.add_argument("--target", default="x86_64", help="target name (see `edgecv targets`)")
+    s.add_argument("--arch", help="GPU targets: the GPU, e.g. sm_86 or jetson-orin")
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file (default: random init)")
     s.add_argument("--out", help="artifact directory (default artifacts/MODEL-TARGET-PRECISION)")
@@ -255,6 +325,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     s.add_argument("--json", help="write results to this JSON file")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("data", help="write the digits dataset (classification, VOC, COCO layouts)")
+    s.add_argument("name", choices=["digits"])
+    s.add_argument("--out", required=True, help="folder to create")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("train", help="train a zoo model with edgecv's recipes")
+    s.add_argument("task", choices=["classification", "detection"])
+    s.add_argument("model")
+    s.add_argument("--data", required=True, help="dataset path: class folders, .rec, VOC or COCO root")
+    s.add_argument("--out", required=True, help="run folder (log, checkpoints, weights, report)")
+    s.add_argument("--recipe", help="JSON training recipe (default: the model's own, if any)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--max-iters", type=int, help="cap on steps per epoch (smoke runs)")
+    s.add_argument("--contexts", help="comma-separated MXNet devices, e.g. gpu:0,gpu:1 (default cpu)")
+    s.add_argument("--pretrained", help="start from these .params")
+    s.add_argument("--backbone", help="detection: a classification model's .params for the backbone")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="accuracy of a zoo model (float) or an artifact on a dataset")
+    s.add_argument("model", help="artifact directory or zoo model name")
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="val")
+    s.add_argument("--pretrained", help="float model: .params (default: shipped weights)")
+    s.add_argument("--input-size", type=int, help="float model: square input side")
+    s.add_argument("--metric", action="append", choices=["coco"], help="extra metrics")
+    s.add_argument("--limit", type=int, help="first N images only")
+    s.add_argument("--json", help="also write the report to this file")
+    s.set_defaults(func=cmd_eval)
     return p
 
 

@@ -1,19 +1,43 @@
-"""Compilation targets, defined as TOML data files under ``targets/`` and validated on load."""
+"""Compilation targets, defined as TOML data files under ``targets/`` and validated on load.
+
+A CPU target names its LLVM target, the host triple its artifacts run on and the C++ cross
+compiler that links them when they are built on another machine. A GPU target (``cuda``)
+lists the GPU architectures it can be compiled for (``--arch``); each runs its host code on a
+CPU target named by the file. :func:`resolve_target` turns (target, arch, precision) into
+what the compiler needs, or refuses an impossible combination before any work.
+"""
 
 from __future__ import annotations
 
+import difflib
+import platform
+import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import EdgecvError, InvalidInputError, UnknownNameError
 from .registry import Registry
 
 PRECISIONS = ("fp32", "fp16", "int8")
-DEVICES = ("cpu",)  # what this runtime can execute today
-TVM_KINDS = ("llvm",)
+IMPLEMENTED_PRECISIONS = ("fp32",)  # what `compile` builds today, whatever a target supports
+TVM_KINDS = {"cpu": ("llvm",), "cuda": ("cuda",)}  # device → TVM target kinds
+DEVICES = tuple(TVM_KINDS)
+_SM = re.compile(r"sm_\d{2,3}[a-z]?")
+
+
+@dataclass(frozen=True)
+class GpuArch:
+    """One GPU architecture of a GPU target, chosen with ``--arch``."""
+
+    name: str
+    sm: str  # "sm_87"
+    description: str
+    host: str | None  # CPU target of the host code; None: the GPU target's default
 
 
 @dataclass(frozen=True)
@@ -21,10 +45,13 @@ class Target:
     name: str
     description: str
     device: str
-    host_triple: str
+    host_triple: str  # CPU targets; a GPU target's comes from its host CPU target
     precisions: tuple[str, ...]
     tvm: dict[str, Any]  # the TVM target as a JSON-style dict
     source: Path
+    cross_compiler: str | None = None  # CPU targets: C++ compiler that links for host_triple
+    host: str | None = None  # GPU targets: default host CPU target
+    archs: tuple[GpuArch, ...] = ()  # GPU targets
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -32,6 +59,73 @@ class Target:
                 f"target {self.name!r} does not support precision {precision!r} "
                 f"(supported: {', '.join(self.precisions)})"
             )
+
+    def arch(self, name: str) -> GpuArch:
+        """The architecture called ``name``, or the only one whose sm is ``name``."""
+        for candidates in (
+            [a for a in self.archs if a.name == name],
+            [a for a in self.archs if a.sm == name],
+        ):
+            if len(candidates) == 1:
+                return candidates[0]
+        names = [a.name for a in self.archs]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(
+            f"unknown --arch {name!r} for target {self.name!r}{hint} (one of: {', '.join(names)})"
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A target with its GPU architecture (if any) and host CPU target, ready to compile for."""
+
+    target: Target
+    arch: GpuArch | None
+    host: Target  # the CPU target that runs the host code (the target itself for CPU targets)
+
+    @property
+    def label(self) -> str:
+        """The name used in artifact directories: ``rpi4``, ``cuda-jetson-orin``."""
+        return self.target.name if self.arch is None else f"{self.target.name}-{self.arch.name}"
+
+    @property
+    def host_triple(self) -> str:
+        return self.host.host_triple
+
+    @property
+    def tvm(self) -> dict[str, Any]:
+        if self.arch is None:
+            return dict(self.target.tvm)
+        return {**self.target.tvm, "arch": self.arch.sm, "host": dict(self.host.tvm)}
+
+    @property
+    def is_native(self) -> bool:
+        """Whether artifacts for this target run on this machine's CPU (and device)."""
+        return self.target.device == "cpu" and _same_cpu(self.host_triple, platform.machine())
+
+    @property
+    def linker(self) -> str | None:
+        """The C++ compiler that links the library; None: TVM's default (the native one)."""
+        if _same_cpu(self.host_triple, platform.machine()):
+            return None
+        return self.host.cross_compiler
+
+    def manifest(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.target.name,
+            "device": self.target.device,
+            "host_triple": self.host_triple,
+            "tvm": self.tvm,
+        }
+        if self.arch is not None:
+            doc.update(arch=self.arch.name, sm=self.arch.sm, host=self.host.name)
+        return doc
+
+
+def _same_cpu(triple: str, machine: str) -> bool:
+    aliases = {"amd64": "x86_64", "arm64": "aarch64"}
+    return triple.split("-")[0] == aliases.get(machine.lower(), machine.lower())
 
 
 def targets_dir() -> Path:
@@ -43,7 +137,7 @@ def targets_dir() -> Path:
     raise InvalidInputError(f"no targets directory next to {here}")
 
 
-def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+def _require(data: dict[str, Any], key: str, kind: type, path: Path | str) -> Any:
     if key not in data:
         raise InvalidInputError(f"{path}: missing key {key!r}")
     if not isinstance(data[key], kind):
@@ -51,8 +145,30 @@ def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
     return data[key]
 
 
+def _optional(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    return _require(data, key, kind, path) if key in data else None
+
+
+def _parse_archs(data: dict[str, Any], path: Path) -> tuple[GpuArch, ...]:
+    archs = []
+    for name, entry in _require(data, "archs", dict, path).items():
+        where = f"{path}: archs.{name}"
+        if not isinstance(entry, dict):
+            raise InvalidInputError(f"{where} must be a table")
+        sm = _require(entry, "sm", str, where)
+        if not _SM.fullmatch(sm):
+            raise InvalidInputError(f"{where}: sm {sm!r} is not of the form sm_XY")
+        archs.append(
+            GpuArch(name, sm, _require(entry, "description", str, where), entry.get("host"))
+        )
+    if not archs:
+        raise InvalidInputError(f"{path}: a {data['device']} target lists at least one arch")
+    return tuple(archs)
+
+
 def parse_target(path: Path) -> Target:
-    """Read and validate one target file."""
+    """Read and validate one target file (references to other targets are checked by
+    :func:`target_registry`)."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
@@ -68,24 +184,49 @@ def parse_target(path: Path) -> Target:
     if not precisions or unknown:
         raise InvalidInputError(f"{path}: precisions must be a non-empty subset of {PRECISIONS}")
     tvm = dict(_require(data, "tvm", dict, path))
-    if tvm.get("kind") not in TVM_KINDS:
-        raise InvalidInputError(f"{path}: tvm.kind must be one of {TVM_KINDS}")
+    if tvm.get("kind") not in TVM_KINDS[device]:
+        raise InvalidInputError(
+            f"{path}: tvm.kind must be one of {TVM_KINDS[device]} for a {device} target"
+        )
+    common = {
+        "name": name,
+        "description": _require(data, "description", str, path),
+        "device": device,
+        "precisions": precisions,
+        "tvm": tvm,
+        "source": path,
+    }
+    if device == "cpu":
+        if "archs" in data or "host" in data:
+            raise InvalidInputError(f"{path}: a cpu target has no 'archs' or 'host'")
+        return Target(
+            **common,
+            host_triple=_require(data, "host_triple", str, path),
+            cross_compiler=_optional(data, "cross_compiler", str, path),
+        )
     return Target(
-        name=name,
-        description=_require(data, "description", str, path),
-        device=device,
-        host_triple=_require(data, "host_triple", str, path),
-        precisions=precisions,
-        tvm=tvm,
-        source=path,
+        **common,
+        host_triple="",
+        host=_require(data, "host", str, path),
+        archs=_parse_archs(data, path),
     )
+
+
+def _check_references(registry: Registry[Target]) -> None:
+    for t in registry:
+        for host in [t.host, *(a.host for a in t.archs)]:
+            if host is None:
+                continue
+            if host not in registry or registry.get(host).device != "cpu":
+                raise InvalidInputError(f"{t.source}: host {host!r} is not a cpu target")
 
 
 @cache
 def target_registry() -> Registry[Target]:
-    registry: Registry[Target] = Registry("target")
+    registry: Registry[Target] = Registry("target", "edgecv targets")
     for path in sorted(targets_dir().glob("*.toml")):
         registry.add(path.stem, parse_target(path))
+    _check_references(registry)
     return registry
 
 
@@ -95,3 +236,76 @@ def get_target(name: str) -> Target:
 
 def list_targets() -> list[Target]:
     return list(target_registry())
+
+
+def resolve_target(name: str, arch: str | None = None, precision: str = "fp32") -> ResolvedTarget:
+    """Check a (target, --arch, precision) combination; no compiler or toolchain involved.
+
+    Raises UnknownNameError for an unknown target or arch, InvalidInputError for a
+    combination that cannot be built.
+    """
+    target = get_target(name)
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
+    if precision not in target.precisions and precision not in IMPLEMENTED_PRECISIONS:
+        raise InvalidInputError(
+            f"target {target.name!r} does not support precision {precision!r} (supported: "
+            f"{', '.join(target.precisions)}); edgecv does not compile {precision} for any "
+            "target yet"
+        )
+    target.check_precision(precision)
+    if precision not in IMPLEMENTED_PRECISIONS:
+        raise InvalidInputError(
+            f"target {target.name!r} supports {precision}, but edgecv does not compile "
+            f"{precision} yet (only {', '.join(IMPLEMENTED_PRECISIONS)})"
+        )
+    if not target.archs:
+        if arch is not None:
+            raise InvalidInputError(
+                f"target {target.name!r} is a {target.device} target: --arch {arch!r} only "
+                f"applies to GPU targets ({', '.join(t.name for t in list_targets() if t.archs)})"
+            )
+        return ResolvedTarget(target, None, target)
+    if arch is None:
+        choices = ", ".join(
+            f"{a.name} ({a.sm})" if a.name != a.sm else a.name for a in target.archs
+        )
+        raise InvalidInputError(f"target {target.name!r} needs --arch, one of: {choices}")
+    gpu = target.arch(arch)
+    return ResolvedTarget(target, gpu, get_target(gpu.host or target.host or ""))
+
+
+def nvcc_architectures(nvcc: str) -> list[str]:
+    """The real architectures (sm_XY) this nvcc can compile for."""
+    try:
+        out = subprocess.run(
+            [nvcc, "--list-gpu-code"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise EdgecvError(f"cannot run {nvcc} --list-gpu-code: {err}") from None
+    return _SM.findall(out)
+
+
+def check_toolchain(resolved: ResolvedTarget) -> None:
+    """Refuse, before any work, a target whose compilers are missing on this machine."""
+    if resolved.target.device == "cuda":
+        assert resolved.arch is not None
+        nvcc = shutil.which("nvcc")
+        if nvcc is None:
+            raise EdgecvError(
+                "target 'cuda' needs nvcc (the CUDA toolkit) on PATH to compile kernels"
+            )
+        supported = nvcc_architectures(nvcc)
+        if resolved.arch.sm not in supported:
+            raise EdgecvError(
+                f"--arch {resolved.arch.name} needs kernels for {resolved.arch.sm}, which this "
+                f"nvcc ({nvcc}) cannot build (it builds {', '.join(supported) or 'nothing'}); "
+                "use a CUDA toolkit that still supports it (sm_53 and sm_72: CUDA 12.x or older)"
+            )
+    linker = resolved.linker
+    if linker is not None and shutil.which(linker) is None:
+        raise EdgecvError(
+            f"target {resolved.label!r} runs on {resolved.host_triple}: its cross compiler "
+            f"{linker} is not installed (Debian: apt-get install g++-aarch64-linux-gnu, "
+            "or `make cross-tools`)"
+        )

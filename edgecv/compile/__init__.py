@@ -16,9 +16,9 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter, write_weights
-from ..errors import InvalidInputError
+from ..errors import EdgecvError, InvalidInputError
 from ..registry import DataConfig
-from ..targets import Target, get_target
+from ..targets import ResolvedTarget, check_toolchain, resolve_target
 
 Step = Callable[[str], None]
 
@@ -27,6 +27,7 @@ Step = Callable[[str], None]
 class CompileOptions:
     model: str
     target: str = "x86_64"
+    arch: str | None = None  # GPU targets: the GPU (`edgecv targets` lists them)
     precision: str = "fp32"
     input_size: int | None = None  # square input side; None: the model's own size
     pretrained: str | None = None  # local .params file
@@ -70,6 +71,16 @@ def preprocess_ops(data: DataConfig) -> list[dict[str, Any]]:
     ]
 
 
+def weights_label(model: str, pretrained: str | None) -> str:
+    """What the manifest says of the weights: a file name, edgecv's shipped ones, or random."""
+    from ..zoo import shipped_weights
+
+    if pretrained:
+        return Path(pretrained).name
+    shipped = shipped_weights(model)
+    return f"edgecv:{shipped.name}" if shipped else "random-init"
+
+
 def _toolchain() -> dict[str, str]:
     import mxnet
     import onnx
@@ -103,8 +114,8 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     from ..export import check_agreement, export_onnx
     from . import tvm_api
 
-    target: Target = get_target(options.target)
-    target.check_precision(options.precision)
+    target: ResolvedTarget = resolve_target(options.target, options.arch, options.precision)
+    check_toolchain(target)
     spec = zoo.MODELS.get(options.model)
     data = spec.data if options.input_size is None else spec.data.scaled(options.input_size)
     if min(data.input_size) < 32:
@@ -112,7 +123,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     if spec.family == "yolo3" and any(s % 32 for s in data.input_size):
         raise InvalidInputError(f"{spec.name} needs an input size that is a multiple of 32")
     out_dir = Path(
-        options.out_dir or default_out_dir(options.model, target.name, options.precision)
+        options.out_dir or default_out_dir(options.model, target.label, options.precision)
     )
     timings: dict[str, float] = {}
 
@@ -137,21 +148,27 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         timings["export_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        step(f"compiling with TVM for {target.name} ({target.tvm})")
+        step(f"compiling with TVM for {target.label} ({target.tvm})")
         model = onnx.load(str(writer.path(ONNX)))
         mod, params = tvm_api.import_onnx(model)
-        tvm_api.build(mod, target.tvm, writer.path(LIBRARY))
+        tvm_api.build(mod, target.tvm, writer.path(LIBRARY), linker=target.linker)
         param_entries = write_weights(writer.path(WEIGHTS), params)
         timings["compile_s"] = time.perf_counter() - t0
+        device_code = _check_device_code(writer.path(LIBRARY), target)
 
-        step("checking TVM against ONNX Runtime")
         x = np.random.RandomState(options.seed + 1).uniform(-2, 2, input_shape).astype(np.float32)
         ref = ort.InferenceSession(str(writer.path(ONNX)), providers=["CPUExecutionProvider"])
         expected = ref.run(None, {"data": x})
-        got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
-        err, scale = check_agreement(
-            got, expected, options.parity_rtol, "TVM output differs from ONNX Runtime"
-        )
+        err: float | None = None
+        scale: float | None = None
+        if target.is_native:
+            step("checking TVM against ONNX Runtime")
+            got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
+            err, scale = check_agreement(
+                got, expected, options.parity_rtol, "TVM output differs from ONNX Runtime"
+            )
+        else:
+            step(f"not running the {target.label} library here: check it on the device")
 
         meta = net.edgecv_meta
         doc = {
@@ -161,16 +178,9 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                 "name": options.model,
                 "task": spec.task,
                 "family": spec.family,
-                "weights": str(Path(options.pretrained).name)
-                if options.pretrained
-                else "random-init",
+                "weights": weights_label(options.model, options.pretrained),
             },
-            "target": {
-                "name": target.name,
-                "device": target.device,
-                "host_triple": target.host_triple,
-                "tvm": target.tvm,
-            },
+            "target": target.manifest(),
             "precision": options.precision,
             "toolchain": _toolchain(),
             "files": {"library": LIBRARY, "weights": WEIGHTS, "onnx": ONNX},
@@ -191,9 +201,33 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                     "onnxruntime_vs_mxnet_max_abs": exported.max_abs_error,
                     "tvm_vs_onnxruntime_max_abs": err,
                     "output_scale": scale,
+                    **({} if target.is_native else {"tvm_not_run": f"built for {target.label}"}),
                 },
+                **({"device_code": device_code} if device_code else {}),
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "built_on": f"{platform.system()} {platform.machine()}",
             },
         }
         return writer.commit(doc)
+
+
+def _check_device_code(library: Path, target: ResolvedTarget) -> list[str]:
+    """GPU libraries must embed compiled kernels for exactly the requested architecture."""
+    if target.arch is None:
+        return []
+    from ..devicecode import embedded_device_code, embeds_cuda_source
+
+    code = embedded_device_code(library)
+    if not code:
+        why = (
+            " (CUDA source instead: TVM's CUDA module was not loaded)"
+            if embeds_cuda_source(library)
+            else ""
+        )
+        raise EdgecvError(f"{library.name} embeds no compiled GPU code{why}")
+    wrong = sorted({c.arch for c in code} - {target.arch.sm})
+    if wrong:
+        raise EdgecvError(
+            f"{library.name} embeds code for {', '.join(wrong)}, not {target.arch.sm}"
+        )
+    return [f"{c.arch} {c.kind}" for c in code]

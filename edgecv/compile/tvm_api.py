@@ -3,10 +3,19 @@ TVM upgrade touches one file."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import EdgecvError
 
 
 def versions() -> dict[str, str]:
@@ -30,14 +39,138 @@ def import_onnx(model: Any) -> tuple[Any, list[tuple[str, np.ndarray]]]:
     return mod, [(n, v.numpy()) for n, v in zip(names, values, strict=True)]
 
 
-def build(mod: Any, target: dict[str, Any], library: Path) -> None:
-    """Compile a Relax module for ``target`` and write the shared library."""
+def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = None) -> None:
+    """Compile a Relax module for ``target`` and write the shared library.
+
+    ``linker``: the C++ compiler that links the library for another CPU (a cross compiler);
+    None links with the native one. CUDA targets get TVM's default GPU schedules.
+    """
     import tvm
+    from tvm.support import cc
 
     tvm_target = tvm.target.Target(target)
-    with tvm_target:
-        executable = tvm.compile(mod, target=tvm_target)
-    executable.export_library(str(library))
+    pipeline: dict[str, Any] = {}  # empty: TVM's default pipeline for the target
+    if tvm_target.kind.name == "cuda":
+        _load_cuda_codegen()
+        pipeline["relax_pipeline"] = _gpu_pipeline(tvm_target)
+    try:
+        with tvm_target, _environ(TVM_CUDA_COMPILE_MODE="nvcc"):
+            executable = tvm.compile(mod, target=tvm_target, **pipeline)
+        fcompile = cc.cross_compiler(linker) if linker else None
+        executable.export_library(str(library), fcompile=fcompile)
+    except Exception as err:  # TVM, nvcc and the linker all fail with long texts: keep the end
+        tail = " | ".join(line.strip() for line in str(err).strip().splitlines()[-6:])
+        raise EdgecvError(f"TVM could not build for {tvm_target.kind.name}: {tail}") from err
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _load_cuda_codegen() -> None:
+    """Make TVM put compiled kernels (nvcc fatbins) into CUDA libraries.
+
+    TVM creates the CUDA device module through libtvm_runtime_cuda; when that library cannot
+    be loaded (it links the driver, libcuda.so.1, absent on a build machine without a GPU),
+    ``tvm.compile`` silently embeds CUDA *source* instead, which no runtime can load. Where
+    there is no driver, a no-op libcuda.so.1 (every driver symbol the library imports,
+    returning CUDA_ERROR_NO_DEVICE) is loaded first; it is never called while compiling.
+    """
+    import tvm
+
+    if tvm.get_global_func("ffi.Module.create.cuda", allow_missing=True) is not None:
+        return
+    runtime_cuda = Path(tvm.__file__).resolve().parent / "lib" / "libtvm_runtime_cuda.so"
+    if not runtime_cuda.is_file():
+        raise EdgecvError(f"{runtime_cuda} is missing: this TVM cannot build CUDA libraries")
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        _load_driver_stub(runtime_cuda)
+    try:
+        ctypes.CDLL(str(runtime_cuda), mode=ctypes.RTLD_GLOBAL)
+    except OSError as err:  # e.g. no libcudart.so.13 (the CUDA runtime TVM's wheel links)
+        raise EdgecvError(
+            f"cannot load TVM's CUDA module, needed to build kernels: {err}"
+        ) from None
+    if tvm.get_global_func("ffi.Module.create.cuda", allow_missing=True) is None:
+        raise EdgecvError(f"loading {runtime_cuda} did not register TVM's CUDA module")
+
+
+def _load_driver_stub(runtime_cuda: Path) -> None:
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as err:  # nm / cc missing: binutils and a C compiler are needed here
+            raise EdgecvError(f"cannot build a CUDA driver stub: {err}") from None
+
+    nm = run(["nm", "-D", "--undefined-only", str(runtime_cuda)])
+    symbols = sorted(set(re.findall(r"\bU (cu[A-Z]\w*)$", nm.stdout, re.MULTILINE)))
+    if nm.returncode != 0 or not symbols:
+        raise EdgecvError(f"cannot list the CUDA driver symbols of {runtime_cuda}: {nm.stderr}")
+    with tempfile.TemporaryDirectory(prefix="edgecv-cuda-") as tmp:
+        source, stub = Path(tmp) / "stub.c", Path(tmp) / "libcuda.so.1"
+        source.write_text("".join(f"int {s}(void) {{ return 100; }}\n" for s in symbols))
+        res = run(
+            ["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(stub), str(source)]
+        )
+        if res.returncode != 0:
+            raise EdgecvError(f"cannot build a CUDA driver stub: {res.stderr.strip()}")
+        ctypes.CDLL(str(stub), mode=ctypes.RTLD_GLOBAL)  # stays loaded once the file is gone
+
+
+def _gpu_pipeline(target: Any) -> Any:
+    """TVM's CUDA pipeline, with its default GPU schedule rules (dlight) made fault-tolerant:
+    a rule that fails on a kernel (0.27's GEMV rule asserts on some pooling reductions) passes
+    the kernel to the next rule instead of failing the build; Fallback binds every kernel."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cuda import pipeline as cuda
+    from tvm.s_tir import dlight as dl
+
+    class Tolerant(dl.ScheduleRule):
+        def __init__(self, rule: Any) -> None:
+            self.rule = rule
+
+        def apply(self, func: Any, target: Any, tunable: bool) -> Any:
+            try:
+                return self.rule.apply(func, target, tunable)
+            except Exception:  # noqa: BLE001 - any failure means "not applicable"
+                return None
+
+    rules = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction()]
+    schedule = dl.ApplyDefaultSchedule(*(Tolerant(r) for r in rules), dl.gpu.Fallback())
+    legalize = [
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+        schedule,
+    ]
+
+    @tvm.transform.module_pass(opt_level=0)
+    def pipeline(mod: Any, _ctx: Any) -> Any:
+        passes = (
+            cuda.library_dispatch_passes(target)
+            + legalize
+            + cuda.dataflow_lower_passes(target)
+            + cuda.finalize_passes(target)
+        )
+        with target:
+            return tvm.transform.Sequential(passes)(mod)
+
+    return pipeline
 
 
 def run(library: Path, inputs: list[np.ndarray], params: list[np.ndarray]) -> list[np.ndarray]:

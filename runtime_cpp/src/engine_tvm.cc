@@ -1,7 +1,10 @@
 // The one place in the C++ runtime that knows TVM (through tvm-ffi 0.1.x headers only).
 #include <dlfcn.h>
 #include <dlpack/dlpack.h>
+#include <link.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +25,8 @@ namespace ffi = tvm::ffi;
 namespace {
 
 constexpr int kDLPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
+constexpr int kDeviceAttrExist = 0;     // tvm::runtime::DeviceAttrKind::kExist
+constexpr int kDeviceAttrComputeVersion = 4;  // ... ::kComputeVersion, e.g. "8.7"
 
 struct AlignedAlloc {
   void AllocData(DLTensor* t) {
@@ -50,17 +55,30 @@ ffi::Tensor MakeTensor(const std::vector<int64_t>& shape, DLDataType dtype, cons
   return t;
 }
 
+// A tensor in device memory (through TVM's device API), filled from host bytes.
+ffi::Tensor MakeDeviceTensor(const std::vector<int64_t>& shape, DLDataType dtype, DLDevice device,
+                             const void* src) {
+  static const ffi::Function alloc = ffi::Function::GetGlobalRequired("runtime.TVMTensorAllocWithScope");
+  static const ffi::Function copy = ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyFromBytes");
+  ffi::Tensor t = alloc(ffi::Shape(shape), dtype, device, ffi::Optional<ffi::String>()).cast<ffi::Tensor>();
+  copy(t, const_cast<void*>(src), ffi::GetDataSize(*t.GetDLTensorPtr()));
+  return t;
+}
+
 Tensor ToFloatTensor(const ffi::Tensor& t) {
   const DLTensor* dl = t.GetDLTensorPtr();
-  if (dl->device.device_type != kDLCPU)
-    throw Error(ErrorKind::kRuntime, "engine output is not in CPU memory");
   if (dl->dtype.code != kDLFloat || dl->dtype.bits != 32)
     throw Error(ErrorKind::kRuntime, "engine output is not float32");
   Tensor out;
   out.shape.assign(dl->shape, dl->shape + dl->ndim);
   out.data.resize(static_cast<size_t>(Tensor::NumElements(out.shape)));
-  std::memcpy(out.data.data(), static_cast<const char*>(dl->data) + dl->byte_offset,
-              out.data.size() * sizeof(float));
+  if (dl->device.device_type == kDLCPU) {
+    std::memcpy(out.data.data(), static_cast<const char*>(dl->data) + dl->byte_offset,
+                out.data.size() * sizeof(float));
+  } else {  // device memory: copied back (and synchronised) by TVM's device API
+    static const ffi::Function copy = ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyToBytes");
+    copy(t, static_cast<void*>(out.data.data()), out.data.size() * sizeof(float));
+  }
   return out;
 }
 
@@ -74,6 +92,51 @@ void ExposeTvmSymbols() {
     for (const char* lib : {"libtvm_ffi.so", "libtvm_runtime.so"})
       dlopen(lib, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
   });
+}
+
+// TVM's CUDA device API lives in libtvm_runtime_cuda.so, installed next to libtvm_runtime.so;
+// loading it needs the NVIDIA driver (libcuda.so.1) and the CUDA runtime it was built against.
+void LoadCudaRuntime() {
+  static std::once_flag once;
+  static std::string error;
+  std::call_once(once, [] {
+    ExposeTvmSymbols();
+    std::string dir;
+    if (void* h = dlopen("libtvm_runtime.so", RTLD_NOW | RTLD_NOLOAD)) {
+      link_map* map = nullptr;
+      if (dlinfo(h, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr)
+        dir = std::filesystem::path(map->l_name).parent_path().string();
+      dlclose(h);
+    }
+    const std::string path = (dir.empty() ? "" : dir + "/") + "libtvm_runtime_cuda.so";
+    if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      const char* why = dlerror();
+      error = "cannot load TVM's CUDA runtime " + path + ": " + (why ? why : "unknown dlopen error");
+    }
+  });
+  if (!error.empty()) throw Error(ErrorKind::kRuntime, error);
+}
+
+// The GPU must run kernels built for `arch` (sm_XY): same major version, minor at least Y;
+// "a"-suffixed (architecture-specific) builds need exactly that GPU.
+void CheckCudaDevice(const std::string& arch) {
+  const ffi::Function attr = ffi::Function::GetGlobalRequired("runtime.GetDeviceAttr");
+  if (attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrExist).cast<int>() == 0)
+    throw Error(ErrorKind::kRuntime, "no CUDA GPU is available (device 0 does not exist)");
+  const std::string version = attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrComputeVersion).cast<ffi::String>();
+  const size_t dot = version.find('.');
+  const bool specific = !arch.empty() && !std::isdigit(static_cast<unsigned char>(arch.back()));
+  const std::string digits = arch.size() > 3 ? arch.substr(3, arch.size() - 3 - (specific ? 1 : 0)) : "";
+  const auto is_digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  if (arch.rfind("sm_", 0) != 0 || digits.size() < 2 || !std::all_of(digits.begin(), digits.end(), is_digit) ||
+      dot == std::string::npos)
+    ThrowInvalidArtifact("cannot compare GPU architecture '" + arch + "' with device version " + version);
+  const int major = std::stoi(digits.substr(0, digits.size() - 1)), minor = digits.back() - '0';
+  const int dev_major = std::stoi(version.substr(0, dot)), dev_minor = std::stoi(version.substr(dot + 1));
+  if (dev_major != major || dev_minor < minor || (specific && dev_minor != minor))
+    ThrowInvalidArtifact("artifact kernels are built for " + arch + "; this GPU is sm_" +
+                         std::to_string(dev_major) + std::to_string(dev_minor) +
+                         " (compile with --arch for it)");
 }
 
 // Resolve every symbol of the library now, so that a library built for another TVM
@@ -91,15 +154,33 @@ void CheckLoadable(const std::string& path) {
 }  // namespace
 
 struct Engine::Impl {
+  DLDevice device{kDLCPU, 0};
   ffi::Optional<ffi::Module> vm;
   ffi::Function entry;
   std::vector<ffi::Tensor> params;
   mutable std::mutex mutex;  // the VM keeps per-call state: one run at a time per engine
+
+  ffi::Tensor Upload(const std::vector<int64_t>& shape, DLDataType dtype, const void* src) const {
+    if (device.device_type == kDLCPU) return MakeTensor(shape, dtype, src);
+    return MakeDeviceTensor(shape, dtype, device, src);
+  }
 };
 
 Engine::Engine(const std::string& library, const std::string& entry,
-               const std::string& weights_path, const std::vector<ParamSpec>& params)
+               const std::string& weights_path, const std::vector<ParamSpec>& params,
+               const DeviceSpec& device)
     : impl_(std::make_unique<Impl>()) {
+  if (device.type == "cuda") {
+    LoadCudaRuntime();
+    try {
+      CheckCudaDevice(device.arch);
+    } catch (const ffi::Error& e) {
+      throw Error(ErrorKind::kRuntime, "CUDA device check failed: " + FirstLine(e.what()));
+    }
+    impl_->device = DLDevice{kDLCUDA, 0};
+  } else if (device.type != "cpu") {
+    ThrowInvalidArtifact("device '" + device.type + "' is not supported by this runtime");
+  }
   std::ifstream wf(weights_path, std::ios::binary | std::ios::ate);
   if (!wf) ThrowInvalidArtifact("cannot read weights " + weights_path);
   const uint64_t size = static_cast<uint64_t>(wf.tellg());
@@ -111,7 +192,11 @@ Engine::Engine(const std::string& library, const std::string& entry,
     uint64_t expect = static_cast<uint64_t>(Tensor::NumElements(p.shape)) * (dt.bits / 8);
     if (expect != p.nbytes || p.offset + p.nbytes > size)
       ThrowInvalidArtifact("weights: parameter '" + p.name + "' does not fit the weights file");
-    impl_->params.push_back(MakeTensor(p.shape, dt, blob.data() + p.offset));
+    try {
+      impl_->params.push_back(impl_->Upload(p.shape, dt, blob.data() + p.offset));
+    } catch (const ffi::Error& e) {
+      throw Error(ErrorKind::kRuntime, "cannot place parameter '" + p.name + "': " + FirstLine(e.what()));
+    }
   }
   const std::string path = std::filesystem::absolute(library).string();
   CheckLoadable(path);
@@ -121,8 +206,9 @@ Engine::Engine(const std::string& library, const std::string& entry,
     if (!load.has_value()) ThrowInvalidArtifact(library + " is not a Relax VM executable");
     impl_->vm = (*load)().cast<ffi::Module>();
     ffi::Function init = impl_->vm.value()->GetFunction("vm_initialization").value();
-    init(static_cast<int>(kDLCPU), 0, kDLPooledAllocator, static_cast<int>(kDLCPU), 0,
-         kDLPooledAllocator);
+    // the compute device first, then the host (where shape computations run)
+    init(static_cast<int>(impl_->device.device_type), impl_->device.device_id, kDLPooledAllocator,
+         static_cast<int>(kDLCPU), 0, kDLPooledAllocator);
     ffi::Optional<ffi::Function> fn = impl_->vm.value()->GetFunction(entry);
     if (!fn.has_value()) ThrowInvalidArtifact("entry function '" + entry + "' not in " + library);
     impl_->entry = *fn;
@@ -136,14 +222,14 @@ Engine::~Engine() = default;
 std::vector<Tensor> Engine::Run(const Tensor& input) const {
   if (static_cast<int64_t>(input.data.size()) != Tensor::NumElements(input.shape))
     ThrowInvalidInput("input tensor data does not match its shape");
-  ffi::Tensor x = MakeTensor(input.shape, DLDataType{kDLFloat, 32, 1}, input.data.data());
-  std::vector<ffi::AnyView> args;
-  args.reserve(impl_->params.size() + 1);
-  args.emplace_back(x);
-  for (const ffi::Tensor& p : impl_->params) args.emplace_back(p);
   std::vector<Tensor> outs;
   std::lock_guard<std::mutex> lock(impl_->mutex);
   try {
+    ffi::Tensor x = impl_->Upload(input.shape, DLDataType{kDLFloat, 32, 1}, input.data.data());
+    std::vector<ffi::AnyView> args;
+    args.reserve(impl_->params.size() + 1);
+    args.emplace_back(x);
+    for (const ffi::Tensor& p : impl_->params) args.emplace_back(p);
     ffi::Any result;
     impl_->entry.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result);
     if (auto t = result.as<ffi::Tensor>()) {

@@ -31,6 +31,19 @@ void CheckSelfDigest(const std::string& text, const std::string& path) {
     ThrowInvalidArtifact(path + " is corrupted or was edited: its content does not match manifest_sha256");
 }
 
+// The CPU this runtime was compiled for, as the first part of a target triple.
+const char* RuntimeCpu() {
+#if defined(__x86_64__)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#elif defined(__arm__)
+  return "arm";
+#else
+  return "";
+#endif
+}
+
 TensorSpec ParseTensor(const json::Value& v) {
   return {v.At("name").AsString(), json::AsShape(v.At("shape")), v.At("dtype").AsString()};
 }
@@ -57,6 +70,8 @@ Manifest Manifest::Load(const std::string& dir) {
     m.task = d.At("model").At("task").AsString();
     m.target = d.At("target").At("name").AsString();
     m.device = d.At("target").At("device").AsString();
+    m.host_triple = d.At("target").At("host_triple").AsString();
+    if (m.device == "cuda") m.gpu_arch = d.At("target").At("sm").AsString();
     m.precision = d.At("precision").AsString();
     m.library = d.At("files").At("library").AsString();
     m.weights = d.At("files").At("weights").AsString();
@@ -75,8 +90,19 @@ Manifest Manifest::Load(const std::string& dir) {
   } catch (const Error& e) {
     ThrowInvalidArtifact(path + ": " + e.what());
   }
-  if (m.device != "cpu")
-    ThrowInvalidArtifact("artifact is for device '" + m.device + "'; this runtime build runs cpu only");
+#ifdef EDGECV_WITH_CUDA
+  const bool device_ok = m.device == "cpu" || m.device == "cuda";
+  const char* devices = "cpu and cuda";
+#else
+  const bool device_ok = m.device == "cpu";
+  const char* devices = "cpu only (configure with -DEDGECV_WITH_CUDA=ON for cuda)";
+#endif
+  if (!device_ok)
+    ThrowInvalidArtifact("artifact is for device '" + m.device + "'; this runtime build runs " + devices);
+  const std::string cpu = m.host_triple.substr(0, m.host_triple.find('-'));
+  if (*RuntimeCpu() != '\0' && cpu != RuntimeCpu())
+    ThrowInvalidArtifact("artifact is built for " + m.host_triple + " (target '" + m.target +
+                         "'); this runtime runs on " + RuntimeCpu());
   if (m.inputs.size() != 1) ThrowInvalidArtifact(path + ": exactly one input is supported");
   for (const std::string& file : {m.library, m.weights}) {
     if (file.find('/') != std::string::npos || file.empty() || file[0] == '.')

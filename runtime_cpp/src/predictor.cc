@@ -42,7 +42,8 @@ Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
   if (manifest_.inputs[0].dtype != "float32")
     ThrowInvalidArtifact("input dtype '" + manifest_.inputs[0].dtype + "' is not supported");
   engine_ = std::make_unique<Engine>(manifest_.Path(manifest_.library), manifest_.entry,
-                                     manifest_.Path(manifest_.weights), manifest_.params);
+                                     manifest_.Path(manifest_.weights), manifest_.params,
+                                     DeviceSpec{manifest_.device, manifest_.gpu_arch});
 }
 
 void Predictor::ParsePostprocess() {

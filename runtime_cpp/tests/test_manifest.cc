@@ -19,10 +19,20 @@ std::string Sealed(const std::string& body_without_brace) {
          Sha256Hex(body_without_brace.data(), body_without_brace.size()) + "\"\n}\n";
 }
 
-std::string Body(const std::string& lib_digest, int version = 1) {
+// The target of an artifact built for the CPU these tests run on.
+std::string NativeTarget() {
+#if defined(__aarch64__)
+  return R"({"name": "aarch64", "device": "cpu", "host_triple": "aarch64-linux-gnu"})";
+#else
+  return R"({"name": "x86_64", "device": "cpu", "host_triple": "x86_64-linux-gnu"})";
+#endif
+}
+
+std::string Body(const std::string& lib_digest, int version = 1,
+                 const std::string& target = NativeTarget()) {
   return "{\n  \"schema\": \"edgecv.artifact\",\n  \"schema_version\": " + std::to_string(version) +
          ",\n  \"model\": {\"name\": \"m\", \"task\": \"classification\"},\n"
-         "  \"target\": {\"name\": \"x86_64\", \"device\": \"cpu\"},\n"
+         "  \"target\": " + target + ",\n"
          "  \"precision\": \"fp32\", \"entry\": \"main\",\n"
          "  \"files\": {\"library\": \"model.so\", \"weights\": \"weights.bin\"},\n"
          "  \"inputs\": [{\"name\": \"data\", \"shape\": [1, 3, 8, 8], \"dtype\": \"float32\"}],\n"
@@ -54,6 +64,19 @@ int main() {
 
   Write(dir / "manifest.json", Sealed(Body(lib_digest, 99)));
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "schema version 99", Manifest::Load(dir.string()));
+
+  // an artifact for another CPU, or for a device this build cannot drive, is refused by name
+  Write(dir / "manifest.json",
+        Sealed(Body(lib_digest, 1, R"({"name": "t", "device": "cpu", "host_triple": "riscv64-linux-gnu"})")));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "built for riscv64-linux-gnu", Manifest::Load(dir.string()));
+  Write(dir / "manifest.json",
+        Sealed(Body(lib_digest, 1, R"({"name": "t", "device": "opencl", "host_triple": "x86_64-linux-gnu"})")));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "for device 'opencl'", Manifest::Load(dir.string()));
+#ifndef EDGECV_WITH_CUDA
+  Write(dir / "manifest.json",
+        Sealed(Body(lib_digest, 1, R"({"name": "cuda", "device": "cuda", "host_triple": "x86_64-linux-gnu", "sm": "sm_87"})")));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "-DEDGECV_WITH_CUDA=ON", Manifest::Load(dir.string()));
+#endif
 
   Write(dir / "manifest.json", Body(lib_digest) + "}");
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "no manifest_sha256", Manifest::Load(dir.string()));

@@ -1,13 +1,17 @@
 // edgecv-classify: the smallest device app. Loads an artifact, reads a binary PPM (P6)
-// image, prints the top classes. Build it against the installed package:
+// image, prints the top classes (or, for a detector, the detections), and can save the raw
+// network outputs as .npy files. Build it against the installed package:
 //   cmake -S . -B build -DCMAKE_PREFIX_PATH=<edgecv install prefix> && cmake --build build
 #include <edgecv/error.h>
 #include <edgecv/predictor.h>
 
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -43,24 +47,65 @@ edgecv::Image ReadPpm(const std::string& path) {
   return img;
 }
 
+// Writes a float32 tensor as a NumPy .npy file (format 1.0, little endian).
+void WriteNpy(const std::string& path, const edgecv::Tensor& t) {
+  std::string shape;
+  for (int64_t d : t.shape) shape += std::to_string(d) + ", ";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+  header.append(63 - (10 + header.size()) % 64, ' ');  // pad so that the data is 64-byte aligned
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  const uint16_t n = static_cast<uint16_t>(header.size());
+  const char len[2] = {static_cast<char>(n & 0xff), static_cast<char>(n >> 8)};
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(len, 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(t.data.data()),
+          static_cast<std::streamsize>(t.data.size() * sizeof(float)));
+  if (!f) throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, "cannot write " + path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::cerr << "usage: " << argv[0] << " ARTIFACT_DIR IMAGE.ppm [TOP_K]\n";
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string outputs_dir;  // --save-outputs DIR: the raw network outputs as DIR/<name>.npy
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--save-outputs" && i + 1 < args.size()) {
+      outputs_dir = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      break;
+    }
+  }
+  if (args.size() < 2 || args.size() > 3) {
+    std::cerr << "usage: " << argv[0] << " ARTIFACT_DIR IMAGE.ppm [TOP_K] [--save-outputs DIR]\n";
     return 2;
   }
   try {
-    auto predictor = edgecv::Predictor::Open(argv[1]);
-    edgecv::Image image = ReadPpm(argv[2]);
+    auto predictor = edgecv::Predictor::Open(args[0]);
+    edgecv::Image image = ReadPpm(args[1]);
     edgecv::RunOptions options;
-    options.top_k = argc > 3 ? std::stoi(argv[3]) : -1;
+    options.top_k = args.size() > 2 ? std::stoi(args[2]) : -1;
     edgecv::Result result = predictor->Run(image.view(), options);
     for (const auto& c : result.classifications)
       std::printf("%d\t%.9g\t%s\n", c.index, c.score, c.label.c_str());
+    const auto& classes = predictor->manifest().classes;
+    for (const auto& d : result.detections)  // detection artifacts: class, score, box, label
+      std::printf("%d\t%.9g\t%.3f %.3f %.3f %.3f\t%s\n", d.class_id, d.score, d.x1, d.y1, d.x2,
+                  d.y2, d.class_id < static_cast<int>(classes.size()) ? classes[d.class_id].c_str() : "");
+    const auto& specs = predictor->manifest().outputs;
+    for (size_t i = 0; !outputs_dir.empty() && i < result.outputs.size(); ++i) {
+      std::string name = specs[i].name;
+      for (char& ch : name)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
+      WriteNpy(outputs_dir + "/" + name + ".npy", result.outputs[i]);
+    }
   } catch (const edgecv::Error& e) {
     std::cerr << "edgecv-classify: " << e.what() << "\n";
     return e.kind() == edgecv::ErrorKind::kInvalidArtifact ? 4 : 3;
+  } catch (const std::exception& e) {  // e.g. a TOP_K that is not a number
+    std::cerr << "edgecv-classify: " << e.what() << "\n";
+    return 2;
   }
   return 0;
 }

@@ -18,16 +18,23 @@ struct ParamSpec {
   uint64_t nbytes = 0;
 };
 
+// Where the network runs: "cpu", or "cuda" with the architecture of its kernels ("sm_87").
+struct DeviceSpec {
+  std::string type = "cpu";
+  std::string arch;
+};
+
 class Engine {
  public:
-  // Loads `library` (a Relax VM shared library) and the parameters from `weights_path`.
+  // Loads `library` (a Relax VM shared library) and the parameters from `weights_path`,
+  // placing the parameters on `device`.
   Engine(const std::string& library, const std::string& entry, const std::string& weights_path,
-         const std::vector<ParamSpec>& params);
+         const std::vector<ParamSpec>& params, const DeviceSpec& device = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Runs the entry function on one float32 input; returns every output as float32.
+  // Runs the entry function on one float32 input; returns every output as float32 in host memory.
   std::vector<Tensor> Run(const Tensor& input) const;
 
  private:

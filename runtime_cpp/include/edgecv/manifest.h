@@ -24,7 +24,9 @@ struct Manifest {
   std::string model;
   std::string task;
   std::string target;
-  std::string device;
+  std::string device;       // "cpu" or "cuda"
+  std::string host_triple;  // the CPU the library is built for, e.g. aarch64-linux-gnu
+  std::string gpu_arch;     // cuda: the architecture of its kernels, e.g. sm_87
   std::string precision;
   std::string library;  // file names, relative to `directory`
   std::string weights;

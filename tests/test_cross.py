@@ -1,0 +1,273 @@
+"""Other targets for real: aarch64 artifacts run under qemu-user by the cross-built runtime and
+match the x86 artifact; CUDA artifacts embed kernels for the requested GPU; the runtime-only
+build (TVM's runtime libraries alone: no MXNet, no TVM compiler) runs artifacts from Python.
+
+Set up by `make test`: the Debian cross toolchain and qemu-user (`make cross-tools`) and
+TVM's aarch64 runtime libraries in build/tvm-runtime/aarch64 (fetch_tvm_runtime.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecv.artifact import read_manifest
+from edgecv.compile import CompileOptions, compile_model
+from edgecv.devicecode import embedded_device_code, embeds_cuda_source
+from edgecv.errors import ArtifactError
+from edgecv.runtime import Predictor, read_image
+
+from conftest import PARITY_SIZE, REPO, SAMPLE_IMAGE, random_params_file
+
+pytestmark = pytest.mark.targets
+
+CROSS_RUNTIME = REPO / "build" / "tvm-runtime" / "aarch64"
+TOOLCHAIN = REPO / "runtime_cpp" / "cmake" / "aarch64-linux-gnu.cmake"
+SYSROOT = "/usr/aarch64-linux-gnu"
+EM_X86_64, EM_AARCH64 = 62, 183
+RTOL = 1e-4
+
+
+def _run(cmd, **kw):
+    res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert res.returncode == 0, (
+        f"{' '.join(map(str, cmd))}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
+    return res
+
+
+def _elf_machine(path: Path) -> int:
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF", f"{path} is not an ELF file"
+    return int.from_bytes(head[18:20], "little")
+
+
+def _agree(got: np.ndarray, ref: np.ndarray, what: str) -> None:
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
+    assert np.unique(ref).size > min(10, ref.size // 2), f"{what}: degenerate reference output"
+    err, scale = float(np.abs(got - ref).max()), float(np.abs(ref).max()) or 1.0
+    assert err <= RTOL * scale, f"{what}: max |Δ| {err:.3g} > {RTOL} × output scale {scale:.3g}"
+
+
+@pytest.fixture(scope="module")
+def aarch64_build(tmp_path_factory):
+    """The runtime cross-built for aarch64 from TVM's runtime libraries only, installed as a
+    CMake package (what a board gets), plus its build tree (ctest runs under qemu)."""
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    assert not missing, f"{', '.join(missing)} not installed: run `make cross-tools`"
+    assert (CROSS_RUNTIME / "lib" / "libtvm_runtime.so").is_file(), (
+        f"no aarch64 TVM runtime in {CROSS_RUNTIME}: run `make test` (it fetches it)"
+    )
+    assert not (CROSS_RUNTIME / "lib" / "libtvm_compiler.so").exists()
+    build = tmp_path_factory.mktemp("aarch64-build")
+    prefix = tmp_path_factory.mktemp("aarch64-prefix")
+    cmake = shutil.which("cmake")
+    _run(
+        [
+            cmake, "-S", REPO, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
+            f"-DEDGECV_TVM_LIB_DIR={CROSS_RUNTIME / 'lib'}", f"-DEDGECV_TVM_FFI_DIR={CROSS_RUNTIME}",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DEDGECV_BUILD_TESTS=ON",
+        ]
+    )  # fmt: skip
+    _run([cmake, "--build", build, "-j2"])
+    _run([cmake, "--install", build])
+    app = build / "app"
+    _run(
+        [
+            cmake, "-S", REPO / "runtime_cpp" / "examples" / "classify", "-B", app,
+            f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}", f"-DCMAKE_PREFIX_PATH={prefix}",
+        ]
+    )  # fmt: skip
+    _run([cmake, "--build", app])
+    exe = app / "edgecv-classify"
+    assert _elf_machine(exe) == EM_AARCH64
+    assert _elf_machine(prefix / "lib" / "libtvm_runtime.so") == EM_AARCH64
+    return build, exe
+
+
+def test_aarch64_ctest_under_qemu(aarch64_build):
+    build, _ = aarch64_build
+    out = _run([shutil.which("ctest"), "--output-on-failure", "-V"], cwd=build)
+    assert "100% tests passed" in out.stdout
+    assert "qemu-aarch64" in out.stdout  # the aarch64 binaries ran under the emulator
+
+
+@pytest.fixture(scope="module")
+def sample_ppm(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    bgr = read_image(SAMPLE_IMAGE)
+    rgb = bgr[:, :, ::-1]
+    ppm = tmp_path_factory.mktemp("ppm") / "cat.ppm"
+    ppm.write_bytes(f"P6\n{rgb.shape[1]} {rgb.shape[0]}\n255\n".encode() + rgb.tobytes())
+    return ppm, bgr
+
+
+def _detector_params(model: str, directory: Path) -> Path:
+    import mxnet as mx
+
+    import edgecv
+
+    mx.random.seed(7)
+    net = edgecv.get_model(model)
+    net(mx.nd.array(np.random.RandomState(0).uniform(-2, 2, (1, 3, PARITY_SIZE, PARITY_SIZE))))
+    path = directory / f"{model}.params"
+    net.save_parameters(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "model, target",
+    [("resnet18_v1", "rpi4"), ("yolo3_mobilenet0.25_voc", "rpi5")],
+)
+def test_aarch64_artifact_under_qemu_matches_x86(
+    model, target, aarch64_build, sample_ppm, tmp_path
+):
+    _, exe = aarch64_build
+    ppm, bgr = sample_ppm
+    task_params = random_params_file if model.startswith("resnet") else _detector_params
+    params = str(task_params(model, tmp_path))
+    arts = {
+        t: compile_model(
+            CompileOptions(model, target=t, input_size=PARITY_SIZE, pretrained=params, out_dir=str(tmp_path / t))
+        )
+        for t in ("x86_64", target)
+    }  # fmt: skip
+    arm = arts[target]
+    doc = read_manifest(arm)
+    assert doc["target"]["host_triple"] == "aarch64-linux-gnu"
+    assert doc["target"]["tvm"]["mtriple"] == "aarch64-linux-gnu"
+    assert doc["report"]["parity"]["tvm_not_run"] == f"built for {target}"
+    assert _elf_machine(arm / "model.so") == EM_AARCH64
+    with pytest.raises(ArtifactError, match="built for aarch64-linux-gnu"):
+        Predictor(arm)  # this x86 runtime refuses it by name, before loading the library
+
+    ref = Predictor(arts["x86_64"]).run(bgr)
+    dumped = tmp_path / "outputs"
+    dumped.mkdir()
+    out = _run(["qemu-aarch64", "-L", SYSROOT, exe, arm, ppm, "5", "--save-outputs", dumped])
+    names = [o["name"] for o in doc["outputs"]]
+    assert sorted(p.stem for p in dumped.iterdir()) == sorted(names)
+    for name, expected in zip(names, ref.outputs, strict=True):
+        _agree(np.load(dumped / f"{name}.npy"), expected, f"{model} {name} aarch64 vs x86")
+
+    rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
+    if model.startswith("resnet"):
+        assert [int(r[0]) for r in rows] == [c.index for c in ref.top]
+        np.testing.assert_allclose(
+            [float(r[1]) for r in rows], [c.score for c in ref.top], rtol=1e-3
+        )
+    else:  # class, score, box, label per detection
+        assert rows and all(len(r) == 4 and len(r[2].split()) == 4 for r in rows)
+
+
+# --- CUDA: built here without a GPU, inspected -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cuda_artifacts(tmp_path_factory) -> dict[str, Path]:
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc (the CUDA toolkit) is not installed: CUDA artifacts cannot be built")
+    tmp = tmp_path_factory.mktemp("cuda")
+    return {
+        arch: compile_model(
+            CompileOptions("resnet18_v1", target="cuda", arch=arch, input_size=PARITY_SIZE, out_dir=str(tmp / arch))
+        )
+        for arch in ("sm_75", "jetson-orin")
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "arch, sm, machine", [("sm_75", "sm_75", EM_X86_64), ("jetson-orin", "sm_87", EM_AARCH64)]
+)
+def test_cuda_artifact_embeds_kernels_for_its_arch(cuda_artifacts, arch, sm, machine):
+    art = cuda_artifacts[arch]
+    doc = read_manifest(art)
+    assert doc["target"]["device"] == "cuda" and doc["target"]["sm"] == sm
+    assert doc["target"]["arch"] == arch and art.name == arch
+    library = art / "model.so"
+    assert _elf_machine(library) == machine  # host code for the GPU's host CPU
+    code = embedded_device_code(library)
+    assert code and all(c.kind == "cubin" and c.arch == sm for c in code), code
+    assert all(c.checked == "fatbin header+elf" for c in code)  # the cubin's own ELF agrees
+    assert not embeds_cuda_source(library)
+    assert doc["report"]["device_code"] == [f"{sm} cubin"] * len(code)
+    with pytest.raises(ArtifactError, match="EDGECV_WITH_CUDA=ON"):
+        Predictor(art)  # this CPU-only runtime build says what it lacks
+
+
+# --- runtime-only install (the "on the device" path), natively ------------------------------
+
+
+def test_runtime_only_python_install(tmp_path, small_artifact, cuda_artifacts):
+    """CMake builds and installs the C++ runtime and the Python package from TVM's runtime
+    libraries alone; Python then runs an artifact with tvm, tvm_ffi, mxnet, onnx and
+    onnxruntime all made unimportable."""
+    from importlib.util import find_spec
+
+    import tvm_ffi
+
+    tvm_lib = Path(find_spec("tvm").submodule_search_locations[0]) / "lib"
+    runtime = tmp_path / "tvm-runtime"
+    (runtime / "lib").mkdir(parents=True)
+    for lib in ("libtvm_runtime.so", "libtvm_runtime_cuda.so"):
+        shutil.copy(tvm_lib / lib, runtime / "lib")
+    ffi = Path(tvm_ffi.__file__).parent
+    shutil.copy(ffi / "lib" / "libtvm_ffi.so", runtime / "lib")
+    shutil.copytree(ffi / "include", runtime / "include")
+    import pybind11
+
+    build, prefix, site = tmp_path / "build", tmp_path / "prefix", tmp_path / "site"
+    cmake = shutil.which("cmake")
+    _run(
+        [
+            cmake, "-S", REPO, "-B", build, f"-DEDGECV_TVM_LIB_DIR={runtime / 'lib'}",
+            f"-DEDGECV_TVM_FFI_DIR={runtime}", "-DEDGECV_BUILD_PYTHON=ON", "-DEDGECV_WITH_CUDA=ON",
+            "-DEDGECV_BUILD_TESTS=OFF", f"-DEDGECV_PYTHON_INSTALL_DIR={site}",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython3_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+        ]
+    )  # fmt: skip
+    _run([cmake, "--build", build, "-j2"])
+    _run([cmake, "--install", build])
+    assert (prefix / "lib" / "libtvm_runtime_cuda.so").is_file()
+
+    script = f"""
+import importlib.abc, json, sys
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tvm", "tvm_ffi", "mxnet", "onnx", "onnxruntime"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Blocked())
+sys.path.insert(0, {str(site)!r})
+import edgecv
+from edgecv.runtime import Predictor
+assert edgecv.__file__.startswith({str(site)!r}), edgecv.__file__
+res = Predictor({str(small_artifact)!r}).run({str(SAMPLE_IMAGE)!r})
+report = {{"top": [[c.index, c.score] for c in res.top]}}
+try:
+    Predictor({str(cuda_artifacts["sm_75"])!r})
+    report["cuda"] = "ran"
+except edgecv.EdgecvError as err:
+    report["cuda"] = type(err).__name__ + ": " + str(err)
+from edgecv.cli import main as cli
+report["cli"] = cli(["run", {str(small_artifact)!r}, {str(SAMPLE_IMAGE)!r}, "--top-k", "1"])
+print(json.dumps(report))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH")}
+    out = _run([sys.executable, "-c", script], env=env, cwd=tmp_path)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = Predictor(small_artifact).run(SAMPLE_IMAGE).top
+    assert report["cli"] == 0 and f"{expected[0].index:5d}" in out.stdout  # `edgecv run`
+    assert [i for i, _ in report["top"]] == [c.index for c in expected]
+    np.testing.assert_allclose(
+        [s for _, s in report["top"]], [c.score for c in expected], rtol=1e-5
+    )
+    # the CUDA-enabled build accepts a CUDA artifact; without a GPU driver it says so, cleanly
+    if shutil.which("nvidia-smi") is None:
+        assert report["cuda"].startswith("EdgecvError: cannot load TVM's CUDA runtime"), report
