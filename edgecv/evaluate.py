@@ -22,7 +22,9 @@ from .errors import InvalidInputError
 # ---------------------------------------------------------------------------- metrics
 
 
-def topk_accuracy(scores: np.ndarray, labels: Sequence[int], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+def topk_accuracy(
+    scores: np.ndarray, labels: Sequence[int], ks: Sequence[int] = (1, 5)
+) -> dict[str, float]:
     """Fraction of rows whose label is among the k highest scores, for each k (ties: the
     label counts as found only if fewer than k scores are strictly higher)."""
     scores = np.asarray(scores, np.float64)
@@ -66,7 +68,9 @@ class VOC07MAP:
         self._hits: list[list[int]] = [[] for _ in range(num_classes)]
         self._npos = np.zeros(num_classes, np.int64)
 
-    def update(self, ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: np.ndarray) -> None:
+    def update(
+        self, ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: np.ndarray
+    ) -> None:
         """One image: detections (ids, scores, boxes) and ground truth rows (x0 y0 x1 y1 class [difficult])."""
         ids = np.asarray(ids).reshape(-1).astype(np.int64)
         scores = np.asarray(scores, np.float64).reshape(-1)
@@ -137,23 +141,37 @@ def coco_ap(
     except ImportError:
         raise InvalidInputError("COCO AP needs pycocotools (pip install pycocotools)") from None
     images, annotations, results = [], [], []
-    for i, (gt, (ids, scores, boxes), (h, w)) in enumerate(zip(gts, dets, image_sizes, strict=True)):
+    for i, (gt, (ids, scores, boxes), (h, w)) in enumerate(
+        zip(gts, dets, image_sizes, strict=True)
+    ):
         images.append({"id": i + 1, "width": int(w), "height": int(h)})
         for r in _rows(gt):
             x0, y0, x1, y1 = (float(v) for v in r[:4])
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": i + 1, "category_id": int(r[4]) + 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
-                "iscrowd": int(len(r) > 5 and r[5] > 0),
-            })
-        for c, s, b in zip(np.ravel(ids), np.ravel(scores), np.reshape(boxes, (-1, 4)), strict=True):
-            results.append({
-                "image_id": i + 1, "category_id": int(c) + 1, "score": float(s),
-                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(r[4]) + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": int(len(r) > 5 and r[5] > 0),
+                }
+            )
+        for c, s, b in zip(
+            np.ravel(ids), np.ravel(scores), np.reshape(boxes, (-1, 4)), strict=True
+        ):
+            results.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": int(c) + 1,
+                    "score": float(s),
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                }
+            )
     gt_coco = COCO()
     gt_coco.dataset = {
-        "images": images, "annotations": annotations,
+        "images": images,
+        "annotations": annotations,
         "categories": [{"id": c + 1, "name": str(c)} for c in range(num_classes)],
     }
     with contextlib.redirect_stdout(io.StringIO()):
@@ -164,7 +182,11 @@ def coco_ap(
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {"coco_ap": float(ev.stats[0]), "coco_ap50": float(ev.stats[1]), "coco_ap75": float(ev.stats[2])}
+    return {
+        "coco_ap": float(ev.stats[0]),
+        "coco_ap50": float(ev.stats[1]),
+        "coco_ap75": float(ev.stats[2]),
+    }
 
 
 # ---------------------------------------------------------------------------- models
@@ -243,7 +265,9 @@ def evaluate(
     """Score ``model`` on ``dataset``. Classification: top1/top5. Detection: voc07_map
     (and, with ``"coco"`` in ``metrics``, coco_ap/coco_ap50/coco_ap75)."""
     if model.task != dataset.task:
-        raise InvalidInputError(f"a {model.task} model cannot be evaluated on a {dataset.task} dataset")
+        raise InvalidInputError(
+            f"a {model.task} model cannot be evaluated on a {dataset.task} dataset"
+        )
     if len(model.classes) != len(dataset.classes):
         raise InvalidInputError(
             f"the model has {len(model.classes)} classes, the dataset {len(dataset.classes)}"
@@ -282,7 +306,9 @@ def evaluate(
     return report
 
 
-def load_model(spec: str | os.PathLike[str], pretrained: str | None = None, input_size: int | None = None) -> Model:
+def load_model(
+    spec: str | os.PathLike[str], pretrained: str | None = None, input_size: int | None = None
+) -> Model:
     """An artifact directory (has manifest.json) or a zoo model name."""
     p = Path(spec)
     if (p / "manifest.json").is_file():

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecv.datasets import COCODetection, ImageFolder, RecordIO, VOCDetection, open_dataset, write_recordio
+from edgecv.datasets import (
+    COCODetection,
+    ImageFolder,
+    RecordIO,
+    VOCDetection,
+    open_dataset,
+    write_recordio,
+)
 from edgecv.datasets.digits import generate, load_scans, split_scans
 from edgecv.errors import InvalidInputError
 

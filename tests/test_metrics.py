@@ -16,7 +16,11 @@ def test_topk_accuracy_by_hand():
     labels = [2, 0, 1]
     # row 0: label 2 is second; row 1: first; row 2: label 1 ties with label 0, both below 2
     acc = topk_accuracy(scores, labels, ks=(1, 2, 3, 5))
-    assert acc == {"top1": pytest.approx(1 / 3), "top2": pytest.approx(1.0), "top3": pytest.approx(1.0)}
+    assert acc == {
+        "top1": pytest.approx(1 / 3),
+        "top2": pytest.approx(1.0),
+        "top3": pytest.approx(1.0),
+    }
 
 
 def test_topk_rejects_mismatch():

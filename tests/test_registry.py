@@ -23,21 +23,26 @@ EXPECTED_MODELS = (
     + [f"mobilenet{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + [f"mobilenetv2_{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + ["mobilenetv3_large", "mobilenetv3_small", "darknet53"]
+    + ["mobilenet0.25_digits"]  # trained by edgecv on the digits dataset
 )
-EXPECTED_DETECTORS = [
-    f"yolo3_{b}_{d}"
-    for d in ("coco", "voc")
-    for b in ("darknet53", "mobilenet1.0", "mobilenet0.25")
-] + [
-    f"ssd_{s}_{b}_{d}"
-    for d in ("voc", "coco")
-    for s, b in (
-        ("300", "vgg16_atrous"),
-        ("512", "vgg16_atrous"),
-        ("512", "resnet50_v1"),
-        ("512", "mobilenet1.0"),
-    )
-]
+EXPECTED_DETECTORS = (
+    [
+        f"yolo3_{b}_{d}"
+        for d in ("coco", "voc")
+        for b in ("darknet53", "mobilenet1.0", "mobilenet0.25")
+    ]
+    + [
+        f"ssd_{s}_{b}_{d}"
+        for d in ("voc", "coco")
+        for s, b in (
+            ("300", "vgg16_atrous"),
+            ("512", "vgg16_atrous"),
+            ("512", "resnet50_v1"),
+            ("512", "mobilenet1.0"),
+        )
+    ]
+    + ["yolo3_mobilenet0.25_digits"]
+)
 
 
 def test_every_issue_model_is_registered():
@@ -47,12 +52,14 @@ def test_every_issue_model_is_registered():
 
 
 def test_metadata_follows_the_schema():
-    sizes = {"imagenet1k": 1000, "coco": 80, "voc": 20}
+    sizes = {"imagenet1k": 1000, "coco": 80, "voc": 20, "digits": 10}
     for spec in MODELS:
         assert spec.task in ("classification", "detection")
         assert spec.builder.startswith("edgecv.zoo.") and ":" in spec.builder
         d = spec.data
-        if spec.task == "classification":
+        if spec.classes == "digits":  # edgecv's own small-input models, with shipped weights
+            assert spec.weights == f"{spec.name}.params" and d.input_size in ((64, 64), (128, 128))
+        elif spec.task == "classification":
             assert d.resize == "short_crop" and d.input_size == (224, 224)
             assert d.resize_short >= d.input_size[0]
         else:

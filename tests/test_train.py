@@ -15,7 +15,9 @@ from edgecv.train.common import Checkpoint, LRSchedule
 
 
 def _short(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=16, lr=0.05, hflip=False, max_iters_per_epoch=6, warmup_epochs=0.5)
+    base = dict(
+        epochs=2, batch_size=16, lr=0.05, hflip=False, max_iters_per_epoch=6, warmup_epochs=0.5
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -53,10 +55,16 @@ def test_classification_is_reproducible(tmp_path, digits_root):
     assert _digest(tmp_path / "a" / "mobilenet0.25_digits.params") == _digest(
         tmp_path / "b" / "mobilenet0.25_digits.params"
     )
-    c = train("mobilenet0.25_digits", data, tmp_path / "c", _short(epochs=3, seed=1), progress=False)
+    c = train(
+        "mobilenet0.25_digits", data, tmp_path / "c", _short(epochs=3, seed=1), progress=False
+    )
     assert [h["loss"] for h in c["history"]] != losses
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
-    assert log[0]["event"] == "config" and [r["epoch"] for r in log if r["event"] == "epoch"] == [1, 2, 3]
+    assert log[0]["event"] == "config" and [r["epoch"] for r in log if r["event"] == "epoch"] == [
+        1,
+        2,
+        3,
+    ]
     assert 0.0 <= a["val"]["top1"] <= 1.0 and a["val"]["images"] == 359
 
 
@@ -77,7 +85,9 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, digits_root, monkeypatch
     assert not (tmp_path / "cut" / "mobilenet0.25_digits.params").exists()
     with pytest.raises(InvalidInputError, match="resume"):
         train("mobilenet0.25_digits", data, tmp_path / "cut", _short(), progress=False)
-    resumed = train("mobilenet0.25_digits", data, tmp_path / "cut", _short(), resume=True, progress=False)
+    resumed = train(
+        "mobilenet0.25_digits", data, tmp_path / "cut", _short(), resume=True, progress=False
+    )
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
     assert _digest(tmp_path / "cut" / "mobilenet0.25_digits.params") == _digest(
         tmp_path / "full" / "mobilenet0.25_digits.params"
@@ -89,7 +99,17 @@ def test_training_refuses_bad_setups(tmp_path, digits_root, capsys):
         train("mobilenet0.25_digits", digits_root / "voc", tmp_path / "x", _short())
     from edgecv.cli import main
 
-    code = main(["train", "detection", "mobilenet0.25_digits", "--data", str(digits_root), "--out", str(tmp_path / "y")])
+    code = main(
+        [
+            "train",
+            "detection",
+            "mobilenet0.25_digits",
+            "--data",
+            str(digits_root),
+            "--out",
+            str(tmp_path / "y"),
+        ]
+    )
     assert code == 3 and "is a classification model, not detection" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
     with pytest.raises(InvalidInputError, match="learning rate"):
@@ -128,9 +148,19 @@ def test_yolo_targets_by_hand():
 
 
 def test_detection_loss_drops(tmp_path, digits_root):
-    cfg = TrainConfig(epochs=3, batch_size=8, lr=2e-3, optimizer="adam", hflip=False,
-                      label_smoothing=0, max_iters_per_epoch=4, warmup_epochs=0.25)
-    report = train("yolo3_mobilenet0.25_digits", digits_root / "voc", tmp_path / "det", cfg, progress=False)
+    cfg = TrainConfig(
+        epochs=3,
+        batch_size=8,
+        lr=2e-3,
+        optimizer="adam",
+        hflip=False,
+        label_smoothing=0,
+        max_iters_per_epoch=4,
+        warmup_epochs=0.25,
+    )
+    report = train(
+        "yolo3_mobilenet0.25_digits", digits_root / "voc", tmp_path / "det", cfg, progress=False
+    )
     losses = [h["loss"] for h in report["history"]]
     assert losses[-1] < losses[0], losses
     assert "voc07_map" in report["val"]

@@ -72,7 +72,9 @@ class ImageFolder(Dataset):
         self.root = _require_dir(Path(root), "image folder")
         found = sorted(d.name for d in self.root.iterdir() if d.is_dir())
         if not found:
-            raise InvalidInputError(f"{self.root} has no class folders (expected root/<class>/<image>)")
+            raise InvalidInputError(
+                f"{self.root} has no class folders (expected root/<class>/<image>)"
+            )
         self.classes = tuple(classes) if classes is not None else tuple(found)
         missing = [c for c in self.classes if c not in found]
         if missing:
@@ -214,7 +216,9 @@ class VOCDetection(Dataset):
         for obj in tree.iter("object"):
             name = (obj.findtext("name") or "").strip()
             if name not in index:
-                raise InvalidInputError(f"{path}: class {name!r} is not one of {list(self.classes)}")
+                raise InvalidInputError(
+                    f"{path}: class {name!r} is not one of {list(self.classes)}"
+                )
             box = obj.find("bndbox")
             try:
                 xmin, ymin, xmax, ymax = (
@@ -264,7 +268,9 @@ class COCODetection(Dataset):
             images = doc["images"]
             annotations = doc.get("annotations", [])
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise InvalidInputError(f"{self.annotation_file} is not a COCO instances file: {err}") from None
+            raise InvalidInputError(
+                f"{self.annotation_file} is not a COCO instances file: {err}"
+            ) from None
         image_dir = next(
             (d for d in (self.root / split, self.root / "images" / split) if d.is_dir()), None
         )
@@ -302,7 +308,9 @@ class COCODetection(Dataset):
         return [lab.copy() for lab in self._labels]
 
 
-def open_dataset(path: str | os.PathLike[str], split: str = "val", task: str | None = None) -> Dataset:
+def open_dataset(
+    path: str | os.PathLike[str], split: str = "val", task: str | None = None
+) -> Dataset:
     """Recognise a layout at ``path``: a ``.rec`` file, a VOC root, a COCO root, or class
     folders (``path/<split>`` if it exists, else ``path``)."""
     p = Path(path)
@@ -310,7 +318,9 @@ def open_dataset(path: str | os.PathLike[str], split: str = "val", task: str | N
         return RecordIO(p)
     if not p.exists():
         raise InvalidInputError(f"dataset path not found: {p}")
-    layout = "VOC" if (p / "Annotations").is_dir() else "COCO" if (p / "annotations").is_dir() else ""
+    layout = (
+        "VOC" if (p / "Annotations").is_dir() else "COCO" if (p / "annotations").is_dir() else ""
+    )
     if layout and task == "classification":
         raise InvalidInputError(
             f"{p} is a {layout} detection dataset; a classification model needs class folders or a .rec file"

@@ -113,7 +113,9 @@ def _to_uint8(canvas: np.ndarray) -> np.ndarray:
     return (canvas.clip(0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1].copy()
 
 
-def render_digit(scan: np.ndarray, rng: np.random.RandomState, size: int = CLASSIFICATION_SIZE) -> np.ndarray:
+def render_digit(
+    scan: np.ndarray, rng: np.random.RandomState, size: int = CLASSIFICATION_SIZE
+) -> np.ndarray:
     """One digit on a plain or gradient background, at a random size and position (uint8 BGR)."""
     canvas = _background(rng, size, size, kinds=2)
     side = int(rng.randint(int(size * 0.6), size + 1))
@@ -150,8 +152,7 @@ def render_scene(
             x0, y0 = rng.randint(0, size - w + 1), rng.randint(0, size - side + 1)
             box = (x0, y0, x0 + w, y0 + side)
             if all(
-                box[2] <= p[0] or p[2] <= box[0] or box[3] <= p[1] or p[3] <= box[1]
-                for p in placed
+                box[2] <= p[0] or p[2] <= box[0] or box[3] <= p[1] or p[3] <= box[1] for p in placed
             ):
                 break
         else:
@@ -230,7 +231,10 @@ def generate(
             for i, (scan, digit) in enumerate(zip(subset.images, subset.labels, strict=True)):
                 for c in range(copies):
                     image = render_digit(scan, rng)
-                    cv2.imwrite(str(staging / "classification" / split / str(digit) / f"{i:04d}_{c}.png"), image)
+                    cv2.imwrite(
+                        str(staging / "classification" / split / str(digit) / f"{i:04d}_{c}.png"),
+                        image,
+                    )
 
         voc, coco = staging / "voc", staging / "coco"
         for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "SegmentationClass"):
@@ -251,22 +255,37 @@ def generate(
                 image, label, seg = render_scene(subset, rng)
                 cv2.imwrite(str(voc / "JPEGImages" / f"{image_id}.jpg"), image, jpeg)
                 cv2.imwrite(str(coco / split / f"{image_id}.jpg"), image, jpeg)
-                (voc / "Annotations" / f"{image_id}.xml").write_text(_voc_xml(image_id, SCENE_SIZE, label))
-                cv2.imwrite(str(voc / "SegmentationClass" / f"{image_id}.png"), palette[seg][..., ::-1])
+                (voc / "Annotations" / f"{image_id}.xml").write_text(
+                    _voc_xml(image_id, SCENE_SIZE, label)
+                )
+                cv2.imwrite(
+                    str(voc / "SegmentationClass" / f"{image_id}.png"), palette[seg][..., ::-1]
+                )
                 ids.append(image_id)
-                images.append({"id": n + 1, "file_name": f"{image_id}.jpg", "width": SCENE_SIZE, "height": SCENE_SIZE})
+                images.append(
+                    {
+                        "id": n + 1,
+                        "file_name": f"{image_id}.jpg",
+                        "width": SCENE_SIZE,
+                        "height": SCENE_SIZE,
+                    }
+                )
                 for r in label:
                     x0, y0, x1, y1 = (int(v) for v in r[:4])
-                    annotations.append({
-                        "id": len(annotations) + 1,
-                        "image_id": n + 1,
-                        "category_id": int(r[4]) + 1,
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": (x1 - x0) * (y1 - y0),
-                        "iscrowd": 0,
-                    })
+                    annotations.append(
+                        {
+                            "id": len(annotations) + 1,
+                            "image_id": n + 1,
+                            "category_id": int(r[4]) + 1,
+                            "bbox": [x0, y0, x1 - x0, y1 - y0],
+                            "area": (x1 - x0) * (y1 - y0),
+                            "iscrowd": 0,
+                        }
+                    )
             (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
-            categories = [{"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)]
+            categories = [
+                {"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)
+            ]
             (coco / "annotations" / f"instances_{split}.json").write_text(
                 json.dumps({"images": images, "annotations": annotations, "categories": categories})
             )

@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,9 +86,13 @@ def train(
     elif val_data is not None:
         val_data = _open(val_data, "val", spec.task)
     if train_set.task != spec.task:
-        raise InvalidInputError(f"{model} is a {spec.task} model; {data} is a {train_set.task} dataset")
+        raise InvalidInputError(
+            f"{model} is a {spec.task} model; {data} is a {train_set.task} dataset"
+        )
     if len(train_set) < config.batch_size:
-        raise InvalidInputError(f"{len(train_set)} training samples are fewer than one batch ({config.batch_size})")
+        raise InvalidInputError(
+            f"{len(train_set)} training samples are fewer than one batch ({config.batch_size})"
+        )
     out_dir = prepare_output(out, resume)
 
     mx.random.seed(config.seed)
@@ -108,7 +111,9 @@ def train(
         if backbone:
             task.load_backbone(backbone)
     else:
-        raise InvalidInputError(f"edgecv trains classification models and YOLOv3 detectors, not {spec.family}")
+        raise InvalidInputError(
+            f"edgecv trains classification models and YOLOv3 detectors, not {spec.family}"
+        )
 
     ctxs = contexts(config.contexts)
     net.collect_params().reset_ctx(ctxs)
@@ -117,8 +122,14 @@ def train(
     start, it, history = checkpoint.load(net, trainer) if resume else (0, 0, [])
     log = JsonLog(out_dir / "log.jsonl")
     if start == 0:
-        log.write(event="config", model=model, data=str(data), config=config.to_dict(),
-                  train_samples=len(train_set), val_samples=len(val_data) if val_data else 0)
+        log.write(
+            event="config",
+            model=model,
+            data=str(data),
+            config=config.to_dict(),
+            train_samples=len(train_set),
+            val_samples=len(val_data) if val_data else 0,
+        )
     n_batches = len(train_set) // config.batch_size
     if config.max_iters_per_epoch:
         n_batches = min(n_batches, config.max_iters_per_epoch)
@@ -140,12 +151,16 @@ def train(
                 ls = [task.losses(o, yi) for o, yi in zip(outs, ys, strict=True)]
             autograd.backward(ls)
             trainer.step(len(x))
-            loss = float(sum(l.sum().asscalar() for l in ls) / len(x))
+            loss = float(sum(t.sum().asscalar() for t in ls) / len(x))
             if not np.isfinite(loss):
-                raise InvalidInputError(f"training diverged at epoch {epoch + 1}, step {b + 1} (loss {loss}): lower the learning rate")
+                raise InvalidInputError(
+                    f"training diverged at epoch {epoch + 1}, step {b + 1} (loss {loss}): lower the learning rate"
+                )
             losses.append(loss)
             if hasattr(task, "batch_accuracy"):
-                accs.append(np.mean([task.batch_accuracy(o, yi) for o, yi in zip(outs, ys, strict=True)]))
+                accs.append(
+                    np.mean([task.batch_accuracy(o, yi) for o, yi in zip(outs, ys, strict=True)])
+                )
             it += 1
             bar.update(b + 1, loss=float(np.mean(losses[-20:])), lr=lr)
             if log_every and it % log_every == 0:
@@ -162,8 +177,10 @@ def train(
             record["val"] = task.validate(FloatModel, evaluate, val_data)
         history.append(record)
         log.write(event="epoch", **record)
-        bar.close(**{k: v for k, v in record.items() if isinstance(v, float) and k != "lr"},
-                  **_headline(record.get("val")))
+        bar.close(
+            **{k: v for k, v in record.items() if isinstance(v, float) and k != "lr"},
+            **_headline(record.get("val")),
+        )
         checkpoint.save(net, trainer, epoch, it, history)
 
     task.train_mode()

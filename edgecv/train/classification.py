@@ -9,7 +9,9 @@ import numpy as np
 from .common import TrainConfig, color_jitter, normalise
 
 
-def augment(image_bgr: np.ndarray, size: tuple[int, int], rng: np.random.RandomState, config: TrainConfig) -> np.ndarray:
+def augment(
+    image_bgr: np.ndarray, size: tuple[int, int], rng: np.random.RandomState, config: TrainConfig
+) -> np.ndarray:
     """Random scale/aspect/shift (a random-resized-crop that keeps at least 64% of the
     area), optional horizontal flip and color jitter; returns float HxWx3 RGB 0..255."""
     import cv2
@@ -57,7 +59,13 @@ class ClassificationTask:
             xs, ys = [], []
             for i in idx:
                 image, label = self.dataset[int(i)]
-                xs.append(normalise(augment(image, self.data.input_size, rng, cfg), self.data.mean, self.data.std))
+                xs.append(
+                    normalise(
+                        augment(image, self.data.input_size, rng, cfg),
+                        self.data.mean,
+                        self.data.std,
+                    )
+                )
                 ys.append(label)
             x = np.stack(xs)
             y = np.full((len(ys), self.num_classes), eps / self.num_classes, np.float32)

@@ -222,7 +222,9 @@ def normalise(image_rgb: np.ndarray, mean: tuple[float, ...], std: tuple[float, 
     return x.transpose(2, 0, 1)
 
 
-def color_jitter(image: np.ndarray, rng: np.random.RandomState, strength: float = 0.3) -> np.ndarray:
+def color_jitter(
+    image: np.ndarray, rng: np.random.RandomState, strength: float = 0.3
+) -> np.ndarray:
     """Brightness, contrast and saturation jitter, float HxWx3 in 0..255."""
     x = image.astype(np.float32)
     x = x * (1 + rng.uniform(-strength, strength))

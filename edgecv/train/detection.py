@@ -22,7 +22,9 @@ from .common import TrainConfig, color_jitter, normalise
 IGNORE_IOU = 0.7
 
 
-def _crop(image: np.ndarray, boxes: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+def _crop(
+    image: np.ndarray, boxes: np.ndarray, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
     """SSD-style random crop: a window (30-100% of each side, aspect 1/2..2) that keeps
     some box with IoU ≥ a random minimum; boxes whose center leaves the window drop out."""
     from ..evaluate import box_iou
@@ -42,7 +44,12 @@ def _crop(image: np.ndarray, boxes: np.ndarray, rng: np.random.RandomState) -> t
         if box_iou(boxes[:, :4], window).max() < min_iou:
             continue
         centers = (boxes[:, :2] + boxes[:, 2:4]) / 2
-        inside = (centers[:, 0] > x0) & (centers[:, 0] < x0 + cw) & (centers[:, 1] > y0) & (centers[:, 1] < y0 + ch)
+        inside = (
+            (centers[:, 0] > x0)
+            & (centers[:, 0] < x0 + cw)
+            & (centers[:, 1] > y0)
+            & (centers[:, 1] < y0 + ch)
+        )
         if not inside.any():
             continue
         kept = boxes[inside].copy()
@@ -139,7 +146,9 @@ class YoloTask:
 
         spec = self.net.edgecv_meta.spec
         kind = spec.kwargs.get("backbone")
-        name = "darknet53" if kind == "darknet53" else f"mobilenet{spec.kwargs.get('multiplier', 1.0)}"
+        name = (
+            "darknet53" if kind == "darknet53" else f"mobilenet{spec.kwargs.get('multiplier', 1.0)}"
+        )
         saved = mx.nd.load(str(path))
         out_w = [v for k, v in saved.items() if k.endswith("output.weight")]
         if not out_w:
@@ -216,7 +225,8 @@ class YoloTask:
 
         if ctx not in self._consts:
             self._consts[ctx] = tuple(
-                mx.nd.array(a, ctx=ctx).expand_dims(0) for a in (self.offsets, self.anchor_wh, self.strides)
+                mx.nd.array(a, ctx=ctx).expand_dims(0)
+                for a in (self.offsets, self.anchor_wh, self.strides)
             )
         return self._consts[ctx]
 
@@ -227,7 +237,9 @@ class YoloTask:
         per_scale = []
         for raw, head in zip(outputs, self.net.yolo_outputs, strict=True):
             a, c = head.num_anchors, head.num_classes
-            per_scale.append(raw.reshape((0, a * (5 + c), -1)).transpose((0, 2, 1)).reshape((0, -1, 5 + c)))
+            per_scale.append(
+                raw.reshape((0, a * (5 + c), -1)).transpose((0, 2, 1)).reshape((0, -1, 5 + c))
+            )
         pred = nd.concat(*per_scale, dim=1)  # (B, N, 5 + C)
         offsets, anchor_wh, strides = self._constants(pred.context)
 
@@ -235,10 +247,16 @@ class YoloTask:
         p = nd.stop_gradient(pred)
         xy = (nd.sigmoid(p.slice_axis(axis=2, begin=0, end=2)) + offsets) * strides
         wh = nd.exp(nd.clip(p.slice_axis(axis=2, begin=2, end=4), -10, 10)) * anchor_wh
-        lt = nd.broadcast_maximum((xy - wh / 2).expand_dims(2), gt.slice_axis(axis=2, begin=0, end=2).expand_dims(1))
-        rb = nd.broadcast_minimum((xy + wh / 2).expand_dims(2), gt.slice_axis(axis=2, begin=2, end=4).expand_dims(1))
+        lt = nd.broadcast_maximum(
+            (xy - wh / 2).expand_dims(2), gt.slice_axis(axis=2, begin=0, end=2).expand_dims(1)
+        )
+        rb = nd.broadcast_minimum(
+            (xy + wh / 2).expand_dims(2), gt.slice_axis(axis=2, begin=2, end=4).expand_dims(1)
+        )
         inter = nd.relu(rb - lt).prod(axis=3)  # (B, N, G)
-        gt_area = (gt.slice_axis(axis=2, begin=2, end=4) - gt.slice_axis(axis=2, begin=0, end=2)).prod(axis=2)
+        gt_area = (
+            gt.slice_axis(axis=2, begin=2, end=4) - gt.slice_axis(axis=2, begin=0, end=2)
+        ).prod(axis=2)
         union = nd.broadcast_add(wh.prod(axis=2).expand_dims(2), gt_area.expand_dims(1)) - inter
         best = (inter / nd.maximum(union, 1e-9)).max(axis=2)
         keep = 1 - (best > IGNORE_IOU) * (obj_t == 0)
@@ -247,8 +265,14 @@ class YoloTask:
             return nd.relu(logits) - logits * target + nd.log1p(nd.exp(-nd.abs(logits)))
 
         pos = obj_t.expand_dims(2)
-        l_obj = (bce(pred.slice_axis(axis=2, begin=4, end=5).squeeze(axis=2), obj_t) * keep).sum(axis=1)
-        l_center = (bce(pred.slice_axis(axis=2, begin=0, end=2), center_t) * weight * pos).sum(axis=(1, 2))
-        l_size = (nd.abs(pred.slice_axis(axis=2, begin=2, end=4) - size_t) * weight * pos).sum(axis=(1, 2))
+        l_obj = (bce(pred.slice_axis(axis=2, begin=4, end=5).squeeze(axis=2), obj_t) * keep).sum(
+            axis=1
+        )
+        l_center = (bce(pred.slice_axis(axis=2, begin=0, end=2), center_t) * weight * pos).sum(
+            axis=(1, 2)
+        )
+        l_size = (nd.abs(pred.slice_axis(axis=2, begin=2, end=4) - size_t) * weight * pos).sum(
+            axis=(1, 2)
+        )
         l_cls = (bce(pred.slice_axis(axis=2, begin=5, end=None), cls_t) * pos).sum(axis=(1, 2))
         return l_obj + l_center + l_size + l_cls

@@ -111,9 +111,9 @@ class YOLOV3(HybridBlock):
             self.yolo_outputs = nn.HybridSequential(prefix="")
             for stage in stages:
                 self.stages.add(stage)
-            for i, (ch, anchors, stride) in enumerate(zip(channels, anchors, STRIDES, strict=True)):
+            for i, (ch, pairs, stride) in enumerate(zip(channels, anchors, STRIDES, strict=True)):
                 self.yolo_blocks.add(_DetectionBlock(ch))
-                self.yolo_outputs.add(_YoloOutput(num_classes, anchors, stride))
+                self.yolo_outputs.add(_YoloOutput(num_classes, pairs, stride))
                 if i > 0:
                     self.transitions.add(conv_bn_leaky(ch, 1))
 
