@@ -71,7 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import CompileOptions, weights_label, compile_model
+    from .compile import CompileOptions, compile_model, weights_label
     from .targets import check_toolchain, resolve_target
     from .zoo.catalog import MODELS
 
@@ -244,7 +244,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         progress=not args.quiet,
     )
-    print(json.dumps({"weights": str(Path(args.out) / report["weights"]), "val": report["val"]}, indent=2, default=float))
+    print(
+        json.dumps(
+            {"weights": str(Path(args.out) / report["weights"]), "val": report["val"]},
+            indent=2,
+            default=float,
+        )
+    )
     return 0
 
 
@@ -336,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a zoo model with edgecv's recipes")
     s.add_argument("task", choices=["classification", "detection"])
     s.add_argument("model")
-    s.add_argument("--data", required=True, help="dataset path: class folders, .rec, VOC or COCO root")
+    s.add_argument(
+        "--data", required=True, help="dataset path: class folders, .rec, VOC or COCO root"
+    )
     s.add_argument("--out", required=True, help="run folder (log, checkpoints, weights, report)")
     s.add_argument("--recipe", help="JSON training recipe (default: the model's own, if any)")
     s.add_argument("--epochs", type=int)
@@ -344,9 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float)
     s.add_argument("--seed", type=int)
     s.add_argument("--max-iters", type=int, help="cap on steps per epoch (smoke runs)")
-    s.add_argument("--contexts", help="comma-separated MXNet devices, e.g. gpu:0,gpu:1 (default cpu)")
+    s.add_argument(
+        "--contexts", help="comma-separated MXNet devices, e.g. gpu:0,gpu:1 (default cpu)"
+    )
     s.add_argument("--pretrained", help="start from these .params")
-    s.add_argument("--backbone", help="detection: a classification model's .params for the backbone")
+    s.add_argument(
+        "--backbone", help="detection: a classification model's .params for the backbone"
+    )
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=cmd_train)

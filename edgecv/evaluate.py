@@ -214,7 +214,8 @@ class FloatModel:
         import mxnet as mx
 
         _, tensor, geometry = self._pre.run(image, "bgr")
-        return self.net(mx.nd.array(tensor)), geometry
+        ctx = next(iter(self.net.collect_params().values())).list_ctx()[0]  # a trained net's device
+        return self.net(mx.nd.array(tensor, ctx=ctx)), geometry
 
     def classify(self, image: np.ndarray) -> np.ndarray:
         from .runtime import _native

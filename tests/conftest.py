@@ -119,4 +119,6 @@ def digits_root(tmp_path_factory) -> Path:
     """A small digits dataset (all layouts), generated once per session."""
     from edgecv.datasets.digits import generate
 
-    return generate(tmp_path_factory.mktemp("digits") / "d", seed=3, train_per_scan=1, scenes=(48, 16))
+    return generate(
+        tmp_path_factory.mktemp("digits") / "d", seed=3, train_per_scan=1, scenes=(48, 16)
+    )
