@@ -233,6 +233,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if args.contexts:
         overrides["contexts"] = tuple(args.contexts.split(","))
+    if args.deterministic:
+        overrides["deterministic"] = True
     config = load_recipe(args.model, args.recipe, overrides)
     report = train(
         args.model,
@@ -360,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone", help="detection: a classification model's .params for the backbone"
     )
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="one OpenMP thread: the same seed gives the same weights bit for bit",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=cmd_train)
 

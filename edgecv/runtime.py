@@ -68,14 +68,15 @@ class DetectionResult:
 Result = ClassificationResult | DetectionResult
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file as stored (BGR/BGRA/gray, 8-bit); clear errors for bad files."""
+def read_image(path: str | os.PathLike[str], color: bool = False) -> np.ndarray:
+    """Decode an image file as stored (BGR/BGRA/gray, 8-bit), or with ``color`` as 3-channel
+    BGR; clear errors for bad files."""
     import cv2
 
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"image file not found: {p}")
-    image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    image = cv2.imread(str(p), cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InvalidInputError(
             f"cannot decode {p}: not an image file, or a format OpenCV cannot read"

@@ -16,7 +16,13 @@ from edgecv.train.common import Checkpoint, LRSchedule
 
 def _short(**kw) -> TrainConfig:
     base = dict(
-        epochs=2, batch_size=16, lr=0.05, hflip=False, max_iters_per_epoch=6, warmup_epochs=0.5
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        hflip=False,
+        max_iters_per_epoch=6,
+        warmup_epochs=0.5,
+        deterministic=True,
     )
     base.update(kw)
     return TrainConfig(**base)

@@ -29,15 +29,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 
 def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8 HxWx3 BGR; clear errors for missing or broken files."""
-    import cv2
+    from ..runtime import read_image
 
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"image file not found: {p}")
-    image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InvalidInputError(f"cannot decode image {p}")
-    return image
+    return read_image(path, color=True)
 
 
 def _require_dir(path: Path, what: str) -> Path:

@@ -95,6 +95,10 @@ def train(
         )
     out_dir = prepare_output(out, resume)
 
+    if config.deterministic:
+        import ctypes
+
+        mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(1))
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     net = zoo.get_model(model, pretrained=pretrained or False, classes=list(train_set.classes))
@@ -130,9 +134,7 @@ def train(
             train_samples=len(train_set),
             val_samples=len(val_data) if val_data else 0,
         )
-    n_batches = len(train_set) // config.batch_size
-    if config.max_iters_per_epoch:
-        n_batches = min(n_batches, config.max_iters_per_epoch)
+    n_batches = config.batches_per_epoch(len(train_set))
     schedule = LRSchedule(config, n_batches)
     if start >= config.epochs:
         raise InvalidInputError(f"the run in {out_dir} already finished its {config.epochs} epochs")

@@ -48,14 +48,9 @@ class ClassificationTask:
     def batches(self, rng: np.random.RandomState, epoch: int):
         """(images NCHW float32, soft targets N×C) batches of one epoch."""
         cfg = self.config
-        order = rng.permutation(len(self.dataset))
-        n = len(order) // cfg.batch_size
-        if cfg.max_iters_per_epoch:
-            n = min(n, cfg.max_iters_per_epoch)
         mixup = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
         eps = cfg.label_smoothing
-        for b in range(n):
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        for idx in cfg.batch_indices(len(self.dataset), rng):
             xs, ys = [], []
             for i in idx:
                 image, label = self.dataset[int(i)]

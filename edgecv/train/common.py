@@ -40,6 +40,9 @@ class TrainConfig:
     contexts: tuple[str, ...] = ("cpu",)  # "cpu", "gpu:0", ...: data parallel over these
     kvstore: str = "device"  # MXNet kvstore: device, local, dist_sync (several machines)
     max_iters_per_epoch: int = 0  # 0: the whole dataset (a cap is for smoke runs)
+    # one OpenMP thread: parallel reductions (BatchNorm backward) then sum in a fixed order,
+    # so the same seed gives the same weights bit for bit; slower on several cores
+    deterministic: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     def __post_init__(self) -> None:
@@ -51,6 +54,16 @@ class TrainConfig:
             raise InvalidInputError(f"unknown lr_mode {self.lr_mode!r} (cosine, step, constant)")
         if not 0 <= self.label_smoothing < 1:
             raise InvalidInputError("label_smoothing must be within [0, 1)")
+
+    def batches_per_epoch(self, n_samples: int) -> int:
+        n = n_samples // self.batch_size
+        return min(n, self.max_iters_per_epoch) if self.max_iters_per_epoch else n
+
+    def batch_indices(self, n_samples: int, rng: np.random.RandomState) -> list[np.ndarray]:
+        """One epoch's batches of sample indices, in a seeded random order."""
+        order = rng.permutation(n_samples)
+        bs = self.batch_size
+        return [order[b * bs : (b + 1) * bs] for b in range(self.batches_per_epoch(n_samples))]
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> TrainConfig:
@@ -225,11 +238,14 @@ def normalise(image_rgb: np.ndarray, mean: tuple[float, ...], std: tuple[float, 
 def color_jitter(
     image: np.ndarray, rng: np.random.RandomState, strength: float = 0.3
 ) -> np.ndarray:
-    """Brightness, contrast and saturation jitter, float HxWx3 in 0..255."""
-    x = image.astype(np.float32)
+    """Brightness, contrast and saturation jitter, float HxWx3 in 0..255.
+
+    In float64: NumPy's float32 reductions vary with the arrays' memory alignment, which
+    would make two runs with one seed differ in the last bits."""
+    x = image.astype(np.float64)
     x = x * (1 + rng.uniform(-strength, strength))
     mean = x.mean()
     x = (x - mean) * (1 + rng.uniform(-strength, strength)) + mean
     gray = x.mean(axis=2, keepdims=True)
     x = (x - gray) * (1 + rng.uniform(-strength, strength)) + gray
-    return x.clip(0, 255)
+    return x.clip(0, 255).astype(np.float32)

@@ -206,13 +206,9 @@ class YoloTask:
 
     def batches(self, rng: np.random.RandomState, epoch: int):
         cfg = self.config
-        order = rng.permutation(len(self.dataset))
-        n = len(order) // cfg.batch_size
-        if cfg.max_iters_per_epoch:
-            n = min(n, cfg.max_iters_per_epoch)
-        for b in range(n):
+        for idx in cfg.batch_indices(len(self.dataset), rng):
             xs, ts = [], []
-            for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]:
+            for i in idx:
                 image, label = self.dataset[int(i)]
                 label = label[label[:, 5] == 0] if label.shape[1] > 5 else label
                 img, boxes = augment(image, label, self.size, self.data.mean, rng, cfg)
