@@ -1,0 +1,70 @@
+"""Accuracy parity on real data: the shipped digits models, float (MXNet) vs compiled (C++
+runtime), scored by the same evaluation code on held-out digits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecv.cli import main
+from edgecv.datasets import ImageFolder, VOCDetection
+from edgecv.evaluate import ArtifactModel, FloatModel, evaluate
+from edgecv.zoo import get_model, shipped_weights
+
+pytestmark = pytest.mark.parity
+
+DETECTION_IMAGES = 40  # untuned TVM code is slow; a subset keeps CI short
+
+
+@pytest.fixture(scope="module")
+def digits_full(tmp_path_factory):
+    from edgecv.datasets.digits import generate
+
+    return generate(
+        tmp_path_factory.mktemp("digits-full") / "d",
+        seed=0,
+        train_per_scan=0,
+        scenes=(0, DETECTION_IMAGES),
+    )
+
+
+def _compile(name, tmp_path):
+    from edgecv.compile import CompileOptions, compile_model
+
+    return compile_model(CompileOptions(model=name, out_dir=str(tmp_path / name)))
+
+
+def test_weights_are_shipped():
+    for name in ("mobilenet0.25_digits", "yolo3_mobilenet0.25_digits"):
+        assert shipped_weights(name) is not None, name
+
+
+def test_digits_classifier_float_vs_compiled(tmp_path, digits_full):
+    val = ImageFolder(digits_full / "classification" / "val")
+    art = _compile("mobilenet0.25_digits", tmp_path)
+    assert (
+        json.loads((art / "manifest.json").read_text())["model"]["weights"]
+        == "edgecv:mobilenet0.25_digits.params"
+    )
+    ref = evaluate(FloatModel(get_model("mobilenet0.25_digits")), val)
+    got = evaluate(ArtifactModel(art), val)
+    assert ref["images"] == got["images"] == 359
+    assert ref["top1"] >= 0.97  # the trained model, on scans it never saw
+    assert abs(got["top1"] - ref["top1"]) <= 0.005
+
+
+def test_digits_detector_float_vs_compiled(tmp_path, digits_full, capsys):
+    val = VOCDetection(digits_full / "voc", "val")
+    art = _compile("yolo3_mobilenet0.25_digits", tmp_path)
+    ref = evaluate(FloatModel(get_model("yolo3_mobilenet0.25_digits")), val)
+    got = evaluate(ArtifactModel(art), val)
+    assert ref["voc07_map"] >= 0.7  # 40 scenes: the full 300-scene figure is in training/
+    assert abs(got["voc07_map"] - ref["voc07_map"]) <= 0.005
+    # the same through the command line, with COCO AP from pycocotools
+    code = main(
+        ["eval", str(art), "--data", str(digits_full / "coco"), "--metric", "coco", "--limit", "10"]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 10 and 0 < report["coco_ap"] <= 1 and report["voc07_map"] > 0
