@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .datasets import coco_annotation
 from .errors import InvalidInputError
 
 # ---------------------------------------------------------------------------- metrics
@@ -146,17 +147,7 @@ def coco_ap(
     ):
         images.append({"id": i + 1, "width": int(w), "height": int(h)})
         for r in _rows(gt):
-            x0, y0, x1, y1 = (float(v) for v in r[:4])
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": i + 1,
-                    "category_id": int(r[4]) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": int(len(r) > 5 and r[5] > 0),
-                }
-            )
+            annotations.append(coco_annotation(len(annotations) + 1, i + 1, [float(v) for v in r]))
         for c, s, b in zip(
             np.ravel(ids), np.ravel(scores), np.reshape(boxes, (-1, 4)), strict=True
         ):

@@ -167,12 +167,44 @@ def _read_label_file(path: Path) -> tuple[str, ...]:
     return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
 
 
-class VOCDetection(Dataset):
+class _Detection(Dataset):
+    """A detection dataset: subclasses set ``_labels`` (one array per image) and
+    ``image_path``."""
+
+    task = "detection"
+    _labels: list[np.ndarray]
+
+    def image_path(self, index: int) -> Path:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        return decode_image(self.image_path(index)), self._labels[index].copy()
+
+    def labels(self) -> list[np.ndarray]:
+        return [lab.copy() for lab in self._labels]
+
+
+def coco_annotation(ann_id: int, image_id: int, row: Any) -> dict[str, Any]:
+    """A COCO annotation from a corner-box row ``x0, y0, x1, y1, class[, crowd]`` (class
+    0-based; COCO category ids start at 1)."""
+    x0, y0, x1, y1 = row[:4]
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": int(row[4]) + 1,
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": (x1 - x0) * (y1 - y0),
+        "iscrowd": int(len(row) > 5 and row[5] > 0),
+    }
+
+
+class VOCDetection(_Detection):
     """Pascal VOC: ``root/Annotations/<id>.xml``, ``root/JPEGImages/<id>.jpg`` and
     ``root/ImageSets/Main/<split>.txt``. Classes: ``classes``, else ``root/labels.txt``,
     else the 20 VOC classes. Boxes become 0-based (VOC's are 1-based)."""
-
-    task = "detection"
 
     def __init__(
         self,
@@ -234,22 +266,11 @@ class VOCDetection(Dataset):
                 return base.with_suffix(suffix)
         return base.with_suffix(".jpg")
 
-    def __len__(self) -> int:
-        return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
-        return decode_image(self.image_path(index)), self._labels[index].copy()
-
-    def labels(self) -> list[np.ndarray]:
-        return [lab.copy() for lab in self._labels]
-
-
-class COCODetection(Dataset):
+class COCODetection(_Detection):
     """COCO: ``root/annotations/instances_<split>.json`` with images under ``root/<split>/``
     (or ``root/images/<split>/``). Categories in id order become classes 0..C-1; crowd
     annotations are marked difficult (ignored by the metrics)."""
-
-    task = "detection"
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train"):
         self.root = _require_dir(Path(root), "COCO root")
@@ -292,15 +313,6 @@ class COCODetection(Dataset):
     def image_path(self, index: int) -> Path:
         return self.image_dir / self.images[index]["file_name"]
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
-        return decode_image(self.image_path(index)), self._labels[index].copy()
-
-    def labels(self) -> list[np.ndarray]:
-        return [lab.copy() for lab in self._labels]
-
 
 def open_dataset(
     path: str | os.PathLike[str], split: str = "val", task: str | None = None
@@ -338,6 +350,7 @@ __all__ = [
     "ImageFolder",
     "RecordIO",
     "VOCDetection",
+    "coco_annotation",
     "decode_image",
     "open_dataset",
     "write_recordio",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
+from . import coco_annotation
 
 CLASSES = tuple(str(d) for d in range(10))
 CLASSIFICATION_SIZE = 32
@@ -271,17 +272,8 @@ def generate(
                     }
                 )
                 for r in label:
-                    x0, y0, x1, y1 = (int(v) for v in r[:4])
-                    annotations.append(
-                        {
-                            "id": len(annotations) + 1,
-                            "image_id": n + 1,
-                            "category_id": int(r[4]) + 1,
-                            "bbox": [x0, y0, x1 - x0, y1 - y0],
-                            "area": (x1 - x0) * (y1 - y0),
-                            "iscrowd": 0,
-                        }
-                    )
+                    row = [int(v) for v in r[:5]]  # whole pixels, not crowd
+                    annotations.append(coco_annotation(len(annotations) + 1, n + 1, row))
             (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
             categories = [
                 {"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)

@@ -95,12 +95,6 @@ def train(
         )
     out_dir = prepare_output(out, resume)
 
-    # load what validation needs now: native libraries loaded mid-run (the C++ runtime and
-    # what it links) made the first run in a process differ from later ones after epoch 1
-    from ..compile import preprocess_ops  # noqa: F401
-    from ..runtime import _native
-
-    _native()
     if config.deterministic:
         import ctypes
 
