@@ -87,6 +87,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         pretrained=args.pretrained,
         out_dir=args.out,
+        kernels=args.kernels,
     )
     print(
         f"edgecv compile: model={options.model} target={target.label} "
@@ -299,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file (default: random init)")
     s.add_argument("--out", help="artifact directory (default artifacts/MODEL-TARGET-PRECISION)")
+    s.add_argument(
+        "--kernels",
+        default="auto",
+        choices=["auto", "tvm", "dnnl"],
+        help="where convolutions and dense layers run: a kernel library the target offers "
+        "(dnnl: oneDNN, x86) or TVM-generated code (tvm); auto: the target's library when the "
+        "runtime here has it",
+    )
     prec = s.add_mutually_exclusive_group()
     prec.add_argument(
         "--fp16", action="store_true", help="half precision (targets that support it)"

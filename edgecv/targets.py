@@ -52,6 +52,7 @@ class Target:
     cross_compiler: str | None = None  # CPU targets: C++ compiler that links for host_triple
     host: str | None = None  # GPU targets: default host CPU target
     archs: tuple[GpuArch, ...] = ()  # GPU targets
+    kernels: tuple[str, ...] = ()  # kernel libraries layers can be offloaded to ("dnnl")
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -203,6 +204,7 @@ def parse_target(path: Path) -> Target:
             **common,
             host_triple=_require(data, "host_triple", str, path),
             cross_compiler=_optional(data, "cross_compiler", str, path),
+            kernels=_parse_kernels(data, path),
         )
     return Target(
         **common,
@@ -210,6 +212,19 @@ def parse_target(path: Path) -> Target:
         host=_require(data, "host", str, path),
         archs=_parse_archs(data, path),
     )
+
+
+KERNEL_LIBRARIES = ("dnnl",)
+
+
+def _parse_kernels(data: dict[str, Any], path: Path) -> tuple[str, ...]:
+    kernels = tuple(_optional(data, "kernels", list, path) or ())
+    unknown = [k for k in kernels if k not in KERNEL_LIBRARIES]
+    if unknown:
+        raise InvalidInputError(
+            f"{path}: unknown kernel libraries {unknown} (known: {', '.join(KERNEL_LIBRARIES)})"
+        )
+    return kernels
 
 
 def _check_references(registry: Registry[Target]) -> None:

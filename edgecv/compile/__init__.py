@@ -35,6 +35,9 @@ class CompileOptions:
     top_k: int = 5
     parity_rtol: float = 1e-4
     seed: int = 0
+    # "auto": the target's kernel library (oneDNN on x86) when usable here, else TVM alone;
+    # "tvm": TVM-generated code only; or a library name ("dnnl")
+    kernels: str = "auto"
 
 
 def default_out_dir(model: str, target: str, precision: str) -> Path:
@@ -150,7 +153,17 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         t0 = time.perf_counter()
         step(f"compiling with TVM for {target.label} ({target.tvm})")
         model = onnx.load(str(writer.path(ONNX)))
-        mod, params = tvm_api.import_onnx(model)
+        kernels = _choose_kernels(options.kernels, target)
+        if not kernels and options.kernels == "auto" and target.target.kernels:
+            step(
+                f"note: the runtime here lacks {target.target.kernels[0]} kernels "
+                "(oneDNN: libdnnl-dev); compiling with TVM alone, which is far slower"
+            )
+        mod, params = tvm_api.import_onnx(model, embed_params=bool(kernels))
+        offloaded: dict[str, int] = {}
+        for library in kernels:
+            step(f"offloading convolutions and dense layers to {library}")
+            mod, offloaded = tvm_api.offload_kernels(mod, library)
         tvm_api.build(mod, target.tvm, writer.path(LIBRARY), linker=target.linker)
         param_entries = write_weights(writer.path(WEIGHTS), params)
         timings["compile_s"] = time.perf_counter() - t0
@@ -193,6 +206,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                 for n, e in zip(exported.output_names, expected, strict=True)
             ],
             "params": param_entries,
+            "kernels": kernels,
             "preprocess": preprocess_ops(data),
             "postprocess": postprocess,
             "classes": list(meta.classes),
@@ -204,11 +218,43 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                     **({} if target.is_native else {"tvm_not_run": f"built for {target.label}"}),
                 },
                 **({"device_code": device_code} if device_code else {}),
+                **({"offloaded": offloaded} if kernels else {}),
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "built_on": f"{platform.system()} {platform.machine()}",
             },
         }
         return writer.commit(doc)
+
+
+def local_kernel_libraries() -> list[str]:
+    """Kernel libraries the edgecv runtime installed here was built with."""
+    try:
+        from .. import _runtime
+    except ImportError:
+        return []
+    return list(_runtime.kernel_libraries())
+
+
+def _choose_kernels(requested: str, target: ResolvedTarget) -> list[str]:
+    """The kernel libraries the artifact will call (none: TVM-generated code only)."""
+    offered = target.target.kernels
+    if requested == "tvm" or (requested == "auto" and not offered):
+        return []
+    library = offered[0] if requested == "auto" else requested
+    if library not in offered:
+        raise InvalidInputError(
+            f"target {target.label!r} has no {requested!r} kernels "
+            f"(it offers: {', '.join(offered) or 'none'}; or --kernels tvm)"
+        )
+    if target.is_native and library not in local_kernel_libraries():
+        if requested == "auto":
+            return []  # nothing here could run (and check) the artifact: TVM alone
+        raise EdgecvError(
+            f"the edgecv runtime here was built without {library} kernels, so the artifact "
+            "could not be checked: install oneDNN (Debian: libdnnl-dev) and reinstall edgecv, "
+            "or compile with --kernels tvm"
+        )
+    return [library]
 
 
 def _check_device_code(library: Path, target: ResolvedTarget) -> list[str]:

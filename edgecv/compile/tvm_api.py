@@ -25,11 +25,19 @@ def versions() -> dict[str, str]:
     return {"tvm": tvm.__version__, "tvm_ffi": tvm_ffi.__version__}
 
 
-def import_onnx(model: Any) -> tuple[Any, list[tuple[str, np.ndarray]]]:
-    """ONNX model → (Relax module whose ``main`` takes (input, *params), ordered params)."""
+def import_onnx(
+    model: Any, embed_params: bool = False
+) -> tuple[Any, list[tuple[str, np.ndarray]]]:
+    """ONNX model → (Relax module whose ``main`` takes (input, *params), ordered params).
+
+    ``embed_params``: the weights stay constants of the graph instead (no params), as the
+    kernel-library rewrite needs them to fold batch norm and pack weights.
+    """
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
+    if embed_params:
+        return from_onnx(model, keep_params_in_input=False), []
     mod = from_onnx(model, keep_params_in_input=True)
     mod, params = relax.frontend.detach_params(mod)
     names = [str(v.name) for v in mod["main"].params[1:]]
@@ -37,6 +45,15 @@ def import_onnx(model: Any) -> tuple[Any, list[tuple[str, np.ndarray]]]:
     if len(names) != len(values):
         raise RuntimeError(f"TVM import: {len(names)} parameters but {len(values)} values")
     return mod, [(n, v.numpy()) for n, v in zip(names, values, strict=True)]
+
+
+def offload_kernels(mod: Any, library: str) -> tuple[Any, dict[str, int]]:
+    """Move convolutions and dense layers to ``library``'s kernels (see offload.py)."""
+    from . import offload
+
+    if library != "dnnl":
+        raise EdgecvError(f"no offload rewrite for kernel library {library!r}")
+    return offload.offload(offload.prepare(mod))
 
 
 def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = None) -> None:
@@ -177,6 +194,8 @@ def run(library: Path, inputs: list[np.ndarray], params: list[np.ndarray]) -> li
     """Run ``main`` of a compiled library with TVM's own Python VM (CPU)."""
     import tvm
     from tvm import relax
+
+    from .. import _runtime  # noqa: F401 - registers the kernel functions libraries may call
 
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
     args = [tvm.runtime.tensor(a) for a in [*inputs, *params]]

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "edgecv/error.h"
+#include "edgecv/kernels.h"
 #include "edgecv/predictor.h"
 #include "edgecv/sha256.h"
 
@@ -114,6 +115,11 @@ py::tuple PreprocessTuple(const Preprocessor& pre, const py::array& image,
 
 PYBIND11_MODULE(_runtime, m) {
   m.doc() = "edgecv C++ runtime (preprocess, compiled network, postprocess)";
+  // kernel functions that compiled graphs call by name: registered on import, so that TVM's
+  // own Python VM can run such artifacts too
+  RegisterKernels();
+  m.def("kernel_libraries", &KernelLibraries, "Kernel libraries built into this runtime, e.g. ['dnnl']");
+  m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {

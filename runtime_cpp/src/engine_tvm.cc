@@ -17,6 +17,7 @@
 
 #include "edgecv/engine.h"
 #include "edgecv/error.h"
+#include "edgecv/kernels.h"
 
 namespace edgecv {
 
@@ -151,6 +152,10 @@ void CheckLoadable(const std::string& path) {
   dlclose(handle);
 }
 
+// Cached kernel state (packed weights) lives while any engine does.
+std::mutex live_mutex;
+int live_engines = 0;
+
 }  // namespace
 
 struct Engine::Impl {
@@ -200,6 +205,7 @@ Engine::Engine(const std::string& library, const std::string& entry,
   }
   const std::string path = std::filesystem::absolute(library).string();
   CheckLoadable(path);
+  RegisterKernels();  // before vm_initialization, which resolves the kernel names
   try {
     ffi::Module lib = ffi::Module::LoadFromFile(path);
     ffi::Optional<ffi::Function> load = lib->GetFunction("vm_load_executable");
@@ -215,9 +221,15 @@ Engine::Engine(const std::string& library, const std::string& entry,
   } catch (const ffi::Error& e) {
     ThrowInvalidArtifact("cannot load " + library + ": " + FirstLine(e.what()));
   }
+  std::lock_guard<std::mutex> lock(live_mutex);
+  ++live_engines;
+  counted_ = true;
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  std::lock_guard<std::mutex> lock(live_mutex);
+  if (counted_ && --live_engines == 0) ClearKernelCache();
+}
 
 std::vector<Tensor> Engine::Run(const Tensor& input) const {
   if (static_cast<int64_t>(input.data.size()) != Tensor::NumElements(input.shape))

@@ -1,9 +1,11 @@
 #include "edgecv/manifest.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "edgecv/error.h"
+#include "edgecv/kernels.h"
 #include "edgecv/sha256.h"
 
 namespace edgecv {
@@ -85,6 +87,8 @@ Manifest Manifest::Load(const std::string& dir) {
       m.params.push_back(std::move(p));
     }
     for (const auto& v : d.At("classes").AsArray()) m.classes.push_back(v.AsString());
+    if (const json::Value* k = d.Find("kernels"))
+      for (const auto& v : k->AsArray()) m.kernels.push_back(v.AsString());
     for (const auto& [file, digest] : d.At("sha256").AsObject())
       m.sha256[file] = digest.AsString();
   } catch (const Error& e) {
@@ -103,6 +107,13 @@ Manifest Manifest::Load(const std::string& dir) {
   if (*RuntimeCpu() != '\0' && cpu != RuntimeCpu())
     ThrowInvalidArtifact("artifact is built for " + m.host_triple + " (target '" + m.target +
                          "'); this runtime runs on " + RuntimeCpu());
+  for (const std::string& lib : m.kernels) {
+    const auto& have = KernelLibraries();
+    if (std::find(have.begin(), have.end(), lib) == have.end())
+      ThrowInvalidArtifact("artifact calls " + lib + " kernels (compiled with --kernels " + lib +
+                           "); this runtime was built without them: install the library (oneDNN: "
+                           "libdnnl-dev) and rebuild, or compile the model with --kernels tvm");
+  }
   if (m.inputs.size() != 1) ThrowInvalidArtifact(path + ": exactly one input is supported");
   for (const std::string& file : {m.library, m.weights}) {
     if (file.find('/') != std::string::npos || file.empty() || file[0] == '.')

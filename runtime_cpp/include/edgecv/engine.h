@@ -40,6 +40,7 @@ class Engine {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  bool counted_ = false;  // fully loaded: counts as a live engine
 };
 
 }  // namespace edgecv

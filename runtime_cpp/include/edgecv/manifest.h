@@ -35,6 +35,7 @@ struct Manifest {
   std::vector<TensorSpec> outputs;
   std::vector<ParamSpec> params;
   std::vector<std::string> classes;
+  std::vector<std::string> kernels;  // kernel libraries the library calls, e.g. {"dnnl"}
   std::map<std::string, std::string> sha256;  // file name -> hex digest
   json::Value doc;                            // the whole document, for ops and reports
 

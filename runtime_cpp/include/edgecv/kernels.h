@@ -1,0 +1,20 @@
+// Kernel libraries that compiled graphs may call by name (TVM's call_dps_packed): edgecv
+// registers them in TVM's function registry before an artifact is loaded, because the VM
+// resolves the names when it initialises.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace edgecv {
+
+// The kernel libraries this runtime was built with, e.g. {"dnnl"} (possibly empty).
+const std::vector<std::string>& KernelLibraries();
+
+// Registers every kernel function of the libraries above (idempotent, thread-safe).
+void RegisterKernels();
+
+// Frees cached packed weights and primitives (they are rebuilt on the next call).
+void ClearKernelCache();
+
+}  // namespace edgecv
