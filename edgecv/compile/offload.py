@@ -11,7 +11,8 @@ The rewrite, on the imported Relax module:
      that offloaded layers hand each other NHWC tensors with no transposes between them;
   2. every conv2d / matmul with constant weights, together with the chain after it that
      only it uses: per-channel affine ops (batch norm, bias) folded into weights and bias,
-     then at most one residual ``add`` of another tensor, then ReLU / leaky ReLU / clip,
+     then ReLU / leaky ReLU / clip and at most one residual ``add`` of another tensor, in
+     either order (ResNet adds then activates, Darknet activates then adds),
      becomes one ``call_dps_packed("edgecv.dnnl.conv2d" | "edgecv.dnnl.dense", ...)``.
      Weights go to the call as constants in a plain layout (conv: G×O/G×I/G×KH×KW,
      dense: N×K); the settings shape carries strides, padding, dilation, groups, the
@@ -55,10 +56,14 @@ class _Layer:
     scale: np.ndarray
     shift: np.ndarray
     residual: Any = None
+    residual_after_act: bool = False
+    src_nchw: bool = False  # reads the graph's NCHW input itself (no transpose before it)
+    dst_nchw: bool = False  # writes an NCHW graph output itself (no transpose after it)
     act: int = ACT_NONE
     alpha: float = 0.0
     beta: float = 0.0
     absorbed: list[Any] = field(default_factory=list)  # bindings folded in, in order
+    transposes: list[Any] = field(default_factory=list)  # bindings made unneeded (or None)
 
     @property
     def end(self) -> Any:
@@ -78,9 +83,10 @@ def prepare(mod: Any) -> Any:
         relax.transform.FoldConstant(),
         relax.transform.CanonicalizeBindings(),
     )(mod)
-    mod = _clip_to_ops(mod)
+    mod = _normalize_ops(mod)
+    layouts = {"relax.nn.conv2d": ["NHWC", "OHWI"], "relax.image.resize2d": ["NHWC"]}
     mod = seq(
-        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}),
+        relax.transform.ConvertLayout(layouts),
         relax.transform.FoldConstant(),
         relax.transform.CanonicalizeBindings(),
         relax.transform.DeadCodeElimination(),
@@ -88,19 +94,31 @@ def prepare(mod: Any) -> Any:
     return mod
 
 
-def _clip_to_ops(mod: Any) -> Any:
-    """ONNX ``Clip`` with bounds given as inputs imports as ``call_tir`` of TOPI's maximum /
-    minimum, which neither ConvertLayout nor the fusion below can see: make them Relax ops."""
+def _normalize_ops(mod: Any) -> Any:
+    """Ops in forms ConvertLayout and the fusion below can see.
+
+    ONNX ``Clip`` with bounds given as inputs imports as ``call_tir`` of TOPI's maximum /
+    minimum: made Relax ops again. ``leakyrelu`` has no layout rule in TVM 0.27 (it would stay
+    NCHW, with two transposes around every one): the same function as a ``prelu`` with one
+    slope for all channels, which has one.
+    """
     import tvm
     from tvm import relax
 
     names = {gv: gv.name_hint for gv in mod.get_global_vars()}
     call_tir = tvm.ir.Op.get("relax.call_tir")
+    leaky = tvm.ir.Op.get("relax.nn.leakyrelu")
 
     @relax.expr_functor.mutator
     class Rewrite(relax.PyExprMutator):  # type: ignore[misc]
         def visit_call_(self, call: Any) -> Any:  # noqa: N802 - TVM's visitor name
             call = super().visit_call_(call)
+            if call.op == leaky:
+                shape = _shape(call.args[0])
+                if shape is None or len(shape) != 4 or str(call.args[0].ty.dtype) != "float32":
+                    return call
+                slope = np.full(shape[1], float(call.attrs.alpha), dtype=np.float32)
+                return relax.op.nn.prelu(call.args[0], relax.const(slope), axis=1)
             if call.op != call_tir or len(call.args) < 2:
                 return call
             m = re.fullmatch(r"(maximum|minimum)\d*", names.get(call.args[0], ""))
@@ -190,6 +208,8 @@ def _extend(layer: _Layer, user: Any) -> bool:
     """Fold ``user`` (the only use of the layer's current end) into the layer if it can."""
     value, cur = user.value, layer.end.var
     name = _op_name(value)
+    if layer.dst_nchw:  # the layer writes NCHW itself; nothing may follow
+        return False
     if name in ("relax.add", "relax.subtract", "relax.multiply", "relax.divide"):
         a, b = value.args
         if name in ("relax.subtract", "relax.divide") and not a.same_as(cur):
@@ -216,11 +236,11 @@ def _extend(layer: _Layer, user: Any) -> bool:
         if (
             name == "relax.add"
             and layer.residual is None
-            and layer.act == ACT_NONE
             and _shape(other) == _shape(cur)
             and str(other.ty.dtype) == "float32"
         ):
             layer.residual = other
+            layer.residual_after_act = layer.act != ACT_NONE  # darknet: leaky ReLU, then add
             return True
         return False
     if layer.act == ACT_NONE and name == "relax.nn.relu":
@@ -228,6 +248,17 @@ def _extend(layer: _Layer, user: Any) -> bool:
         return True
     if layer.act == ACT_NONE and name == "relax.nn.leakyrelu":
         layer.act, layer.alpha = ACT_RELU, float(value.attrs.alpha)
+        return True
+    if layer.act == ACT_NONE and name == "relax.nn.prelu" and value.args[0].same_as(cur):
+        slope = _const(value.args[1])
+        if slope is None or slope.size == 0 or np.any(slope != slope.flat[0]):
+            return False  # one slope per channel: not an eltwise post-op
+        layer.act, layer.alpha = ACT_RELU, float(slope.flat[0])
+        return True
+    if name == "relax.permute_dims" and layer.kind == "conv" and layer.residual is None:
+        if _permute(user, [0, 3, 1, 2]) is None:
+            return False
+        layer.dst_nchw = True
         return True
     if name in ("relax.maximum", "relax.minimum") and value.args[0].same_as(cur):
         c = _const(value.args[1])
@@ -272,12 +303,15 @@ def _plan(func: Any) -> list[_Layer]:
     for b in bindings:
         count(b.value, b)
     count(func.body.body, None)
+    bound = {b.var: b for b in bindings}
     claimed: set[Any] = set()
     layers = []
     for b in bindings:
         layer = _head(b)
         if layer is None:
             continue
+        if layer.kind == "conv":
+            layer.transposes.append(_nchw_source(layer, bound, uses))
         while True:
             v = layer.end.var
             if not isinstance(v, relax.DataflowVar) or uses[v] != 1:
@@ -292,6 +326,27 @@ def _plan(func: Any) -> list[_Layer]:
     return layers
 
 
+def _permute(binding: Any, axes: list[int]) -> Any | None:
+    """The tensor that ``binding`` permutes with ``axes``, if that is what it does."""
+    value = binding.value
+    if _op_name(value) != "relax.permute_dims" or value.attrs.axes is None:
+        return None
+    return value.args[0] if [int(a) for a in value.attrs.axes] == axes else None
+
+
+def _nchw_source(layer: _Layer, bound: dict[Any, Any], uses: Counter[Any]) -> Any:
+    """A conv reading NCHW→NHWC ``permute_dims`` of a tensor (the graph input) reads that
+    tensor itself; returns the transpose binding it replaces (None if none)."""
+    src = bound.get(layer.data)
+    if src is None or uses[layer.data] != 1:
+        return None
+    original = _permute(src, [0, 2, 3, 1])
+    if original is None:
+        return None
+    layer.data, layer.src_nchw = original, True
+    return src
+
+
 def _settings(layer: _Layer, weight: np.ndarray, bias: np.ndarray) -> list[int]:
     if layer.kind == "conv":
         a = layer.head.value.attrs
@@ -304,7 +359,11 @@ def _settings(layer: _Layer, weight: np.ndarray, bias: np.ndarray) -> list[int]:
             *map(int, a.dilation),
             int(a.groups),
         ]
-        tail = [1 if layer.residual is not None else 0]
+        tail = [
+            0 if layer.residual is None else 2 if layer.residual_after_act else 1,
+            int(layer.src_nchw),
+            int(layer.dst_nchw),
+        ]
     else:
         attrs, tail = [], []
     act = [layer.act, _float_bits(layer.alpha), _float_bits(layer.beta)]
@@ -338,7 +397,12 @@ def offload(mod: Any) -> tuple[Any, dict[str, int]]:
 
     layers = _plan(mod["main"])
     by_end = {layer.end.var: layer for layer in layers}
-    skipped = {b.var for layer in layers for b in [layer.head, *layer.absorbed[:-1]]}
+    skipped = {
+        b.var
+        for layer in layers
+        for b in [layer.head, *layer.absorbed[:-1], *layer.transposes]
+        if b is not None
+    }
     skipped -= set(by_end)
     stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0})
 

@@ -119,6 +119,15 @@ PYBIND11_MODULE(_runtime, m) {
   // own Python VM can run such artifacts too
   RegisterKernels();
   m.def("kernel_libraries", &KernelLibraries, "Kernel libraries built into this runtime, e.g. ['dnnl']");
+  m.def(
+      "kernel_stats",
+      [](bool reset) {
+        py::dict out;
+        for (const auto& [name, st] : KernelStats(reset))
+          out[py::str(name)] = py::dict(py::arg("calls") = st.calls, py::arg("total_ms") = st.total_ms);
+        return out;
+      },
+      py::arg("reset") = false, "Calls of each kernel function and milliseconds spent in them");
   m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
 
   py::register_exception_translator([](std::exception_ptr p) {

@@ -24,6 +24,15 @@ void RegisterKernels() {
   });
 }
 
+std::map<std::string, KernelStat> KernelStats(bool reset) {
+#ifdef EDGECV_WITH_DNNL
+  return DnnlStats(reset);
+#else
+  (void)reset;
+  return {};
+#endif
+}
+
 void ClearKernelCache() {
 #ifdef EDGECV_WITH_DNNL
   ClearDnnlCache();

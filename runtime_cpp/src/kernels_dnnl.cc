@@ -10,6 +10,7 @@
 #include <omp.h>
 #include <sched.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -90,12 +92,17 @@ const DLTensor* CheckTensor(const ffi::AnyView& arg, const char* what, int ndim)
 void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
 dims Dims(const DLTensor* t) { return dims(t->shape, t->shape + t->ndim); }
 
-dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual) {
+// residual_order: 1 = add the residual, then activate; 2 = activate, then add.
+dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual, int64_t residual_order) {
   dnnl::post_ops ops;
-  if (residual != nullptr) ops.append_binary(dnnl::algorithm::binary_add, *residual);
+  const auto add = [&] {
+    if (residual != nullptr) ops.append_binary(dnnl::algorithm::binary_add, *residual);
+  };
+  if (residual_order != 2) add();
   if (act == kRelu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, alpha, 0.f);
   else if (act == kClip) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, alpha, beta);
   else if (act != kNone) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown activation " << act;
+  if (residual_order == 2) add();
   return ops;
 }
 
@@ -103,6 +110,9 @@ dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc*
 struct Layer {
   dnnl::primitive primitive;
   memory::desc src, dst, residual;
+  int residual_index = 0;  // position of the residual add among the post-ops
+  // set when the caller's tensors are in another layout than the primitive's (reordered)
+  std::optional<memory::desc> user_src, user_dst;
   memory weights, bias;
 };
 
@@ -153,14 +163,21 @@ memory CopyBias(const DLTensor* b, dnnl::stream& stream) {
 }
 
 void Run(const Layer& layer, dnnl::stream& stream, void* src, void* dst, void* residual) {
+  // user layouts the primitive does not take directly go through a reorder
+  memory user_src(layer.user_src ? *layer.user_src : layer.src, Engine(), src);
+  memory user_dst(layer.user_dst ? *layer.user_dst : layer.dst, Engine(), dst);
+  memory src_mem = user_src, dst_mem = user_dst;
+  if (layer.user_src) {
+    src_mem = memory(layer.src, Engine());
+    dnnl::reorder(user_src, src_mem).execute(stream, user_src, src_mem);
+  }
+  if (layer.user_dst) dst_mem = memory(layer.dst, Engine());
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(layer.src, Engine(), src)},
-      {DNNL_ARG_WEIGHTS, layer.weights},
-      {DNNL_ARG_BIAS, layer.bias},
-      {DNNL_ARG_DST, memory(layer.dst, Engine(), dst)}};
+      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, layer.weights}, {DNNL_ARG_BIAS, layer.bias}, {DNNL_ARG_DST, dst_mem}};
   if (residual != nullptr)
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(layer.residual, Engine(), residual));
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(layer.residual_index) | DNNL_ARG_SRC_1, memory(layer.residual, Engine(), residual));
   layer.primitive.execute(stream, args);
+  if (layer.user_dst) dnnl::reorder(dst_mem, user_dst).execute(stream, dst_mem, user_dst);
   stream.wait();
 }
 
@@ -169,30 +186,34 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: expected 5 or 6 arguments, got " << args.size();
   const bool has_residual = args.size() == 6;
   const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
-  if (s.size() != 15 || s[0] != kSettingsVersion)
+  if (s.size() != 17 || s[0] != kSettingsVersion)
     TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: settings of another edgecv version (recompile the artifact)";
-  if ((s[13] != 0) != has_residual) TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: residual argument mismatch";
+  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: residual argument mismatch";
   UseThreads();
   const DLTensor* x = CheckTensor(args[0], "input", 4);
   const DLTensor* w = CheckTensor(args[1], "weights", 5);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
   const DLTensor* res = has_residual ? CheckTensor(args[3], "residual", 4) : nullptr;
   const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
+  // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
+  const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
+  const auto nchw = [](const DLTensor* t, bool is_nchw) {
+    return is_nchw ? Dims(t) : dims{t->shape[0], t->shape[3], t->shape[1], t->shape[2]};
+  };
+  const dims xd = nchw(x, src_nchw), yd = nchw(y, dst_nchw);
   const int64_t groups = s[9], out_c = w->shape[0] * w->shape[1];
-  if (groups != w->shape[0] || x->shape[3] != groups * w->shape[2] || y->shape[3] != out_c || b->shape[0] != out_c ||
-      x->shape[0] != y->shape[0] || (res != nullptr && Dims(res) != Dims(y)))
+  if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c || b->shape[0] != out_c ||
+      xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
     TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: tensor shapes do not agree with the layer";
   const dims strides{s[1], s[2]}, pad_l{s[3], s[4]}, pad_r{s[5], s[6]}, dilation{s[7] - 1, s[8] - 1};
   const float alpha = FloatBits(s[11]), beta = FloatBits(s[12]);
   dnnl::stream stream(Engine());
-  const Key key{s[14], Dims(x)};
+  const Key key{s[16], Dims(x)};
   auto layer = TheCache().Get(key, [&] {
     auto l = std::make_shared<Layer>();
-    // NCHW logical dims, NHWC in memory (TVM's buffers)
-    const dims xd{x->shape[0], x->shape[3], x->shape[1], x->shape[2]};
-    const dims yd{y->shape[0], y->shape[3], y->shape[1], y->shape[2]};
-    l->src = memory::desc(xd, memory::data_type::f32, memory::format_tag::nhwc);
-    l->dst = memory::desc(yd, memory::data_type::f32, memory::format_tag::nhwc);
+    using tag = memory::format_tag;
+    l->src = memory::desc(xd, memory::data_type::f32, src_nchw ? tag::nchw : tag::nhwc);
+    l->dst = memory::desc(yd, memory::data_type::f32, dst_nchw ? tag::nchw : tag::nhwc);
     const bool grouped = groups > 1;
     const dims wd = grouped ? dims{groups, w->shape[1], w->shape[2], w->shape[3], w->shape[4]}
                             : dims{w->shape[1], w->shape[2], w->shape[3], w->shape[4]};
@@ -200,10 +221,22 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const memory::desc bd({out_c}, memory::data_type::f32, memory::format_tag::x);
     if (res != nullptr) l->residual = l->dst;
     dnnl::primitive_attr attr;
-    attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr));
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
-    dnnl::convolution_forward::primitive_desc pd(d, attr, Engine());
+    attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13]));
+    l->residual_index = (s[13] == 2 && s[10] != kNone) ? 1 : 0;
+    const auto describe = [&] {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
+      return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
+    };
+    dnnl::convolution_forward::primitive_desc pd = describe();
+    if ((src_nchw || dst_nchw) && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+      // no fast kernel for mixed layouts (NCHW in, NHWC out): NHWC with reorders around it
+      if (src_nchw) l->user_src = l->src;
+      if (dst_nchw) l->user_dst = l->dst;
+      l->src = memory::desc(xd, memory::data_type::f32, tag::nhwc);
+      l->dst = memory::desc(yd, memory::data_type::f32, tag::nhwc);
+      pd = describe();
+    }
     l->primitive = dnnl::convolution_forward(pd);
     l->weights = Pack(pd.weights_desc(), wd, grouped ? memory::format_tag::goihw : memory::format_tag::oihw,
                       Data(w), stream);
@@ -235,7 +268,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const memory::desc wany(Dims(w), memory::data_type::f32, memory::format_tag::any);
     const memory::desc bd(Dims(b), memory::data_type::f32, memory::format_tag::x);
     dnnl::primitive_attr attr;
-    attr.set_post_ops(PostOps(s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr));
+    attr.set_post_ops(PostOps(s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr, 0));
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
     l->primitive = dnnl::inner_product_forward(pd);
@@ -247,21 +280,41 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Run(*layer, stream, Data(x), Data(y), nullptr);
 }
 
-// oneDNN reports failures as dnnl::error; TVM's VM wants ffi errors.
+std::mutex stats_mutex;
+std::map<std::string, KernelStat> stats;
+
+// oneDNN reports failures as dnnl::error; TVM's VM wants ffi errors. Time is accounted
+// per kernel, so that a benchmark can tell library time from TVM-generated code.
 template <void (*F)(ffi::PackedArgs, ffi::Any*)>
-void Guarded(ffi::PackedArgs args, ffi::Any* ret) {
+void Guarded(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     F(args, ret);
   } catch (const dnnl::error& e) {
     TVM_FFI_THROW(RuntimeError) << "oneDNN: " << e.what();
   }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  KernelStat& st = stats[name];
+  st.calls += 1;
+  st.total_ms += ms;
 }
 
 }  // namespace
 
 void RegisterDnnlKernels() {
-  ffi::Function::SetGlobal("edgecv.dnnl.conv2d", ffi::Function::FromPacked(Guarded<Conv2d>), true);
-  ffi::Function::SetGlobal("edgecv.dnnl.dense", ffi::Function::FromPacked(Guarded<Dense>), true);
+  for (auto [name, fn] : {std::pair{"edgecv.dnnl.conv2d", &Guarded<Conv2d>}, std::pair{"edgecv.dnnl.dense", &Guarded<Dense>}}) {
+    ffi::Function::SetGlobal(
+        name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
+        true);
+  }
+}
+
+std::map<std::string, KernelStat> DnnlStats(bool reset) {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  std::map<std::string, KernelStat> out = stats;
+  if (reset) stats.clear();
+  return out;
 }
 
 void ClearDnnlCache() { TheCache().Clear(); }

@@ -3,6 +3,8 @@
 // resolves the names when it initialises.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,13 @@ const std::vector<std::string>& KernelLibraries();
 
 // Registers every kernel function of the libraries above (idempotent, thread-safe).
 void RegisterKernels();
+
+// Calls of each kernel function and the time spent in them since the last reset.
+struct KernelStat {
+  int64_t calls = 0;
+  double total_ms = 0;
+};
+std::map<std::string, KernelStat> KernelStats(bool reset = false);
 
 // Frees cached packed weights and primitives (they are rebuilt on the next call).
 void ClearKernelCache();
