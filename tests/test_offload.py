@@ -1,0 +1,217 @@
+"""Kernel-library offload (oneDNN): the rewrite of the TVM graph and the C++ kernels.
+
+Reference: ONNX Runtime on the same ONNX graph. Graphs are built with onnx.helper so that
+each case the rewrite handles (BN folding, grouped and dilated convs, asymmetric padding,
+every activation, residual before and after the activation, NCHW graph input and output,
+dense) is present and the result would differ if it were folded wrongly.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries, tvm_api
+from edgecv.compile import offload
+from edgecv.errors import ArtifactError
+from edgecv.runtime import Predictor
+
+from conftest import random_params_file
+
+pytestmark = pytest.mark.skipif(
+    "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
+)
+RTOL = 1e-4  # of the output scale
+
+
+class _Graph:
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.RandomState(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.n = 0
+
+    def const(self, a: np.ndarray) -> str:
+        self.n += 1
+        name = f"c{self.n}"
+        self.inits.append(numpy_helper.from_array(np.asarray(a, dtype=np.float32), name))
+        return name
+
+    def op(self, kind: str, inputs: list[str], **attrs) -> str:
+        self.n += 1
+        out = f"t{self.n}"
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str, cin: int, cout: int, k: int, group: int = 1, bias: bool = True, **attrs) -> str:
+        w = self.const(self.rng.uniform(-1, 1, (cout, cin // group, k, k)) / np.sqrt(cin * k * k / group))
+        inputs = [x, w] + ([self.const(self.rng.uniform(-0.5, 0.5, cout))] if bias else [])
+        return self.op("Conv", inputs, kernel_shape=[k, k], group=group, **attrs)
+
+    def bn(self, x: str, c: int) -> str:
+        r = self.rng
+        return self.op(
+            "BatchNormalization",
+            [x, self.const(r.uniform(0.5, 1.5, c)), self.const(r.uniform(-0.5, 0.5, c)),
+             self.const(r.uniform(-0.5, 0.5, c)), self.const(r.uniform(0.5, 2.0, c))],
+            epsilon=1e-5,
+        )
+
+    def model(self, inputs: list, outputs: list) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, "g", inputs, outputs, self.inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _model() -> onnx.ModelProto:
+    g = _Graph()
+    x = "data"
+    a = g.op("LeakyRelu", [g.bn(g.conv(x, 8, 16, 3, strides=[2, 2], pads=[1, 0, 2, 1]), 16)], alpha=0.1)
+    b = g.op(  # depthwise, dilated, ReLU6 as Clip with bound inputs
+        "Clip",
+        [g.bn(g.conv(a, 16, 16, 3, group=16, bias=False, dilations=[2, 2], pads=[2, 2, 2, 2]), 16),
+         g.const(np.float32(0.0)), g.const(np.float32(6.0))],
+    )
+    c = g.op("Relu", [g.op("Add", [g.bn(g.conv(b, 16, 16, 1, bias=False), 16), a])])  # add, then ReLU
+    d = g.op("Add", [g.op("LeakyRelu", [g.conv(c, 16, 16, 3, pads=[1, 1, 1, 1])], alpha=0.2), c])  # ReLU, then add
+    up = g.op("Resize", [d, "", g.const(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
+    cat = g.op("Concat", [up, g.conv(up, 16, 8, 3, pads=[1, 1, 1, 1])], axis=1)
+    head = g.conv(cat, 24, 6, 1)  # a graph output written by the conv in NCHW
+    pooled = g.op("Flatten", [g.op("GlobalAveragePool", [d])])
+    w = g.const(g.rng.uniform(-1, 1, (10, 16)))
+    dense = g.op("Relu", [g.op("Gemm", [pooled, w, g.const(g.rng.uniform(-0.5, 0.5, 10))], transB=1)])
+    f32 = TensorProto.FLOAT
+    return g.model(
+        [helper.make_tensor_value_info("data", f32, [1, 8, 21, 19])],
+        [helper.make_tensor_value_info(head, f32, None), helper.make_tensor_value_info(dense, f32, None)],
+    )
+
+
+def _op_names(mod) -> list[str]:
+    from tvm import relax
+
+    names = []
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            v = b.value
+            if isinstance(v, relax.Call):
+                names.append(str(getattr(v.op, "name", "")) or str(v.args[0]))
+    return names
+
+
+def test_offloaded_graph_matches_onnxruntime(tmp_path):
+    model = _model()
+    x = np.random.RandomState(1).uniform(-2, 2, (1, 8, 21, 19)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"data": x}
+    )
+    mod, params = tvm_api.import_onnx(model, embed_params=True)
+    assert params == []
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    # every conv and the dense layer left TVM, with BN, bias, activations and adds folded in
+    assert stats["conv2d"] == 6 and stats["dense"] == 1, stats
+    names = _op_names(mod)
+    for op in ("relax.nn.conv2d", "relax.matmul", "relax.nn.batch_norm", "relax.nn.leakyrelu",
+               "relax.nn.prelu", "relax.nn.relu", "relax.maximum", "relax.minimum"):
+        assert op not in names, f"{op} left in the TVM graph: {names}"
+    assert names.count("relax.call_dps_packed") == 7
+    # only the NHWC↔NCHW transposes that cannot be avoided: none at the input or the head
+    assert names.count("relax.permute_dims") <= 1, names
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    got = tvm_api.run(tmp_path / "m.so", [x], [])
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        scale = float(np.abs(e).max())
+        assert scale > 0.1
+        assert float(np.abs(g - e).max()) <= RTOL * scale
+
+
+def test_kernels_reject_bad_tensors():
+    """Called with tensors that do not fit the layer: an error naming it, not a crash."""
+    import tvm
+
+    conv = tvm.get_global_func("edgecv.dnnl.conv2d")
+    t = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
+    settings = tvm.runtime.ShapeTuple([1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 7])
+    good = [t(1, 4, 4, 3), t(1, 8, 3, 1, 1), t(8)]
+    conv(*good, settings, t(1, 4, 4, 8))  # fits: runs
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        conv(good[0], good[1], t(5), settings, t(1, 4, 4, 8))  # bias of 5 for 8 channels
+    with pytest.raises(TypeError, match="float32"):
+        conv(tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.int32)), *good[1:], settings, t(1, 4, 4, 8))
+    with pytest.raises(ValueError, match="another edgecv version"):
+        conv(*good, tvm.runtime.ShapeTuple([9, 1]), t(1, 4, 4, 8))
+
+
+@pytest.fixture(scope="module")
+def both_ways(tmp_path_factory):
+    """mobilenetv2_0.25 (depthwise convs, ReLU6) compiled with oneDNN and with TVM alone."""
+    tmp = tmp_path_factory.mktemp("ways")
+    params = random_params_file("mobilenetv2_0.25", tmp)  # the same weights both ways
+    arts = {}
+    for kernels in ("dnnl", "tvm"):
+        arts[kernels] = compile_model(
+            CompileOptions(model="mobilenetv2_0.25", input_size=64, kernels=kernels,
+                           pretrained=str(params), out_dir=str(tmp / kernels))
+        )
+    return arts
+
+
+def test_artifacts_built_each_way_agree(both_ways):
+    from edgecv.artifact import read_manifest
+
+    dnnl, plain = read_manifest(both_ways["dnnl"]), read_manifest(both_ways["tvm"])
+    assert dnnl["kernels"] == ["dnnl"] and plain["kernels"] == []
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(both_ways["dnnl"] / "model.onnx")).graph.node)
+    assert dnnl["report"]["offloaded"]["conv2d"] == convs > 50 and dnnl["params"] == []
+    x = np.random.RandomState(3).uniform(-2, 2, (1, 3, 64, 64)).astype(np.float32)
+    a = Predictor(both_ways["dnnl"]).run_tensor(x).outputs[0]
+    b = Predictor(both_ways["tvm"]).run_tensor(x).outputs[0]
+    ref = ort.InferenceSession(str(both_ways["tvm"] / "model.onnx")).run(None, {"data": x})[0]
+    scale = float(np.abs(ref).max())
+    assert scale > 0.1
+    assert float(np.abs(a - ref).max()) <= RTOL * scale
+    assert float(np.abs(b - ref).max()) <= RTOL * scale
+    assert np.argmax(a) == np.argmax(b) == np.argmax(ref)
+
+
+def test_runtime_without_the_library_refuses_clearly(both_ways, tmp_path):
+    from edgecv.artifact import read_manifest, seal_manifest
+
+    bad = tmp_path / "bad"
+    shutil.copytree(both_ways["dnnl"], bad)
+    doc = read_manifest(bad)
+    doc.pop("manifest_sha256")
+    doc["kernels"] = ["dnnl", "xnnpack"]  # a library this runtime was not built with
+    (bad / "manifest.json").write_text(seal_manifest(doc))
+    with pytest.raises(ArtifactError, match="calls xnnpack kernels"):
+        Predictor(bad)
+
+
+def test_kernels_option_is_checked(tmp_path):
+    from edgecv.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="has no 'dnnl' kernels"):
+        compile_model(CompileOptions(model="mobilenet0.25", target="rpi4", kernels="dnnl",
+                                     out_dir=str(tmp_path / "a")))
+    assert not (tmp_path / "a").exists()
+
+
+def test_settings_key_depends_on_weights_and_attributes():
+    """Packed weights are cached under the key: equal keys must mean equal layers."""
+    import types
+
+    attrs = types.SimpleNamespace(strides=[1, 1], padding=[0, 0, 0, 0], dilation=[1, 1], groups=1)
+    head = types.SimpleNamespace(value=types.SimpleNamespace(attrs=attrs))
+    layer = offload._Layer("conv", head, None, np.zeros((2, 1, 1, 2), np.float32), 2,
+                           np.ones(2), np.zeros(2))
+    w, b = np.ones((1, 2, 2, 1, 1), np.float32), np.zeros(2, np.float32)
+    key = offload._settings(layer, w, b)
+    assert offload._settings(layer, w, b) == key
+    assert offload._settings(layer, w * 2, b)[-1] != key[-1]
+    layer.act = offload.ACT_RELU
+    assert offload._settings(layer, w, b)[-1] != key[-1]
