@@ -15,7 +15,7 @@ DEMO_ART    := artifacts
 BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
 SOURCES := $(shell find edgecv runtime_cpp targets -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 
-.PHONY: demo test install install-test clean cross-tools
+.PHONY: demo test install install-test clean cross-tools kernel-libs
 
 # Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
 # Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
@@ -23,6 +23,8 @@ SOURCES := $(shell find edgecv runtime_cpp targets -type f -not -name '*.pyc') p
 CROSS_PACKAGES := g++-aarch64-linux-gnu qemu-user
 CROSS_RUNTIME  := build/tvm-runtime/aarch64
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/kernels_dnnl.cc)
+KERNEL_PACKAGES := libdnnl-dev
 
 demo: $(VENV)/.installed
 	$(BIN)/edgecv compile $(DEMO_CLS) --target $(DEMO_TARGET) --out $(DEMO_ART)/$(DEMO_CLS)-$(DEMO_TARGET)-fp32
@@ -40,7 +42,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python $(SOURCES)
+$(VENV)/.installed: $(BIN)/python $(SOURCES) | kernel-libs
 	$(BIN)/pip install -q $(BUILD_DEPS)
 	$(BIN)/pip install -q --no-build-isolation .
 	touch $@
@@ -50,6 +52,11 @@ $(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSI
 	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
 	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
 	touch $@
+
+kernel-libs:
+	@test -f /usr/include/oneapi/dnnl/dnnl.hpp || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KERNEL_PACKAGES); }
 
 cross-tools:
 	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || \

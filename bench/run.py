@@ -7,11 +7,11 @@ side by side with ONNX Runtime in this process. Writes JSON and prints a table.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
-from edgecv.artifact import read_manifest
-from edgecv.bench import bench_artifact, format_table, write_report
+from edgecv.bench import bench_artifact, format_table, peak_gflops, write_report
 from edgecv.compile import CompileOptions, compile_model
 
 
@@ -29,7 +29,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--kernels", default="auto", help="auto | tvm | dnnl (see edgecv compile)")
     args = p.parse_args()
+    peak = peak_gflops()
+    print(f"machine peak (2048² SGEMM): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgecv-bench-") as tmp:
         for model in args.models:
@@ -39,11 +42,12 @@ def main() -> None:
                     target=args.target,
                     input_size=args.size,
                     out_dir=str(Path(tmp) / model),
+                    kernels=args.kernels,
                 )
             )
-            row = bench_artifact(art, warmup=1, repeat=args.repeat, threads=args.threads)
-            row["build_s"] = read_manifest(art)["report"]["timings"]
+            row = bench_artifact(art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak)
             rows.append(row)
+            shutil.rmtree(art)  # VGG bodies are ~100 MB each
             print(format_table(rows[-1:]), flush=True)
     print()
     print(format_table(rows))

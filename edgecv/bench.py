@@ -1,5 +1,11 @@
 """Latency of a compiled artifact (C++ runtime) next to ONNX Runtime on the same ONNX
-model, in one process, with the same input. Writes JSON and prints a table."""
+model, in one process, with the same input. Writes JSON and prints a table.
+
+Per artifact: warm latency (median, p90) of both, their ratio, achieved GFLOP/s and the
+fraction of this machine's peak (a large single-precision GEMM timed in the same process),
+first-run latency (load + first inference), compile time, artifact size, the memory the
+artifact takes (peak resident growth while loading and running it), and for offloaded
+artifacts the time spent in the kernel library vs TVM-generated code."""
 
 from __future__ import annotations
 
@@ -34,33 +40,127 @@ def _time(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
     }
 
 
+def model_flops(onnx_path: str | os.PathLike[str]) -> int:
+    """Floating-point operations of one inference (2 per multiply-add) of the convolutions
+    and matrix products in an ONNX model, from its inferred shapes."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    shapes: dict[str, list[int]] = {}
+    for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
+        shapes[v.name] = dims
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.output[0] in shapes and node.input[1] in shapes:
+            out, w = shapes[node.output[0]], shapes[node.input[1]]
+            total += 2 * int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+        elif node.op_type in ("Gemm", "MatMul") and node.output[0] in shapes:
+            a = shapes.get(node.input[0], [])
+            k = a[-1] if a else 0
+            if node.op_type == "Gemm" and any(at.name == "transA" and at.i for at in node.attribute):
+                k = a[0]
+            total += 2 * int(np.prod(shapes[node.output[0]], dtype=np.int64)) * int(k)
+    return total
+
+
+def peak_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """This machine's attainable single-precision GFLOP/s: a large GEMM (NumPy's BLAS)."""
+    a = np.random.RandomState(0).rand(n, n).astype(np.float32)
+    b = np.random.RandomState(1).rand(n, n).astype(np.float32)
+    a @ b
+    best = min(_time(lambda: a @ b, 0, 1)["min_ms"] for _ in range(repeat))
+    return 2 * n**3 / (best * 1e-3) / 1e9
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class _PeakMemory:
+    """Peak resident-set growth inside a ``with`` block (Linux; 0 where unavailable)."""
+
+    def __enter__(self) -> _PeakMemory:
+        try:  # reset the peak (VmHWM) to the current size
+            Path("/proc/self/clear_refs").write_text("5")
+            self.ok = True
+        except OSError:
+            self.ok = False
+        self.base = _rss_kib("VmRSS")
+        self.mib = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ok:
+            self.mib = max(0, _rss_kib("VmHWM") - self.base) / 1024
+
+
+def _artifact_mib(directory: Path) -> float:
+    return sum(f.stat().st_size for f in directory.iterdir() if f.is_file()) / 2**20
+
+
 def bench_artifact(
-    artifact_dir: str | os.PathLike[str], warmup: int = 2, repeat: int = 10, threads: int = 2
+    artifact_dir: str | os.PathLike[str],
+    warmup: int = 2,
+    repeat: int = 10,
+    threads: int = 2,
+    peak: float | None = None,
 ) -> dict[str, Any]:
-    """Time the artifact's network (preprocessed input → outputs) in edgecv and ORT."""
+    """Time the artifact's network (preprocessed input → outputs) in edgecv and ORT.
+
+    ``peak``: this machine's GFLOP/s (:func:`peak_gflops`); measured here if None.
+    """
     import onnxruntime as ort
 
+    from . import _runtime
     from .runtime import Predictor
 
     directory = Path(artifact_dir)
     doc = read_manifest(directory)
     shape = doc["inputs"][0]["shape"]
     x = np.random.RandomState(0).uniform(-2, 2, shape).astype(np.float32)
+    onnx_path = directory / doc["files"]["onnx"]
+    flops = model_flops(onnx_path)
+    peak = peak_gflops() if peak is None else peak
 
-    predictor = Predictor(directory)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(directory / doc["files"]["onnx"]), opts, providers=["CPUExecutionProvider"]
-    )
-    stages: list[dict[str, float]] = []
-    edge = _time(lambda: stages.append(predictor.run_tensor(x).timings), warmup, repeat)
+    with _PeakMemory() as edge_mem:
+        t0 = time.perf_counter()
+        predictor = Predictor(directory)
+        predictor.run_tensor(x)
+        first_ms = (time.perf_counter() - t0) * 1e3
+        stages: list[dict[str, float]] = []
+        _runtime.kernel_stats(reset=True)
+        edge = _time(lambda: stages.append(predictor.run_tensor(x).timings), warmup, repeat)
+        kernels = _runtime.kernel_stats(reset=True)
     network = sorted(t["inference_ms"] for t in stages[warmup:])
     post = sorted(t["postprocess_ms"] for t in stages[warmup:])
     edge["network_median_ms"] = statistics.median(network)
     edge["postprocess_median_ms"] = statistics.median(post)
-    ref = _time(lambda: session.run(None, {"data": x}), warmup, repeat)
+    edge["first_run_ms"] = first_ms
+    edge["peak_memory_mib"] = edge_mem.mib
+    if kernels:  # per inference: time in the kernel library; the rest is TVM-generated code
+        runs = warmup + repeat
+        library_ms = sum(k["total_ms"] for k in kernels.values()) / runs
+        edge["kernel_library_ms"] = library_ms
+        edge["kernel_calls"] = {name: k["calls"] // runs for name, k in kernels.items()}
+        edge["tvm_code_ms"] = max(0.0, statistics.mean(network) - library_ms)
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    with _PeakMemory() as ort_mem:
+        t0 = time.perf_counter()
+        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        session.run(None, {"data": x})
+        ort_first_ms = (time.perf_counter() - t0) * 1e3
+        ref = _time(lambda: session.run(None, {"data": x}), warmup, repeat)
+    ref["first_run_ms"] = ort_first_ms
+    ref["peak_memory_mib"] = ort_mem.mib
     a = predictor.run_tensor(x).outputs[0]
     b = session.run(None, {"data": x})[0]
     return {
@@ -74,6 +174,13 @@ def bench_artifact(
         "task": doc["model"]["task"],
         # ORT runs the same ONNX graph (the network only): compare it with the network time
         "speedup_vs_onnxruntime": ref["median_ms"] / edge["network_median_ms"],
+        "gflop": flops / 1e9,
+        "edgecv_gflops": flops / 1e6 / edge["network_median_ms"],
+        "onnxruntime_gflops": flops / 1e6 / ref["median_ms"],
+        "machine_peak_gflops": peak,
+        "kernels": doc.get("kernels", []),
+        "compile_s": doc["report"].get("timings", {}),
+        "artifact_mib": _artifact_mib(directory),
         "max_abs_diff": float(np.abs(a - b).max()),
         "output_scale": float(np.abs(b).max()),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
@@ -83,16 +190,21 @@ def bench_artifact(
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'model':<26} {'input':<16} {'edgecv net ms':>13} {'post ms':>8} {'ORT ms':>10} "
-        f"{'ORT/edgecv':>11} {'max|Δ|/scale':>12}"
+        f"{'model':<26} {'input':<14} {'kernels':<7} {'edgecv ms':>9} {'p90':>7} {'post ms':>7} "
+        f"{'ORT ms':>8} {'ORT/edgecv':>10} {'GFLOP/s':>7} {'%peak':>5} {'1st ms':>7} {'MiB':>6} "
+        f"{'max|Δ|/scale':>12}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
+        e = r["edgecv"]
         lines.append(
-            f"{r['model']:<26} {'x'.join(map(str, r['input_shape'])):<16} "
-            f"{r['edgecv']['network_median_ms']:>13.2f} {r['edgecv']['postprocess_median_ms']:>8.2f} "
-            f"{r['onnxruntime']['median_ms']:>10.2f} "
-            f"{r['speedup_vs_onnxruntime']:>11.3f} "
+            f"{r['model']:<26} {'x'.join(map(str, r['input_shape'][1:])):<14} "
+            f"{'+'.join(r.get('kernels', [])) or 'tvm':<7} "
+            f"{e['network_median_ms']:>9.2f} {e['p90_ms']:>7.1f} {e['postprocess_median_ms']:>7.2f} "
+            f"{r['onnxruntime']['median_ms']:>8.2f} {r['speedup_vs_onnxruntime']:>10.3f} "
+            f"{r.get('edgecv_gflops', 0):>7.0f} "
+            f"{100 * r.get('edgecv_gflops', 0) / max(r.get('machine_peak_gflops', 1), 1e-9):>5.0f} "
+            f"{e.get('first_run_ms', 0):>7.0f} {e.get('peak_memory_mib', 0):>6.0f} "
             f"{r['max_abs_diff'] / max(r['output_scale'], 1e-30):>12.2e}"
         )
     return "\n".join(lines)

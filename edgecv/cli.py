@@ -191,10 +191,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_artifact, format_table, write_report
+    from .bench import bench_artifact, format_table, peak_gflops, write_report
 
+    peak = peak_gflops()
     rows = [
-        bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads)
+        bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads, peak=peak)
         for a in args.artifacts
     ]
     print(format_table(rows))

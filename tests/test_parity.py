@@ -1,5 +1,9 @@
 """Every registered classification model, at a small input size, through the whole chain:
-MXNet (reference) vs ONNX Runtime vs TVM (Python VM) vs the C++ runtime (bindings)."""
+MXNet (reference) vs ONNX Runtime vs the compiled artifact in the C++ runtime (bindings).
+
+(TVM's own Python VM is not a leg here: in TVM 0.27 each ``load_module`` of a library keeps
+its embedded weights alive, ~the library's size per load, and the C++ engine runs the same
+library anyway. tests/test_offload.py runs one library through it.)"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 import edgecv
-from edgecv.compile import CompileOptions, compile_model, tvm_api
+from edgecv.compile import CompileOptions, compile_model
 from edgecv.runtime import Predictor
 
 from conftest import PARITY_SIZE, random_params_file
@@ -48,12 +52,10 @@ def test_chain_parity(name, tmp_path):
     onnx_out = ort.InferenceSession(
         str(art / "model.onnx"), providers=["CPUExecutionProvider"]
     ).run(None, {"data": x})[0]
-    weights = _weights(art)
-    tvm_out = tvm_api.run(art / "model.so", [x], weights)[0]
     cpp = Predictor(art).run_tensor(x, top_k=5)
     cpp_out = cpp.outputs[0]
 
-    for label, out in (("onnxruntime", onnx_out), ("tvm", tvm_out), ("c++ runtime", cpp_out)):
+    for label, out in (("onnxruntime", onnx_out), ("c++ runtime", cpp_out)):
         err = float(np.abs(out - reference).max())
         assert err <= RTOL * scale, f"{label}: max |Δ| {err:.3g} vs MXNet (scale {scale:.3g})"
         assert _top5(out) == _top5(reference), label
@@ -63,19 +65,3 @@ def test_chain_parity(name, tmp_path):
         cpp.probabilities, (probs / probs.sum()).ravel(), rtol=1e-3, atol=1e-7
     )
 
-
-def _weights(art) -> list[np.ndarray]:
-    """Parameters read back from weights.bin through the manifest (independently of C++)."""
-    from edgecv.artifact import read_manifest
-
-    doc = read_manifest(art)
-    blob = (art / "weights.bin").read_bytes()
-    return [
-        np.frombuffer(
-            blob,
-            dtype=p["dtype"],
-            count=int(np.prod(p["shape"], dtype=np.int64)),
-            offset=p["offset"],
-        ).reshape(p["shape"])
-        for p in doc["params"]
-    ]

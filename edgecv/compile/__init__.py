@@ -176,7 +176,14 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         scale: float | None = None
         if target.is_native:
             step("checking TVM against ONNX Runtime")
-            got = tvm_api.run(writer.path(LIBRARY), [x], [p for _, p in params])
+            from .. import _runtime  # the C++ engine that will run the artifact
+
+            got = _runtime.run_library(
+                str(writer.path(LIBRARY)),
+                str(writer.path(WEIGHTS)),
+                [(e["name"], e["shape"], e["dtype"], e["offset"], e["nbytes"]) for e in param_entries],
+                x,
+            )
             err, scale = check_agreement(
                 got, expected, options.parity_rtol, "TVM output differs from ONNX Runtime"
             )

@@ -195,10 +195,13 @@ def run(library: Path, inputs: list[np.ndarray], params: list[np.ndarray]) -> li
     import tvm
     from tvm import relax
 
-    from .. import _runtime  # noqa: F401 - registers the kernel functions libraries may call
+    from .. import _runtime  # registers the kernel functions that libraries may call
 
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
     args = [tvm.runtime.tensor(a) for a in [*inputs, *params]]
-    out = vm["main"](*args)
-    items = [out] if hasattr(out, "numpy") else list(out)
-    return [o.numpy() for o in items]
+    try:
+        out = vm["main"](*args)
+        items = [out] if hasattr(out, "numpy") else list(out)
+        return [o.numpy() for o in items]
+    finally:  # this VM is gone after the call: do not keep its packed weights
+        _runtime.clear_kernel_cache()

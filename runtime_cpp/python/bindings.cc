@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "edgecv/engine.h"
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
 #include "edgecv/predictor.h"
@@ -128,6 +129,32 @@ PYBIND11_MODULE(_runtime, m) {
         return out;
       },
       py::arg("reset") = false, "Calls of each kernel function and milliseconds spent in them");
+  // The compiled network alone (no manifest yet): what `edgecv compile` checks against
+  // ONNX Runtime before it writes the artifact. params: (name, shape, dtype, offset, nbytes).
+  m.def(
+      "run_library",
+      [](const std::string& library, const std::string& weights, const py::list& params,
+         py::array_t<float, py::array::c_style | py::array::forcecast> input) {
+        std::vector<ParamSpec> specs;
+        for (const py::handle& h : params) {
+          auto t = h.cast<py::tuple>();
+          specs.push_back(ParamSpec{t[0].cast<std::string>(), t[1].cast<std::vector<int64_t>>(),
+                                    t[2].cast<std::string>(), t[3].cast<uint64_t>(), t[4].cast<uint64_t>()});
+        }
+        Tensor x;
+        x.shape.assign(input.shape(), input.shape() + input.ndim());
+        x.data.assign(input.data(), input.data() + input.size());
+        std::vector<Tensor> outs;
+        {
+          py::gil_scoped_release release;
+          Engine engine(library, "main", weights, specs);
+          outs = engine.Run(x);
+        }
+        py::list result;
+        for (const Tensor& t : outs) result.append(ToArray(t));
+        return result;
+      },
+      py::arg("library"), py::arg("weights"), py::arg("params"), py::arg("input"));
   m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
 
   py::register_exception_translator([](std::exception_ptr p) {
