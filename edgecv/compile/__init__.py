@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter, write_weights
+from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter
 from ..errors import EdgecvError, InvalidInputError
 from ..registry import DataConfig
 from ..targets import ResolvedTarget, check_toolchain, resolve_target
@@ -110,12 +110,11 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     Raises an :class:`~edgecv.errors.EdgecvError` subclass on any failure, leaving
     no partial artifact behind.
     """
-    import onnx
     import onnxruntime as ort
 
     from .. import zoo
     from ..export import check_agreement, export_onnx
-    from . import tvm_api
+    from .worker import build_library
 
     target: ResolvedTarget = resolve_target(options.target, options.arch, options.precision)
     check_toolchain(target)
@@ -152,20 +151,22 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
 
         t0 = time.perf_counter()
         step(f"compiling with TVM for {target.label} ({target.tvm})")
-        model = onnx.load(str(writer.path(ONNX)))
         kernels = _choose_kernels(options.kernels, target)
         if not kernels and options.kernels == "auto" and target.target.kernels:
             step(
                 f"note: the runtime here lacks {target.target.kernels[0]} kernels "
                 "(oneDNN: libdnnl-dev); compiling with TVM alone, which is far slower"
             )
-        mod, params = tvm_api.import_onnx(model, embed_params=bool(kernels))
-        offloaded: dict[str, int] = {}
-        for library in kernels:
-            step(f"offloading convolutions and dense layers to {library}")
-            mod, offloaded = tvm_api.offload_kernels(mod, library)
-        tvm_api.build(mod, target.tvm, writer.path(LIBRARY), linker=target.linker)
-        param_entries = write_weights(writer.path(WEIGHTS), params)
+        if kernels:
+            step(f"convolutions and dense layers go to {', '.join(kernels)}")
+        param_entries, offloaded = build_library(
+            writer.path(ONNX),
+            target.tvm,
+            writer.path(LIBRARY),
+            writer.path(WEIGHTS),
+            target.linker,
+            kernels,
+        )
         timings["compile_s"] = time.perf_counter() - t0
         device_code = _check_device_code(writer.path(LIBRARY), target)
 

@@ -1,0 +1,94 @@
+"""TVM's part of a compile (ONNX import, kernel offload, build), run in a child process.
+
+TVM 0.27 keeps module objects alive after their last Python reference is gone (each
+compile with weights embedded as constants left ~2x the weights' size behind), so a
+process that compiles many models (benchmarks, test suites, a build server) would grow
+without bound. In a child process all of it is returned to the system when the build ends;
+a crash inside TVM also becomes an error message instead of the end of the caller.
+
+    python -m edgecv.compile.worker JOB.json     # writes JOB.json's "result" file
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgecvError
+
+
+def build_library(
+    onnx_path: Path,
+    target: dict[str, Any],
+    library: Path,
+    weights: Path,
+    linker: str | None,
+    kernels: list[str],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Build ``library`` (and ``weights``) from ``onnx_path`` in a child process.
+
+    Returns the parameter entries of the weights file and the offload counts."""
+    with tempfile.TemporaryDirectory(prefix="edgecv-build-") as tmp:
+        job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job.write_text(
+            json.dumps(
+                {
+                    "onnx": str(onnx_path),
+                    "target": target,
+                    "library": str(library),
+                    "weights": str(weights),
+                    "linker": linker,
+                    "kernels": kernels,
+                    "result": str(result),
+                }
+            )
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgecv.compile.worker", str(job)],
+            capture_output=True,
+            text=True,
+        )
+        done = json.loads(result.read_text()) if result.is_file() else None
+    if done is not None and "error" in done:
+        from .. import errors
+
+        kind = getattr(errors, done.get("kind", ""), EdgecvError)
+        raise (kind if isinstance(kind, type) and issubclass(kind, EdgecvError) else EdgecvError)(
+            done["error"]
+        )
+    if proc.returncode != 0 or done is None:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
+        raise EdgecvError(f"the TVM build process failed (exit {proc.returncode}): {tail}")
+    return done["params"], done["offloaded"]
+
+
+def _main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    result = Path(job["result"])
+    try:
+        import onnx
+
+        from ..artifact import write_weights
+        from . import tvm_api
+
+        mod, params = tvm_api.import_onnx(onnx.load(job["onnx"]), embed_params=bool(job["kernels"]))
+        offloaded: dict[str, int] = {}
+        for library in job["kernels"]:
+            mod, offloaded = tvm_api.offload_kernels(mod, library)
+        tvm_api.build(mod, job["target"], Path(job["library"]), linker=job["linker"])
+        entries = write_weights(Path(job["weights"]), params)
+    except Exception as err:  # reported to the parent, which raises it
+        ours = isinstance(err, EdgecvError)
+        message = str(err) if ours else f"{type(err).__name__}: {err}"
+        result.write_text(json.dumps({"error": message, "kind": type(err).__name__ if ours else ""}))
+        return 1
+    result.write_text(json.dumps({"params": entries, "offloaded": offloaded}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))
