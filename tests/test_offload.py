@@ -169,7 +169,12 @@ def test_artifacts_built_each_way_agree(both_ways):
     convs = sum(n.op_type == "Conv" for n in onnx.load(str(both_ways["dnnl"] / "model.onnx")).graph.node)
     assert dnnl["report"]["offloaded"]["conv2d"] == convs > 50 and dnnl["params"] == []
     x = np.random.RandomState(3).uniform(-2, 2, (1, 3, 64, 64)).astype(np.float32)
+    from edgecv import _runtime
+
+    _runtime.kernel_stats(reset=True)
     a = Predictor(both_ways["dnnl"]).run_tensor(x).outputs[0]
+    calls = _runtime.kernel_stats(reset=True)  # what the benchmark's time split reads
+    assert calls["edgecv.dnnl.conv2d"]["calls"] == convs and calls["edgecv.dnnl.conv2d"]["total_ms"] > 0
     b = Predictor(both_ways["tvm"]).run_tensor(x).outputs[0]
     ref = ort.InferenceSession(str(both_ways["tvm"] / "model.onnx")).run(None, {"data": x})[0]
     scale = float(np.abs(ref).max())
@@ -215,3 +220,17 @@ def test_settings_key_depends_on_weights_and_attributes():
     assert offload._settings(layer, w * 2, b)[-1] != key[-1]
     layer.act = offload.ACT_RELU
     assert offload._settings(layer, w, b)[-1] != key[-1]
+
+
+def test_model_flops_counts_convs_and_gemms(tmp_path):
+    from edgecv.bench import model_flops
+
+    g = _Graph()
+    conv = g.conv("data", 8, 16, 3, pads=[1, 1, 1, 1], strides=[2, 2])  # 16x5x5 out, 8x3x3 per output
+    flat = g.op("Flatten", [g.op("GlobalAveragePool", [conv])])
+    gemm = g.op("Gemm", [flat, g.const(np.zeros((10, 16))), g.const(np.zeros(10))], transB=1)
+    f32 = TensorProto.FLOAT
+    model = g.model([helper.make_tensor_value_info("data", f32, [1, 8, 10, 10])],
+                    [helper.make_tensor_value_info(gemm, f32, None)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    assert model_flops(tmp_path / "m.onnx") == 2 * (16 * 5 * 5) * (8 * 3 * 3) + 2 * 10 * 16

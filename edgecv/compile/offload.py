@@ -107,13 +107,15 @@ _NUMPY_UNARY = {
     "relax.negative": np.negative,
     "relax.exp": np.exp,
 }
+_NUMPY_RESHAPE = ("relax.reshape", "relax.expand_dims", "relax.squeeze")  # to the call's shape
 
 
 def _numpy_value(call: Any) -> np.ndarray | None:
     """The value of ``call`` computed in NumPy, if it is an op on constants it knows."""
     name = _op_name(call)
-    if name is None:
-        return None
+    known = (*_NUMPY_BINARY, *_NUMPY_UNARY, *_NUMPY_RESHAPE, "relax.permute_dims")
+    if name not in known:
+        return None  # before any argument is copied out (conv weights are large)
     args = [_const(a) for a in call.args]
     if name in _NUMPY_BINARY and len(args) == 2 and all(a is not None for a in args):
         a, b = args
@@ -127,7 +129,7 @@ def _numpy_value(call: Any) -> np.ndarray | None:
     if name == "relax.permute_dims" and args[0] is not None:
         axes = call.attrs.axes
         return np.ascontiguousarray(args[0].transpose(None if axes is None else [int(x) for x in axes]))
-    if name in ("relax.reshape", "relax.expand_dims", "relax.squeeze") and args[0] is not None:
+    if name in _NUMPY_RESHAPE and args[0] is not None:
         shape = _shape(call)
         return None if shape is None else args[0].reshape(shape)
     return None
@@ -161,13 +163,14 @@ def _fold_numpy() -> Any:
                 return call if folded is None else relax.const(folded)
 
             def visit_var_binding_(self, binding: Any) -> None:  # noqa: N802
-                value = self.visit_expr(binding.value)
-                if isinstance(value, tvm.ir.expr.Constant) and isinstance(
-                    binding.var, relax.DataflowVar
-                ):
-                    self.known[binding.var] = value  # its uses see the constant
+                if not isinstance(binding.var, relax.DataflowVar):
+                    super().visit_var_binding_(binding)  # outputs: TVM's own handling
                     return
-                super().visit_var_binding_(binding)
+                value = self.visit_expr(binding.value)
+                if isinstance(value, tvm.ir.expr.Constant):
+                    self.known[binding.var] = value  # its uses see the constant
+                else:
+                    _emit_as(self, binding.var, value)
 
         out = mod.clone() if hasattr(mod, "clone") else mod
         for gv, func in list(mod.functions.items()):
@@ -176,6 +179,17 @@ def _fold_numpy() -> Any:
         return out
 
     return fold
+
+
+def _emit_as(mutator: Any, var: Any, value: Any) -> None:
+    """Bind ``value`` (already visited) in place of ``var``'s binding in a dataflow block."""
+    from tvm import relax
+
+    if isinstance(var, relax.DataflowVar):
+        new = mutator.builder_.emit(value, var.name)
+    else:  # a block output
+        new = mutator.builder_.emit_output(value, var.name)
+    mutator.set_var_remap(var, new)
 
 
 def _normalize_ops(mod: Any) -> Any:
@@ -506,12 +520,7 @@ def offload(mod: Any) -> tuple[Any, dict[str, int]]:
             args.append(relax.ShapeExpr(_settings(layer, weight, bias)))
             kernel = CONV if layer.kind == "conv" else DENSE
             call = relax.call_dps_packed(kernel, relax.Tuple(args), out_ty=binding.var.ty)
-            name = binding.var.name
-            if isinstance(binding.var, relax.DataflowVar):
-                new = self.builder_.emit(call, name)
-            else:
-                new = self.builder_.emit_output(call, name)
-            self.set_var_remap(binding.var, new)
+            _emit_as(self, binding.var, call)
             stats["conv2d" if layer.kind == "conv" else "dense"] += 1
             stats["fused_ops"] += len(layer.absorbed)
 

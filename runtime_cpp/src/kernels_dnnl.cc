@@ -93,10 +93,14 @@ void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_off
 dims Dims(const DLTensor* t) { return dims(t->shape, t->shape + t->ndim); }
 
 // residual_order: 1 = add the residual, then activate; 2 = activate, then add.
-dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual, int64_t residual_order) {
+// *residual_index: the position of the residual add among the post-ops.
+dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual, int64_t residual_order,
+                       int* residual_index = nullptr) {
   dnnl::post_ops ops;
   const auto add = [&] {
-    if (residual != nullptr) ops.append_binary(dnnl::algorithm::binary_add, *residual);
+    if (residual == nullptr) return;
+    if (residual_index != nullptr) *residual_index = ops.len();
+    ops.append_binary(dnnl::algorithm::binary_add, *residual);
   };
   if (residual_order != 2) add();
   if (act == kRelu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, alpha, 0.f);
@@ -221,8 +225,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const memory::desc bd({out_c}, memory::data_type::f32, memory::format_tag::x);
     if (res != nullptr) l->residual = l->dst;
     dnnl::primitive_attr attr;
-    attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13]));
-    l->residual_index = (s[13] == 2 && s[10] != kNone) ? 1 : 0;
+    attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index));
     const auto describe = [&] {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
