@@ -13,7 +13,7 @@ DEMO_ART    := artifacts
 
 # pinned: mxnet 1.9.1 needs numpy<1.24 and onnx 1.16.2; newer tvm-ffi breaks TVM 0.27
 BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
-SOURCES := $(shell find edgecv runtime_cpp targets -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
+SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 
 .PHONY: demo test install install-test clean cross-tools kernel-libs
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import EdgecvError
+from .errors import EdgecvError, InvalidInputError
 
 
 class _Steps:
@@ -88,7 +88,28 @@ def cmd_compile(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         out_dir=args.out,
         kernels=args.kernels,
+        calib_data=args.calib_data,
+        calibration_table=args.calibration_table,
+        calibrator=args.calibrator,
+        calib_images=args.calib_images,
+        keep_float=_layer_list(args.keep_float),
+        eval_data=args.eval_data,
+        max_drop=args.max_drop,
     )
+    int8_only = [
+        flag
+        for flag, value in (
+            ("--calib-data", args.calib_data),
+            ("--calibration-table", args.calibration_table),
+            ("--calibrator", args.calibrator),
+            ("--calib-images", args.calib_images),
+            ("--keep-float", args.keep_float),
+            ("--eval-data", args.eval_data),
+        )
+        if value is not None
+    ]
+    if int8_only and precision != "int8":
+        raise InvalidInputError(f"{', '.join(int8_only)} only apply with --int8")
     print(
         f"edgecv compile: model={options.model} target={target.label} "
         f"({target.host_triple}{', ' + target.arch.sm if target.arch else ''}) precision={precision} "
@@ -99,6 +120,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     out = compile_model(options, step=_Steps())
     print(out)
     return 0
+
+
+def _layer_list(text: str | None) -> list[str | int] | None:
+    """--keep-float "output,3,17": layer indices and names."""
+    if text is None:
+        return None
+    return [int(t) if t.strip().isdigit() else t.strip() for t in text.split(",") if t.strip()]
 
 
 def _write_image(path: str, image) -> None:
@@ -315,6 +343,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prec.add_argument(
         "--int8", action="store_true", help="int8 with calibration (targets that support it)"
+    )
+    q = s.add_argument_group("int8 calibration and accuracy gate")
+    q.add_argument("--calib-data", help="calibration images: a folder (any depth) or a dataset root")
+    q.add_argument(
+        "--calibration-table", help="reuse a calibration table (calibration.json of an int8 artifact)"
+    )
+    q.add_argument(
+        "--calibrator", choices=["minmax", "entropy", "percentile"], help="override the recipe's"
+    )
+    q.add_argument("--calib-images", type=int, help="how many images to calibrate on (recipe's)")
+    q.add_argument(
+        "--keep-float",
+        help="layers kept in float, comma separated: indices in graph order, 'input', 'output' "
+        "(default: the model's recipe in calibration/recipes)",
+    )
+    q.add_argument(
+        "--eval-data",
+        help="held-out dataset: measure the task metric of int8 against float and enforce --max-drop",
+    )
+    q.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        help="points of top-1 / mAP that int8 may lose (default 1.0); beyond it the most "
+        "sensitive layers go back to float, or the compile fails with a per-layer table",
     )
     s.set_defaults(func=cmd_compile)
 

@@ -38,6 +38,15 @@ class CompileOptions:
     # "auto": the target's kernel library (oneDNN on x86) when usable here, else TVM alone;
     # "tvm": TVM-generated code only; or a library name ("dnnl")
     kernels: str = "auto"
+    # int8 (see int8.py): calibration images or a saved table, evaluation data for the
+    # accuracy gate, and overrides of the model's calibration recipe
+    calib_data: str | None = None
+    calibration_table: str | None = None
+    calibrator: str | None = None
+    calib_images: int | None = None
+    keep_float: list[str | int] | None = None
+    eval_data: str | None = None
+    max_drop: float = 1.0  # points of the task metric int8 may lose against float
 
 
 def default_out_dir(model: str, target: str, precision: str) -> Path:
@@ -110,6 +119,10 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     Raises an :class:`~edgecv.errors.EdgecvError` subclass on any failure, leaving
     no partial artifact behind.
     """
+    if options.precision == "int8":
+        from .int8 import compile_int8
+
+        return compile_int8(options, step)
     import onnxruntime as ort
 
     from .. import zoo

@@ -18,6 +18,13 @@ The rewrite, on the imported Relax module:
      dense: N×K); the settings shape carries strides, padding, dilation, groups, the
      activation and a content key under which the runtime caches its packed weights.
 
+int8 (``Quantization``): a layer whose float version has an entry in the calibration table
+(keyed by the float layer's content key, which the calibration run observed) becomes a call
+to ``conv2d_q8`` / ``dense_q8``: weights quantised here, symmetric per output channel to
+int8 (scale = max|w| / 127), the input quantised by the kernel with the table's scale
+(int8 if the input can be negative, else uint8); oneDNN computes in int8 with int32
+accumulation and writes float. Layers the recipe names stay float.
+
 Folding is done in float64 and rounded once, so the offloaded graph agrees with ONNX
 Runtime to float32 rounding (checked at compile time like every artifact).
 """
@@ -35,6 +42,8 @@ import numpy as np
 
 CONV = "edgecv.dnnl.conv2d"
 DENSE = "edgecv.dnnl.dense"
+CONV_Q8 = "edgecv.dnnl.conv2d_q8"
+DENSE_Q8 = "edgecv.dnnl.dense_q8"
 SETTINGS_VERSION = 1
 ACT_NONE, ACT_RELU, ACT_CLIP = 0, 1, 2
 _KEY_MASK = (1 << 62) - 1
@@ -486,14 +495,91 @@ def _folded(layer: _Layer) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(w, dtype=np.float32), layer.shift.astype(np.float32)
 
 
-def offload(mod: Any) -> tuple[Any, dict[str, int]]:
+@dataclass
+class Quantization:
+    """What the int8 rewrite needs from calibration."""
+
+    inputs: dict[int, tuple[float, bool]]  # float layer key -> (input scale, input signed)
+    keep_float: set[int] = field(default_factory=set)  # layer indices (graph order) kept float
+
+
+def quantize_weights(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8: (int8 weights, float32 scale per channel).
+
+    The output channel is the first axis (dense N×K) or the first two (conv G×O/G×...)."""
+    rows = weight.reshape(-1, weight.shape[-1]) if weight.ndim == 2 else weight.reshape(
+        weight.shape[0] * weight.shape[1], -1
+    )
+    amax = np.abs(rows).max(axis=1).astype(np.float64)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(np.rint(rows / scale[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(weight.shape), scale.astype(np.float32)
+
+
+def _q8_settings(float_settings: list[int], scale: float, signed: bool, arrays: list[np.ndarray]) -> list[int]:
+    head = [*float_settings[:-1], _float_bits(scale), int(signed)]
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.asarray(head, dtype="<i8").tobytes())
+    for a in arrays:
+        digest.update(a.tobytes())
+    return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+
+
+def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
+    """Indices of the layers whose result reaches no other offloaded layer (output heads)."""
+    from tvm import relax
+
+    inputs = {v for layer in layers for v in (layer.data, layer.residual) if isinstance(v, relax.Var)}
+    bindings = [b for block in func.body.blocks for b in block.bindings]
+    users: dict[Any, list[Any]] = {}
+    for b in bindings:
+        for v in relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(b.var)
+    reaches: dict[Any, bool] = {}
+    for b in reversed(bindings):
+        v = b.var
+        reaches[v] = v in inputs or any(reaches.get(u, False) for u in users.get(v, []))
+    return {i for i, layer in enumerate(layers) if not reaches.get(layer.end.var, False)}
+
+
+def layer_selectors(func: Any, layers: list[_Layer]) -> dict[str, set[int]]:
+    """Named groups of layers that recipes may keep in float."""
+    return {
+        "input": {i for i, layer in enumerate(layers) if layer.src_nchw},
+        "output": _terminal(func, layers),
+    }
+
+
+def offload(
+    mod: Any, quant: Quantization | None = None, keep_float: list[str | int] = ()
+) -> tuple[Any, dict[str, Any]]:
     """Replace conv2d / dense layers of ``mod["main"]`` by oneDNN calls.
 
-    Returns the new module and counts: layers offloaded per kind, and ops folded into them.
+    ``quant``: calibration results; the layers it covers become int8 calls, except those
+    named in ``keep_float`` (layer indices in graph order, or "input" / "output").
+    Returns the new module and a summary: layers offloaded per kind (and in int8), ops
+    folded into them, and one entry per layer (index, kind, key, weight shape, precision).
     """
     from tvm import relax
 
     layers = _plan(mod["main"])
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    floats: set[int] = set()
+    if quant is not None:
+        groups = layer_selectors(mod["main"], layers)
+        for item in keep_float:
+            if isinstance(item, int):
+                floats.add(item)
+            elif item in groups:
+                floats |= groups[item]
+            else:
+                from ..errors import InvalidInputError
+
+                raise InvalidInputError(
+                    f"unknown layer selector {item!r} (a layer index, or one of {sorted(groups)})"
+                )
+        floats |= quant.keep_float
+    summary: list[dict[str, Any]] = [{} for _ in layers]
     by_end = {layer.end.var: layer for layer in layers}
     skipped = {
         b.var
@@ -502,7 +588,7 @@ def offload(mod: Any) -> tuple[Any, dict[str, int]]:
         if b is not None
     }
     skipped -= set(by_end)
-    stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0})
+    stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0, "int8": 0})
 
     @relax.expr_functor.mutator
     class Rewrite(relax.PyExprMutator):  # type: ignore[misc]
@@ -514,11 +600,30 @@ def offload(mod: Any) -> tuple[Any, dict[str, int]]:
                 super().visit_var_binding_(binding)
                 return
             weight, bias = _folded(layer)
-            args = [self.visit_expr(layer.data), relax.const(weight), relax.const(bias)]
+            settings = _settings(layer, weight, bias)
+            float_key, i = settings[-1], index[id(layer)]
+            q = None if quant is None or i in floats else quant.inputs.get(float_key)
+            if q is None:
+                weights = [relax.const(weight), relax.const(bias)]
+                kernel = CONV if layer.kind == "conv" else DENSE
+            else:
+                wq, wscale = quantize_weights(weight)
+                settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias])
+                weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
+                kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8
+                stats["int8"] += 1
+            summary[i] = {
+                "index": i,
+                "kind": layer.kind,
+                "key": f"{float_key:016x}",
+                "weight_shape": list(weight.shape),
+                "precision": "float32" if q is None else "int8",
+                "reads_input": layer.src_nchw,
+            }
+            args = [self.visit_expr(layer.data), *weights]
             if layer.residual is not None:
                 args.append(self.visit_expr(layer.residual))
-            args.append(relax.ShapeExpr(_settings(layer, weight, bias)))
-            kernel = CONV if layer.kind == "conv" else DENSE
+            args.append(relax.ShapeExpr(settings))
             call = relax.call_dps_packed(kernel, relax.Tuple(args), out_ty=binding.var.ty)
             _emit_as(self, binding.var, call)
             stats["conv2d" if layer.kind == "conv" else "dense"] += 1
@@ -527,4 +632,4 @@ def offload(mod: Any) -> tuple[Any, dict[str, int]]:
     main = Rewrite(mod).visit_expr(mod["main"])
     mod["main"] = main
     mod = relax.transform.DeadCodeElimination()(mod)
-    return mod, dict(stats)
+    return mod, {**stats, "layers": summary}

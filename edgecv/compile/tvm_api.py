@@ -47,13 +47,16 @@ def import_onnx(
     return mod, [(n, v.numpy()) for n, v in zip(names, values, strict=True)]
 
 
-def offload_kernels(mod: Any, library: str) -> tuple[Any, dict[str, int]]:
-    """Move convolutions and dense layers to ``library``'s kernels (see offload.py)."""
+def offload_kernels(
+    mod: Any, library: str, quant: Any = None, keep_float: list[str | int] = ()
+) -> tuple[Any, dict[str, Any]]:
+    """Move convolutions and dense layers to ``library``'s kernels (see offload.py);
+    ``quant`` (an ``offload.Quantization``) makes the calibrated layers int8."""
     from . import offload
 
     if library != "dnnl":
         raise EdgecvError(f"no offload rewrite for kernel library {library!r}")
-    return offload.offload(offload.prepare(mod))
+    return offload.offload(offload.prepare(mod), quant, keep_float)
 
 
 def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = None) -> None:

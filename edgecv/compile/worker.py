@@ -28,10 +28,13 @@ def build_library(
     weights: Path,
     linker: str | None,
     kernels: list[str],
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    int8: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build ``library`` (and ``weights``) from ``onnx_path`` in a child process.
 
-    Returns the parameter entries of the weights file and the offload counts."""
+    ``int8``: {"inputs": {layer key (hex): [scale, signed]}, "keep_float": [selectors]}
+    makes the calibrated layers int8. Returns the parameter entries of the weights file
+    and the offload summary."""
     with tempfile.TemporaryDirectory(prefix="edgecv-build-") as tmp:
         job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job.write_text(
@@ -43,6 +46,7 @@ def build_library(
                     "weights": str(weights),
                     "linker": linker,
                     "kernels": kernels,
+                    "int8": int8,
                     "result": str(result),
                 }
             )
@@ -76,9 +80,17 @@ def _main(job_path: str) -> int:
         from . import tvm_api
 
         mod, params = tvm_api.import_onnx(onnx.load(job["onnx"]), embed_params=bool(job["kernels"]))
-        offloaded: dict[str, int] = {}
+        offloaded: dict[str, Any] = {}
+        quant, keep_float = None, []
+        if job.get("int8"):
+            from .offload import Quantization
+
+            quant = Quantization(
+                {int(k, 16): (float(s), bool(sg)) for k, (s, sg) in job["int8"]["inputs"].items()}
+            )
+            keep_float = job["int8"].get("keep_float", [])
         for library in job["kernels"]:
-            mod, offloaded = tvm_api.offload_kernels(mod, library)
+            mod, offloaded = tvm_api.offload_kernels(mod, library, quant, keep_float)
         tvm_api.build(mod, job["target"], Path(job["library"]), linker=job["linker"])
         entries = write_weights(Path(job["weights"]), params)
     except Exception as err:  # reported to the parent, which raises it

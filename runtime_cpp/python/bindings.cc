@@ -156,6 +156,37 @@ PYBIND11_MODULE(_runtime, m) {
       },
       py::arg("library"), py::arg("weights"), py::arg("params"), py::arg("input"));
   m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
+  m.def(
+      "kernel_layers",
+      [](bool reset) {
+        py::list out;
+        for (const KernelLayer& l : KernelLayers(reset))
+          out.append(py::dict(py::arg("kernel") = l.kernel, py::arg("implementation") = l.implementation,
+                              py::arg("src") = l.src_type, py::arg("weights") = l.weights_type, py::arg("dst") = l.dst_type));
+        return out;
+      },
+      py::arg("reset") = false,
+      "Layers the kernel libraries have built since the last reset: the kernel, the library's "
+      "implementation and the data types it computes with");
+  m.def(
+      "start_observing",
+      [](const std::map<int64_t, double>& ranges, int bins) { StartObserving(ranges, bins); },
+      py::arg("ranges") = std::map<int64_t, double>{}, py::arg("bins") = 2048,
+      "Calibration: record statistics of the input of every float kernel-library layer (histograms of |x| "
+      "over [0, range] for the layers in `ranges`, keyed by layer key)");
+  m.def(
+      "stop_observing",
+      [] {
+        py::dict out;
+        for (const auto& [key, o] : StopObserving()) {
+          py::dict d(py::arg("kernel") = o.kernel, py::arg("order") = o.order, py::arg("shape") = o.shape,
+                     py::arg("min") = o.min, py::arg("max") = o.max, py::arg("count") = o.count, py::arg("range") = o.range);
+          d["histogram"] = py::array_t<double>(static_cast<py::ssize_t>(o.histogram.size()), o.histogram.data());
+          out[py::int_(key)] = d;
+        }
+        return out;
+      },
+      "Stop observing; returns {layer key: statistics}");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "edgecv/error.h"
 #include "kernels_internal.h"
 
 namespace edgecv {
@@ -29,6 +30,33 @@ std::map<std::string, KernelStat> KernelStats(bool reset) {
   return DnnlStats(reset);
 #else
   (void)reset;
+  return {};
+#endif
+}
+
+std::vector<KernelLayer> KernelLayers(bool reset) {
+#ifdef EDGECV_WITH_DNNL
+  return DnnlLayers(reset);
+#else
+  (void)reset;
+  return {};
+#endif
+}
+
+void StartObserving(const std::map<int64_t, double>& ranges, int bins) {
+#ifdef EDGECV_WITH_DNNL
+  DnnlStartObserving(ranges, bins);
+#else
+  (void)ranges;
+  (void)bins;
+  ThrowInvalidInput("calibration observes the kernel library's layers; this runtime was built without one (oneDNN)");
+#endif
+}
+
+std::map<int64_t, ObservedInput> StopObserving() {
+#ifdef EDGECV_WITH_DNNL
+  return DnnlStopObserving();
+#else
   return {};
 #endif
 }

@@ -1,6 +1,8 @@
 // oneDNN kernels called from compiled graphs (edgecv/compile/offload.py writes the calls):
 //   edgecv.dnnl.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.dnnl.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
+//   edgecv.dnnl.conv2d_q8 / dense_q8: the same with int8 weights and their per-channel
+//     scales after w; the float input is quantised with the scale the settings carry
 // Weights and bias are graph constants already folded with batch norm at compile time.
 // The settings (a shape of int64) carry the layer's attributes and a content key computed
 // from weights, bias and attributes: primitives and weights reordered to oneDNN's preferred
@@ -10,10 +12,14 @@
 #include <omp.h>
 #include <sched.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,11 +78,12 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-const DLTensor* CheckTensor(const ffi::AnyView& arg, const char* what, int ndim) {
+const DLTensor* CheckTensor(const ffi::AnyView& arg, const char* what, int ndim, DLDataTypeCode code = kDLFloat,
+                            int bits = 32) {
   const DLTensor* t = arg.cast<DLTensor*>();
   if (t->device.device_type != kDLCPU) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " is not in CPU memory";
-  if (t->dtype.code != kDLFloat || t->dtype.bits != 32 || t->dtype.lanes != 1)
-    TVM_FFI_THROW(TypeError) << "edgecv.dnnl: " << what << " is not float32";
+  if (t->dtype.code != code || t->dtype.bits != bits || t->dtype.lanes != 1)
+    TVM_FFI_THROW(TypeError) << "edgecv.dnnl: " << what << " is not " << (code == kDLFloat ? "float" : "int") << bits;
   if (t->ndim != ndim) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " has " << t->ndim << " dims, expected " << ndim;
   if (t->strides != nullptr) {  // compact row-major only
     int64_t expect = 1;
@@ -91,6 +98,11 @@ const DLTensor* CheckTensor(const ffi::AnyView& arg, const char* what, int ndim)
 
 void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
 dims Dims(const DLTensor* t) { return dims(t->shape, t->shape + t->ndim); }
+int64_t Count(const DLTensor* t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
+  return n;
+}
 
 // residual_order: 1 = add the residual, then activate; 2 = activate, then add.
 // *residual_index: the position of the residual add among the post-ops.
@@ -115,34 +127,60 @@ struct Layer {
   dnnl::primitive primitive;
   memory::desc src, dst, residual;
   int residual_index = 0;  // position of the residual add among the post-ops
-  // set when the caller's tensors are in another layout than the primitive's (reordered)
+  // set when the caller's tensors differ in layout or type (int8: the float input is
+  // quantised on the way in) from what the primitive takes: a reorder converts them
   std::optional<memory::desc> user_src, user_dst;
+  std::optional<dnnl::reorder> src_reorder, dst_reorder;
   memory weights, bias;
 };
 
 using Key = std::tuple<int64_t, std::vector<int64_t>>;  // content key, input shape
 
+const char* TypeName(memory::data_type t) {
+  switch (t) {
+    case memory::data_type::f32: return "f32";
+    case memory::data_type::s8: return "s8";
+    case memory::data_type::u8: return "u8";
+    case memory::data_type::s32: return "s32";
+    default: return "other";
+  }
+}
+
 class Cache {
  public:
   template <typename Make>
-  std::shared_ptr<const Layer> Get(const Key& key, Make make) {
+  std::shared_ptr<const Layer> Get(const Key& key, const char* kernel, Make make) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = layers_.find(key);
       if (it != layers_.end()) return it->second;
     }
-    std::shared_ptr<const Layer> layer = make();  // outside the lock: packing takes a while
+    std::string impl;
+    std::shared_ptr<const Layer> layer = make(&impl);  // outside the lock: packing takes a while
     std::lock_guard<std::mutex> lock(mutex_);
-    return layers_.emplace(key, std::move(layer)).first->second;
+    auto [it, fresh] = layers_.emplace(key, std::move(layer));
+    if (fresh) {
+      const Layer& l = *it->second;
+      built_.push_back(KernelLayer{kernel, impl, TypeName(l.src.data_type()), TypeName(l.weights.get_desc().data_type()),
+                                   TypeName(l.dst.data_type())});
+    }
+    return it->second;
   }
   void Clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     layers_.clear();
   }
+  std::vector<KernelLayer> Built(bool reset) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<KernelLayer> out = built_;
+    if (reset) built_.clear();
+    return out;
+  }
 
  private:
   std::mutex mutex_;
   std::map<Key, std::shared_ptr<const Layer>> layers_;
+  std::vector<KernelLayer> built_;
 };
 
 Cache& TheCache() {
@@ -150,55 +188,169 @@ Cache& TheCache() {
   return cache;
 }
 
+// Calibration: statistics of the inputs of float layers, while observing.
+class Observer {
+ public:
+  void Start(const std::map<int64_t, double>& ranges, int bins) {
+    if (bins < 16 || bins > (1 << 20)) TVM_FFI_THROW(ValueError) << "edgecv: calibration histogram bins must be in [16, 2^20]";
+    std::lock_guard<std::mutex> lock(mutex_);
+    ranges_ = ranges;
+    bins_ = bins;
+    seen_.clear();
+    on_ = true;
+  }
+  std::map<int64_t, ObservedInput> Stop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    on_ = false;
+    return std::move(seen_);
+  }
+  bool On() const { return on_; }
+  void Observe(const char* kernel, int64_t key, const DLTensor* x) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!on_) return;
+    auto [it, fresh] = seen_.try_emplace(key);
+    ObservedInput& o = it->second;
+    if (fresh) {
+      o.kernel = kernel;
+      o.order = static_cast<int64_t>(seen_.size()) - 1;
+      o.shape = Dims(x);
+      o.min = std::numeric_limits<double>::infinity();
+      o.max = -std::numeric_limits<double>::infinity();
+      auto r = ranges_.find(key);
+      if (r != ranges_.end() && r->second > 0) {
+        o.range = r->second;
+        o.histogram.assign(bins_, 0.0);
+      }
+    }
+    const float* p = static_cast<const float*>(Data(x));
+    const int64_t n = Count(x);
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    for (int64_t i = 0; i < n; ++i) {
+      lo = std::min(lo, p[i]);
+      hi = std::max(hi, p[i]);
+    }
+    o.min = std::min<double>(o.min, lo);
+    o.max = std::max<double>(o.max, hi);
+    o.count += n;
+    if (o.range > 0) {
+      const double per_bin = bins_ / o.range;
+      for (int64_t i = 0; i < n; ++i) {
+        const double b = std::fabs(static_cast<double>(p[i])) * per_bin;
+        o.histogram[b >= bins_ - 1 ? bins_ - 1 : static_cast<int>(b)] += 1;  // NaN counts as the top bin
+      }
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::atomic<bool> on_{false};
+  std::map<int64_t, double> ranges_;
+  int bins_ = 2048;
+  std::map<int64_t, ObservedInput> seen_;
+};
+
+Observer& TheObserver() {
+  static Observer observer;
+  return observer;
+}
+
 // Reorders user weights (plain layout `tag`) into the layout the primitive chose.
-memory Pack(const memory::desc& wanted, const dims& shape, memory::format_tag tag, void* data,
+memory Pack(const memory::desc& wanted, const dims& shape, memory::data_type type, memory::format_tag tag, void* data,
             dnnl::stream& stream) {
-  memory user({shape, memory::data_type::f32, tag}, Engine(), data);
+  memory user({shape, type, tag}, Engine(), data);
   memory packed(wanted, Engine());
   dnnl::reorder(user, packed).execute(stream, user, packed);
   return packed;
 }
 
-memory CopyBias(const DLTensor* b, dnnl::stream& stream) {
-  memory user({Dims(b), memory::data_type::f32, memory::format_tag::x}, Engine(), Data(b));
-  memory own({Dims(b), memory::data_type::f32, memory::format_tag::x}, Engine());
-  dnnl::reorder(user, own).execute(stream, user, own);
+memory CopyVector(const std::vector<float>& v) {
+  memory own({{static_cast<int64_t>(v.size())}, memory::data_type::f32, memory::format_tag::x}, Engine());
+  std::memcpy(own.get_data_handle(), v.data(), v.size() * sizeof(float));
   return own;
 }
 
+std::vector<float> Floats(const DLTensor* t) {
+  const float* p = static_cast<const float*>(Data(t));
+  return std::vector<float>(p, p + Count(t));
+}
+
+// A reorder from the caller's tensor to the primitive's (scale: multiply on the way, for
+// quantising float input to int8; 0: none).
+dnnl::reorder MakeReorder(const memory::desc& from, const memory::desc& to, float scale) {
+  dnnl::primitive_attr attr;
+  if (scale != 0.f) attr.set_output_scales(0, {scale});
+  return dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to, attr));
+}
+
 void Run(const Layer& layer, dnnl::stream& stream, void* src, void* dst, void* residual) {
-  // user layouts the primitive does not take directly go through a reorder
   memory user_src(layer.user_src ? *layer.user_src : layer.src, Engine(), src);
   memory user_dst(layer.user_dst ? *layer.user_dst : layer.dst, Engine(), dst);
   memory src_mem = user_src, dst_mem = user_dst;
-  if (layer.user_src) {
+  if (layer.src_reorder) {
     src_mem = memory(layer.src, Engine());
-    dnnl::reorder(user_src, src_mem).execute(stream, user_src, src_mem);
+    layer.src_reorder->execute(stream, user_src, src_mem);
   }
-  if (layer.user_dst) dst_mem = memory(layer.dst, Engine());
+  if (layer.dst_reorder) dst_mem = memory(layer.dst, Engine());
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, layer.weights}, {DNNL_ARG_BIAS, layer.bias}, {DNNL_ARG_DST, dst_mem}};
   if (residual != nullptr)
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(layer.residual_index) | DNNL_ARG_SRC_1, memory(layer.residual, Engine(), residual));
   layer.primitive.execute(stream, args);
-  if (layer.user_dst) dnnl::reorder(dst_mem, user_dst).execute(stream, dst_mem, user_dst);
+  if (layer.dst_reorder) layer.dst_reorder->execute(stream, dst_mem, user_dst);
   stream.wait();
 }
 
+// int8 layers: weights arrive as int8 with a float scale per output channel, and the float
+// input is quantised with one scale (zero point 0: symmetric int8, or uint8 when the input
+// is never negative). oneDNN accumulates in int32, and the output scale
+// input_scale * weight_scale[c] brings the result back to float before bias-free post-ops;
+// the float bias is divided by that scale so that oneDNN can add it to the accumulator.
+struct Quantized {
+  float in_scale = 0;
+  bool src_signed = false;
+  std::vector<float> out_scales, bias;
+};
+
+Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed) {
+  Quantized q;
+  q.in_scale = FloatBits(scale_bits);
+  if (!(q.in_scale > 0) || !std::isfinite(q.in_scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: input scale must be positive";
+  q.src_signed = src_signed != 0;
+  const std::vector<float> ws = Floats(w_scale), bias = Floats(b);
+  for (size_t c = 0; c < ws.size(); ++c) {
+    const float s = q.in_scale * ws[c];
+    if (!(s > 0) || !std::isfinite(s)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
+    q.out_scales.push_back(s);
+    q.bias.push_back(bias[c] / s);
+  }
+  return q;
+}
+
+// settings: 0 version, 1-2 strides, 3-6 pads (t, l, b, r), 7-8 dilation, 9 groups, 10 act,
+// 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
+// float: 16 key; int8: 16 input scale bits, 17 input signed, 18 key.
+template <bool kInt8>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
-  if (args.size() != 5 && args.size() != 6)
-    TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: expected 5 or 6 arguments, got " << args.size();
-  const bool has_residual = args.size() == 6;
+  constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
+  constexpr size_t kSettings = kInt8 ? 19 : 17;
+  const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : "edgecv.dnnl.conv2d";
+  if (args.size() != kFixed && args.size() != kFixed + 1)
+    TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
+  const bool has_residual = args.size() == kFixed + 1;
   const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
-  if (s.size() != 17 || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: settings of another edgecv version (recompile the artifact)";
-  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: residual argument mismatch";
+  if (s.size() != kSettings || s[0] != kSettingsVersion)
+    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
+  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
   UseThreads();
-  const DLTensor* x = CheckTensor(args[0], "input", 4);
-  const DLTensor* w = CheckTensor(args[1], "weights", 5);
-  const DLTensor* b = CheckTensor(args[2], "bias", 1);
-  const DLTensor* res = has_residual ? CheckTensor(args[3], "residual", 4) : nullptr;
+  int i = 0;
+  const DLTensor* x = CheckTensor(args[i++], "input", 4);
+  const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 5, kDLInt, 8) : CheckTensor(args[i++], "weights", 5);
+  const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
+  const DLTensor* b = CheckTensor(args[i++], "bias", 1);
+  const DLTensor* res = has_residual ? CheckTensor(args[i++], "residual", 4) : nullptr;
   const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
+  const int64_t key = s[kSettings - 1];
+  if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
   // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
   const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
   const auto nchw = [](const DLTensor* t, bool is_nchw) {
@@ -207,24 +359,30 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const dims xd = nchw(x, src_nchw), yd = nchw(y, dst_nchw);
   const int64_t groups = s[9], out_c = w->shape[0] * w->shape[1];
   if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c || b->shape[0] != out_c ||
-      xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
-    TVM_FFI_THROW(ValueError) << "edgecv.dnnl.conv2d: tensor shapes do not agree with the layer";
+      (w_scale != nullptr && w_scale->shape[0] != out_c) || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
+    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
   const dims strides{s[1], s[2]}, pad_l{s[3], s[4]}, pad_r{s[5], s[6]}, dilation{s[7] - 1, s[8] - 1};
   const float alpha = FloatBits(s[11]), beta = FloatBits(s[12]);
   dnnl::stream stream(Engine());
-  const Key key{s[16], Dims(x)};
-  auto layer = TheCache().Get(key, [&] {
+  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&](std::string* impl) {
     auto l = std::make_shared<Layer>();
     using tag = memory::format_tag;
-    l->src = memory::desc(xd, memory::data_type::f32, src_nchw ? tag::nchw : tag::nhwc);
-    l->dst = memory::desc(yd, memory::data_type::f32, dst_nchw ? tag::nchw : tag::nhwc);
+    using dt = memory::data_type;
+    std::optional<Quantized> q;
+    if (kInt8) q = Quantization(w_scale, b, s[16], s[17]);
+    const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
+    const memory::desc user_src(xd, dt::f32, src_nchw ? tag::nchw : tag::nhwc);
+    l->src = memory::desc(xd, src_type, src_nchw ? tag::nchw : tag::nhwc);
+    l->dst = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
     const bool grouped = groups > 1;
     const dims wd = grouped ? dims{groups, w->shape[1], w->shape[2], w->shape[3], w->shape[4]}
                             : dims{w->shape[1], w->shape[2], w->shape[3], w->shape[4]};
-    const memory::desc wany(wd, memory::data_type::f32, memory::format_tag::any);
-    const memory::desc bd({out_c}, memory::data_type::f32, memory::format_tag::x);
-    if (res != nullptr) l->residual = l->dst;
+    const dt w_type = q ? dt::s8 : dt::f32;
+    const memory::desc wany(wd, w_type, tag::any);
+    const memory::desc bd({out_c}, dt::f32, tag::x);
+    if (res != nullptr) l->residual = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
     dnnl::primitive_attr attr;
+    if (q) attr.set_output_scales(1 << 1, q->out_scales);
     attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index));
     const auto describe = [&] {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
@@ -234,49 +392,75 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     dnnl::convolution_forward::primitive_desc pd = describe();
     if ((src_nchw || dst_nchw) && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
       // no fast kernel for mixed layouts (NCHW in, NHWC out): NHWC with reorders around it
-      if (src_nchw) l->user_src = l->src;
       if (dst_nchw) l->user_dst = l->dst;
-      l->src = memory::desc(xd, memory::data_type::f32, tag::nhwc);
-      l->dst = memory::desc(yd, memory::data_type::f32, tag::nhwc);
+      l->src = memory::desc(xd, src_type, tag::nhwc);
+      l->dst = memory::desc(yd, dt::f32, tag::nhwc);
       pd = describe();
     }
+    if (l->src != user_src) {
+      l->user_src = user_src;
+      l->src_reorder = MakeReorder(user_src, l->src, q ? 1.f / q->in_scale : 0.f);
+    }
+    if (l->user_dst) l->dst_reorder = MakeReorder(l->dst, *l->user_dst, 0.f);
     l->primitive = dnnl::convolution_forward(pd);
-    l->weights = Pack(pd.weights_desc(), wd, grouped ? memory::format_tag::goihw : memory::format_tag::oihw,
-                      Data(w), stream);
-    l->bias = CopyBias(b, stream);
+    *impl = pd.impl_info_str();
+    l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw, Data(w), stream);
+    l->bias = CopyVector(q ? q->bias : Floats(b));
     stream.wait();
     return std::shared_ptr<const Layer>(std::move(l));
   });
   Run(*layer, stream, Data(x), Data(y), res != nullptr ? Data(res) : nullptr);
 }
 
+// settings: 0 version, 1 act, 2-3 act alpha/beta bits, then float: 4 key;
+// int8: 4 input scale bits, 5 input signed, 6 key.
+template <bool kInt8>
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
-  if (args.size() != 5) TVM_FFI_THROW(ValueError) << "edgecv.dnnl.dense: expected 5 arguments, got " << args.size();
-  const ffi::Shape s = args[3].cast<ffi::Shape>();
-  if (s.size() != 5 || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << "edgecv.dnnl.dense: settings of another edgecv version (recompile the artifact)";
+  constexpr int kArgs = kInt8 ? 6 : 5;
+  constexpr size_t kSettings = kInt8 ? 7 : 5;
+  const char* name = kInt8 ? "edgecv.dnnl.dense_q8" : "edgecv.dnnl.dense";
+  if (args.size() != kArgs) TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got " << args.size();
+  const ffi::Shape s = args[kArgs - 2].cast<ffi::Shape>();
+  if (s.size() != kSettings || s[0] != kSettingsVersion)
+    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
   UseThreads();
-  const DLTensor* x = CheckTensor(args[0], "input", 2);
-  const DLTensor* w = CheckTensor(args[1], "weights", 2);
-  const DLTensor* b = CheckTensor(args[2], "bias", 1);
-  const DLTensor* y = CheckTensor(args[4], "output", 2);
+  int i = 0;
+  const DLTensor* x = CheckTensor(args[i++], "input", 2);
+  const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 2, kDLInt, 8) : CheckTensor(args[i++], "weights", 2);
+  const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
+  const DLTensor* b = CheckTensor(args[i++], "bias", 1);
+  const DLTensor* y = CheckTensor(args[kArgs - 1], "output", 2);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
-      y->shape[0] != x->shape[0])
-    TVM_FFI_THROW(ValueError) << "edgecv.dnnl.dense: tensor shapes do not agree with the layer";
+      (w_scale != nullptr && w_scale->shape[0] != w->shape[0]) || y->shape[0] != x->shape[0])
+    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
+  const int64_t key = s[kSettings - 1];
+  if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
   dnnl::stream stream(Engine());
-  auto layer = TheCache().Get(Key{s[4], Dims(x)}, [&] {
+  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&](std::string* impl) {
     auto l = std::make_shared<Layer>();
-    l->src = memory::desc(Dims(x), memory::data_type::f32, memory::format_tag::nc);
-    l->dst = memory::desc(Dims(y), memory::data_type::f32, memory::format_tag::nc);
-    const memory::desc wany(Dims(w), memory::data_type::f32, memory::format_tag::any);
-    const memory::desc bd(Dims(b), memory::data_type::f32, memory::format_tag::x);
+    using dt = memory::data_type;
+    using tag = memory::format_tag;
+    std::optional<Quantized> q;
+    if (kInt8) q = Quantization(w_scale, b, s[4], s[5]);
+    const memory::desc user_src(Dims(x), dt::f32, tag::nc);
+    l->src = memory::desc(Dims(x), q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32, tag::nc);
+    l->dst = memory::desc(Dims(y), dt::f32, tag::nc);
+    const dt w_type = q ? dt::s8 : dt::f32;
+    const memory::desc wany(Dims(w), w_type, tag::any);
+    const memory::desc bd(Dims(b), dt::f32, tag::x);
     dnnl::primitive_attr attr;
+    if (q) attr.set_output_scales(1 << 1, q->out_scales);
     attr.set_post_ops(PostOps(s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr, 0));
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
+    if (q) {
+      l->user_src = user_src;
+      l->src_reorder = MakeReorder(user_src, l->src, 1.f / q->in_scale);
+    }
     l->primitive = dnnl::inner_product_forward(pd);
-    l->weights = Pack(pd.weights_desc(), Dims(w), memory::format_tag::oi, Data(w), stream);
-    l->bias = CopyBias(b, stream);
+    *impl = pd.impl_info_str();
+    l->weights = Pack(pd.weights_desc(), Dims(w), w_type, tag::oi, Data(w), stream);
+    l->bias = CopyVector(q ? q->bias : Floats(b));
     stream.wait();
     return std::shared_ptr<const Layer>(std::move(l));
   });
@@ -306,7 +490,10 @@ void Guarded(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
 }  // namespace
 
 void RegisterDnnlKernels() {
-  for (auto [name, fn] : {std::pair{"edgecv.dnnl.conv2d", &Guarded<Conv2d>}, std::pair{"edgecv.dnnl.dense", &Guarded<Dense>}}) {
+  for (auto [name, fn] : {std::pair{"edgecv.dnnl.conv2d", &Guarded<Conv2d<false>>},
+                          std::pair{"edgecv.dnnl.dense", &Guarded<Dense<false>>},
+                          std::pair{"edgecv.dnnl.conv2d_q8", &Guarded<Conv2d<true>>},
+                          std::pair{"edgecv.dnnl.dense_q8", &Guarded<Dense<true>>}}) {
     ffi::Function::SetGlobal(
         name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
         true);
@@ -321,5 +508,11 @@ std::map<std::string, KernelStat> DnnlStats(bool reset) {
 }
 
 void ClearDnnlCache() { TheCache().Clear(); }
+
+std::vector<KernelLayer> DnnlLayers(bool reset) { return TheCache().Built(reset); }
+
+void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins) { TheObserver().Start(ranges, bins); }
+
+std::map<int64_t, ObservedInput> DnnlStopObserving() { return TheObserver().Stop(); }
 
 }  // namespace edgecv

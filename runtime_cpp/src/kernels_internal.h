@@ -12,6 +12,9 @@ namespace edgecv {
 void RegisterDnnlKernels();
 void ClearDnnlCache();
 std::map<std::string, KernelStat> DnnlStats(bool reset);
+std::vector<KernelLayer> DnnlLayers(bool reset);
+void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins);
+std::map<int64_t, ObservedInput> DnnlStopObserving();
 #endif
 
 }  // namespace edgecv

@@ -26,4 +26,30 @@ std::map<std::string, KernelStat> KernelStats(bool reset = false);
 // Frees cached packed weights and primitives (they are rebuilt on the next call).
 void ClearKernelCache();
 
+// One layer as the kernel library built it: what it computes with (for int8 artifacts,
+// proof that the integer primitives run, not a float fallback).
+struct KernelLayer {
+  std::string kernel;         // e.g. "edgecv.dnnl.conv2d_q8"
+  std::string implementation; // the library's name for the kernel it chose
+  std::string src_type, weights_type, dst_type;  // "f32", "u8", "s8"
+};
+// Layers built since the last reset (a log: clearing the kernel cache does not reset it).
+std::vector<KernelLayer> KernelLayers(bool reset = false);
+
+// Calibration: while observing, every float conv2d/dense call records statistics of its
+// input, keyed by the layer's content key (the key its int8 version is compiled from).
+struct ObservedInput {
+  std::string kernel;
+  int64_t order = 0;              // first-seen order of the layer in the graph
+  std::vector<int64_t> shape;     // input shape as the kernel saw it
+  double min = 0, max = 0;
+  int64_t count = 0;              // values seen
+  double range = 0;               // histogram covers |x| in [0, range]; 0: no histogram
+  std::vector<double> histogram;  // counts of |x| (values above range land in the last bin)
+};
+// ranges: layers that get a histogram of |x| over [0, range] with `bins` bins (a second
+// pass, once the first pass has found the ranges); the others record min/max only.
+void StartObserving(const std::map<int64_t, double>& ranges = {}, int bins = 2048);
+std::map<int64_t, ObservedInput> StopObserving();
+
 }  // namespace edgecv

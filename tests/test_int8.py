@@ -1,0 +1,381 @@
+"""int8: calibration statistics, the integer kernels, the compile-time accuracy gate.
+
+References: ONNX Runtime running the same graph with QuantizeLinear/DequantizeLinear around
+every layer (it computes in float what the int8 kernels compute in integers, with the same
+rounding); hand-computed histograms for the calibrators; the float artifact for accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecv import calibration
+from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries, tvm_api
+from edgecv.compile.offload import Quantization, quantize_weights
+from edgecv.errors import EdgecvError, InvalidInputError
+
+needs_dnnl = pytest.mark.skipif(
+    "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
+)
+
+
+# -- calibration arithmetic (no runtime) --------------------------------------------------
+
+
+@pytest.mark.unit
+def test_weights_quantise_per_output_channel():
+    rng = np.random.RandomState(0)
+    w = rng.uniform(-1, 1, (2, 3, 4, 3, 3)).astype(np.float32)  # G, O/G, I, KH, KW
+    w[1, 2] *= 100.0  # one channel far larger: per-channel scales keep the others precise
+    w[0, 1] = 0.0  # an all-zero channel gets scale 1, not a division by zero
+    q, s = quantize_weights(w)
+    assert q.dtype == np.int8 and q.shape == w.shape and s.shape == (6,)
+    assert s[1] == 1.0 and not q[0, 1].any()
+    rows = w.reshape(6, -1)
+    assert np.allclose(s, np.where(np.abs(rows).max(1) > 0, np.abs(rows).max(1) / 127, 1), rtol=1e-6)
+    err = np.abs(q.reshape(6, -1) * s[:, None] - rows)
+    assert np.all(err <= s[:, None] / 2 + 1e-6)  # round to nearest
+    assert np.abs(q).max() == 127
+    dense_q, dense_s = quantize_weights(rng.uniform(-3, 3, (5, 7)).astype(np.float32))
+    assert dense_s.shape == (5,) and np.abs(dense_q).max(axis=1).min() == 127
+
+
+@pytest.mark.unit
+def test_percentile_threshold_by_hand():
+    hist = np.zeros(100)
+    hist[:10] = 10.0  # 100 values in the first tenth of [0, 5]
+    hist[99] = 1.0  # one outlier at the top
+    assert calibration.percentile_amax(hist, 5.0, 100.0) == pytest.approx(5.0)
+    # 99% of 101 values lie within the first 10 bins: threshold at their upper edge, 0.5
+    assert calibration.percentile_amax(hist, 5.0, 99.0) == pytest.approx(0.5)
+    assert calibration.percentile_amax(np.zeros(100), 5.0, 99.0) == 5.0
+
+
+@pytest.mark.unit
+def test_entropy_threshold_clips_a_lone_outlier():
+    rng = np.random.RandomState(0)
+    values = np.abs(rng.normal(0, 1, 200000))
+    hist, _ = np.histogram(np.append(values, 40.0), bins=2048, range=(0, 40.0))
+    amax = calibration.entropy_amax(hist, 40.0, 128)
+    # a Gaussian's information ends a few sigma out; the outlier at 40 is clipped
+    assert 2.5 < amax < 8.0
+    # a uniform distribution has nothing to clip
+    flat = np.ones(2048)
+    assert calibration.entropy_amax(flat, 1.0, 128) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.unit
+def test_sqnr_by_hand():
+    hist = np.zeros(4)
+    hist[1] = 3.0  # three values at bin centre 1.5 (bins of width 1 over [0, 4])
+    # no clipping at amax 3 with 3 levels: step 1, noise step^2/12 per value
+    expected = 10 * math.log10((3 * 1.5**2) / (3 * 1 / 12))
+    assert calibration.sqnr_db(hist, 4.0, 3.0, 3) == pytest.approx(expected)
+    # clipping at 1.0: the error is the distance to the threshold, 0.5 each
+    clipped = 10 * math.log10((3 * 1.5**2) / (3 * 0.25))
+    assert calibration.sqnr_db(hist, 4.0, 1.0, 1000) == pytest.approx(clipped, rel=1e-3)
+
+
+@pytest.mark.unit
+def test_recipes_load_and_check(tmp_path):
+    assert calibration.load_recipe("yolo3_mobilenet0.25_digits", "yolo3").keep_float == ["output"]
+    assert calibration.load_recipe("ssd_512_resnet50_v1_voc", "ssd").keep_float == ["output"]
+    default = calibration.load_recipe("resnet50_v1b", "resnet_v1b")
+    assert default.source == "default.toml" and default.calibrator in calibration.CALIBRATORS
+    with pytest.raises(InvalidInputError, match="unknown calibrator"):
+        calibration.Recipe(calibrator="magic").check()
+    with pytest.raises(InvalidInputError, match="at least 1 image"):
+        calibration.Recipe(images=0).check()
+
+
+@pytest.mark.unit
+def test_calibration_data_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        calibration.find_images(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(InvalidInputError, match="no images"):
+        calibration.find_images(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    found = calibration.find_images(bad)
+    with pytest.raises(InvalidInputError, match="broken.jpg"):
+        list(calibration.read_images(found))
+    picked = calibration.pick([tmp_path / f"{i:03d}.png" for i in range(50)], 8, seed=1)
+    assert len(picked) == 8 and picked == sorted(picked)
+    assert picked == calibration.pick([tmp_path / f"{i:03d}.png" for i in range(50)], 8, seed=1)
+
+
+@pytest.mark.unit
+def test_calibration_table_errors(tmp_path):
+    table = {
+        "schema": calibration.TABLE_SCHEMA,
+        "schema_version": calibration.TABLE_VERSION,
+        "model": "m",
+        "input_shape": [1, 3, 32, 32],
+        "layers": [{"key": "00ff", "scale": 0.1, "signed": True}],
+    }
+    path = tmp_path / "t.json"
+    calibration.save_table(table, path)
+    assert calibration.load_table(path, "m", [1, 3, 32, 32])["layers"][0]["key"] == "00ff"
+    with pytest.raises(InvalidInputError, match="is for m"):
+        calibration.load_table(path, "other", [1, 3, 32, 32])
+    with pytest.raises(InvalidInputError, match="is for m"):
+        calibration.load_table(path, "m", [1, 3, 64, 64])
+    path.write_text(json.dumps({**table, "layers": [{"key": "00ff", "scale": -1}]}))
+    with pytest.raises(InvalidInputError, match="no valid scale"):
+        calibration.load_table(path, "m", [1, 3, 32, 32])
+    path.write_text("{not json")
+    with pytest.raises(InvalidInputError, match="not JSON"):
+        calibration.load_table(path, "m", [1, 3, 32, 32])
+    path.write_text(json.dumps({"schema": "something else"}))
+    with pytest.raises(InvalidInputError, match="not an edgecv calibration table"):
+        calibration.load_table(path, "m", [1, 3, 32, 32])
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        calibration.load_table(tmp_path / "missing.json", "m", [1, 3, 32, 32])
+
+
+# -- the integer kernels against ONNX Runtime with QDQ ------------------------------------
+
+
+def _layers():
+    """A small graph with each int8 form: NCHW graph input read by the first conv (signed
+    input), ReLU (unsigned input after it), a residual add, a grouped conv, a dense layer."""
+    return [
+        # name, cin, cout, k, group, pads
+        ("c1", 3, 16, 3, 1, [1, 1, 1, 1]),
+        ("c2", 16, 16, 3, 1, [1, 1, 1, 1]),
+        ("c3", 16, 16, 3, 4, [1, 1, 1, 1]),
+    ]
+
+
+def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str, np.ndarray]):
+    """The float graph (scales None) or its QDQ twin: each layer's input through
+    QuantizeLinear/DequantizeLinear, weights replaced by their int8 values times scales."""
+    nodes, inits = [], []
+
+    def const(name, a, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(a, dtype=dtype), name))
+        return name
+
+    def qdq(name, x):
+        if scales is None:
+            return x
+        s, signed = scales[name]
+        zp = const(f"{name}_zp", 0, np.int8 if signed else np.uint8)
+        sc = const(f"{name}_s", s)
+        nodes.append(helper.make_node("QuantizeLinear", [x, sc, zp], [f"{name}_q"]))
+        nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", sc, zp], [f"{name}_dq"]))
+        return f"{name}_dq"
+
+    def weight(name):
+        w = weights[name]
+        if scales is None:
+            return const(f"{name}_w", w)
+        if w.ndim == 4:
+            q, s = quantize_weights(w.reshape(1, *w.shape))
+            return const(f"{name}_w", q.reshape(w.shape).astype(np.float32) * s[:, None, None, None])
+        q, s = quantize_weights(w.T.copy())  # Gemm weight K x N; quantised per output (N)
+        return const(f"{name}_w", (q.astype(np.float32) * s[:, None]).T)
+
+    def conv(name, x, group, pads):
+        nodes.append(
+            helper.make_node(
+                "Conv", [qdq(name, x), weight(name), const(f"{name}_b", weights[name + "_b"])],
+                [name], group=group, pads=pads, kernel_shape=list(weights[name].shape[2:]),
+            )
+        )
+        return name
+
+    c1 = conv("c1", "data", 1, [1, 1, 1, 1])
+    r1 = "r1"
+    nodes.append(helper.make_node("Relu", [c1], [r1]))
+    c2 = conv("c2", r1, 1, [1, 1, 1, 1])
+    nodes.append(helper.make_node("Add", [c2, r1], ["a2"]))
+    nodes.append(helper.make_node("Relu", ["a2"], ["r2"]))
+    c3 = conv("c3", "r2", 4, [1, 1, 1, 1])
+    nodes.append(helper.make_node("Relu", [c3], ["r3"]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["r3"], ["p"]))
+    nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
+    nodes.append(
+        helper.make_node("Gemm", [qdq("d", "f"), weight("d"), const("d_b", weights["d_b"])], ["logits"])
+    )
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("data", f32, [1, 3, 12, 10])],
+        [helper.make_tensor_value_info("logits", f32, None), helper.make_tensor_value_info("r2", f32, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@needs_dnnl
+def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
+    rng = np.random.RandomState(0)
+    weights = {}
+    for name, cin, cout, k, group, _ in _layers():
+        weights[name] = rng.uniform(-1, 1, (cout, cin // group, k, k)).astype(np.float32)
+        weights[name + "_b"] = rng.uniform(-0.5, 0.5, cout).astype(np.float32)
+    weights["d"] = rng.uniform(-1, 1, (16, 10)).astype(np.float32)
+    weights["d_b"] = rng.uniform(-0.5, 0.5, 10).astype(np.float32)
+    x = rng.uniform(-2, 2, (1, 3, 12, 10)).astype(np.float32)
+    float_model = _int8_graph(None, weights)
+    sess = ort.InferenceSession(float_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    # each layer's input range, as calibration would measure it (ORT gives the tensors)
+    probe = float_model
+    for name in ("r1", "r2", "f"):
+        probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    _, _, r1, r2, f = sess.run(None, {"data": x})
+    scales = {
+        "c1": (float(np.abs(x).max()) / 127, True),
+        "c2": (float(r1.max()) / 255, False),
+        "c3": (float(r2.max()) / 255 * 0.8, False),  # clipped: saturation must agree too
+        "d": (float(f.max()) / 255, False),
+    }
+    expected = ort.InferenceSession(
+        _int8_graph(scales, weights).SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})
+
+    mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
+    _, plan = tvm_api.offload_kernels(mod, "dnnl")
+    keys = [int(layer["key"], 16) for layer in plan["layers"]]  # graph order: c1, c2, c3, d
+    quant = Quantization({k: scales[n] for k, n in zip(keys, ["c1", "c2", "c3", "d"], strict=True)})
+    mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
+    assert stats["int8"] == 4 and all(e["precision"] == "int8" for e in stats["layers"])
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
+    from edgecv import _runtime
+
+    _runtime.clear_kernel_cache()
+    _runtime.kernel_layers(reset=True)
+    got = tvm_api.run(tmp_path / "q.so", [x], [])
+    for g, e in zip(got, expected, strict=True):
+        scale = float(np.abs(e).max())
+        assert float(np.abs(g - e).max()) <= 1e-3 * scale, (g, e)
+    # they really ran as integer primitives: int8/uint8 inputs, int8 weights, no reference impl
+    built = _runtime.kernel_layers()
+    assert {b["kernel"] for b in built} == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}
+    assert {b["src"] for b in built} == {"s8", "u8"}
+    assert all(b["weights"] == "s8" and not b["implementation"].startswith("ref") for b in built), built
+
+
+@needs_dnnl
+def test_int8_kernels_reject_bad_scales():
+    import tvm
+
+    conv = tvm.get_global_func("edgecv.dnnl.conv2d_q8")
+    f = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
+    w = tvm.runtime.tensor(np.ones((1, 8, 3, 1, 1), np.int8))
+    head = [1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    bits = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
+    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 11])
+    ones = tvm.runtime.tensor(np.ones(8, np.float32))
+    conv(f(1, 4, 4, 3), w, ones, f(8), good, f(1, 4, 4, 8))
+    with pytest.raises(ValueError, match="input scale must be positive"):
+        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 12]), f(1, 4, 4, 8))
+    with pytest.raises(ValueError, match="weight scales must be positive"):
+        conv(f(1, 4, 4, 3), w, f(8), f(8), tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 13]), f(1, 4, 4, 8))
+    with pytest.raises(TypeError, match="int8"):
+        conv(f(1, 4, 4, 3), f(1, 8, 3, 1, 1), ones, f(8), good, f(1, 4, 4, 8))
+
+
+# -- the whole path on the digits classifier that edgecv trained -------------------------
+
+
+@needs_dnnl
+@pytest.mark.parity
+def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
+    from edgecv import _runtime
+    from edgecv.datasets import open_dataset
+    from edgecv.evaluate import ArtifactModel, evaluate
+
+    out = compile_model(
+        CompileOptions(
+            model="mobilenet0.25_digits",
+            precision="int8",
+            calib_data=str(digits_root / "classification" / "train"),
+            calib_images=32,
+            eval_data=str(digits_root / "classification"),
+            out_dir=str(tmp_path / "int8"),
+        )
+    )
+    doc = json.loads((out / "manifest.json").read_text())
+    q = doc["report"]["int8"]
+    assert doc["precision"] == "int8" and q["layers_float"] == [] and q["layers_int8"] == 28
+    assert q["accuracy"]["passed"] and q["accuracy"]["drop"] <= 0.5
+    table = json.loads((out / "calibration.json").read_text())
+    assert len(table["layers"]) == 28 and table["images"] == 32
+    # measured again, independently of the compile's own report
+    _runtime.clear_kernel_cache()
+    _runtime.kernel_layers(reset=True)
+    data = open_dataset(digits_root / "classification", "val", "classification")
+    got = evaluate(ArtifactModel(out), data)["top1"] * 100
+    assert got == pytest.approx(q["accuracy"]["int8"], abs=1e-3)
+    assert q["accuracy"]["float"] - got <= 0.5
+    kernels = {b["kernel"] for b in _runtime.kernel_layers()}
+    assert kernels == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}, kernels
+
+    # the table is reusable; a table of another model is refused by name
+    again = compile_model(
+        CompileOptions(
+            model="mobilenet0.25_digits",
+            precision="int8",
+            calibration_table=str(out / "calibration.json"),
+            out_dir=str(tmp_path / "again"),
+        )
+    )
+    assert json.loads((again / "manifest.json").read_text())["precision"] == "int8"
+    table["model"] = "yolo3_mobilenet0.25_digits"
+    (tmp_path / "other.json").write_text(json.dumps(table))
+    with pytest.raises(InvalidInputError, match="is for yolo3_mobilenet0.25_digits"):
+        compile_model(
+            CompileOptions(
+                model="mobilenet0.25_digits",
+                precision="int8",
+                calibration_table=str(tmp_path / "other.json"),
+                out_dir=str(tmp_path / "x"),
+            )
+        )
+    assert not (tmp_path / "x").exists()
+
+
+@needs_dnnl
+def test_int8_gate_fails_with_a_layer_table(digits_root, tmp_path):
+    """A drop that no fallback can bring within bounds (negative allowance) fails the
+    compile with the per-layer sensitivity table and leaves no artifact."""
+    with pytest.raises(EdgecvError, match="per-layer sensitivity") as err:
+        compile_model(
+            CompileOptions(
+                model="mobilenet0.25_digits",
+                precision="int8",
+                calib_data=str(digits_root / "classification" / "train"),
+                calib_images=8,
+                eval_data=str(digits_root / "classification"),
+                max_drop=-1.0,
+                out_dir=str(tmp_path / "gated"),
+            )
+        )
+    assert "sqnr" in str(err.value) and not (tmp_path / "gated").exists()
+
+
+@needs_dnnl
+def test_int8_needs_calibration_data(tmp_path):
+    with pytest.raises(InvalidInputError, match="needs calibration"):
+        compile_model(CompileOptions(model="mobilenet0.25_digits", precision="int8", out_dir=str(tmp_path / "a")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInputError, match="no images"):
+        compile_model(
+            CompileOptions(
+                model="mobilenet0.25_digits", precision="int8", calib_data=str(tmp_path / "empty"),
+                out_dir=str(tmp_path / "b"),
+            )
+        )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
