@@ -2,6 +2,10 @@
 side by side with ONNX Runtime in this process. Writes JSON and prints a table.
 
     python bench/run.py --models resnet18_v1b mobilenetv2_1.0 --size 224 --json bench/results.json
+    python bench/run.py --models resnet50_v1b --precisions fp32 int8 --calib-data DIR
+
+int8 rows are timed next to edgecv's fp32 artifact of the same model and ONNX Runtime's own
+int8 (static QDQ, calibrated on the same images).
 """
 
 from __future__ import annotations
@@ -11,8 +15,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgecv.bench import bench_artifact, format_table, peak_gflops, write_report
+from edgecv.bench import (
+    bench_artifact,
+    format_int8_table,
+    format_table,
+    onnxruntime_int8,
+    peak_gflops,
+    time_onnxruntime,
+    write_report,
+)
 from edgecv.compile import CompileOptions, compile_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -30,29 +44,72 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="bench/results.json")
     p.add_argument("--kernels", default="auto", help="auto | tvm | dnnl (see edgecv compile)")
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "int8"])
+    p.add_argument(
+        "--calib-data",
+        default=str(REPO / "edgecv" / "data"),
+        help="int8 calibration images (default: the sample images edgecv ships)",
+    )
     args = p.parse_args()
     peak = peak_gflops()
     print(f"machine peak (2048² SGEMM): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgecv-bench-") as tmp:
         for model in args.models:
-            art = compile_model(
-                CompileOptions(
-                    model=model,
-                    target=args.target,
-                    input_size=args.size,
-                    out_dir=str(Path(tmp) / model),
-                    kernels=args.kernels,
+            fp32_row = None
+            for precision in args.precisions:
+                art = compile_model(
+                    CompileOptions(
+                        model=model,
+                        target=args.target,
+                        input_size=args.size,
+                        out_dir=str(Path(tmp) / f"{model}-{precision}"),
+                        kernels=args.kernels,
+                        precision=precision,
+                        calib_data=args.calib_data if precision == "int8" else None,
+                    )
                 )
-            )
-            row = bench_artifact(art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak)
-            rows.append(row)
-            shutil.rmtree(art)  # VGG bodies are ~100 MB each
-            print(format_table(rows[-1:]), flush=True)
+                row = bench_artifact(
+                    art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak
+                )
+                if precision == "fp32":
+                    fp32_row = row
+                else:
+                    _add_int8_comparison(row, art, args, Path(tmp), fp32_row)
+                rows.append(row)
+                shutil.rmtree(art)  # VGG bodies are ~100 MB each
+                print(format_table(rows[-1:]), flush=True)
     print()
     print(format_table(rows))
+    if any(r["precision"] == "int8" for r in rows):
+        print()
+        print(format_int8_table(rows))
     write_report(rows, args.json)
     print(f"wrote {args.json}")
+
+
+def _add_int8_comparison(row: dict, art: Path, args, tmp: Path, fp32_row: dict | None) -> None:
+    """ONNX Runtime's int8 of the same model on the same calibration images, and edgecv fp32."""
+    import numpy as np
+
+    from edgecv import calibration
+    from edgecv.runtime import Predictor
+
+    predictor = Predictor(art)
+    recipe = calibration.load_recipe(row["model"])
+    images = calibration.pick(calibration.find_images(args.calib_data), recipe.images)
+    inputs = [predictor.preprocess(im)[1] for im in calibration.read_images(images)]
+    qdq = tmp / f"{row['model']}-ort-int8.onnx"
+    onnxruntime_int8(art / "model.onnx", inputs, qdq)
+    x = np.random.RandomState(0).uniform(-2, 2, row["input_shape"]).astype(np.float32)
+    ort_int8 = time_onnxruntime(qdq, x, 1, args.repeat, args.threads)
+    qdq.unlink()
+    edge = row["edgecv"]["network_median_ms"]
+    row["onnxruntime_int8"] = ort_int8
+    row["speedup_vs_onnxruntime_int8"] = ort_int8["median_ms"] / edge
+    if fp32_row is not None:
+        row["edgecv_fp32_ms"] = fp32_row["edgecv"]["network_median_ms"]
+        row["speedup_vs_edgecv_fp32"] = row["edgecv_fp32_ms"] / edge
 
 
 if __name__ == "__main__":

@@ -187,6 +187,59 @@ def bench_artifact(
     }
 
 
+def onnxruntime_int8(
+    onnx_path: str | os.PathLike[str], inputs: list[np.ndarray], out_path: str | os.PathLike[str]
+) -> None:
+    """ONNX Runtime's own int8 of the same model, the comparison for edgecv's int8:
+    ORT's pre-processing (shape inference, batch norm fused into conv), then static QDQ
+    quantisation calibrated on the same preprocessed images (uint8 activations, int8
+    per-channel weights: ORT's fast x86 path)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.it = iter([{"data": x} for x in inputs])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    pre = Path(out_path).with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.Percentile,
+            extra_options={"CalibPercentile": 99.99},
+        )
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def time_onnxruntime(
+    onnx_path: str | os.PathLike[str], x: np.ndarray, warmup: int, repeat: int, threads: int
+) -> dict[str, float]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return _time(lambda: session.run(None, {"data": x}), warmup, repeat)
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'model':<26} {'input':<14} {'kernels':<7} {'edgecv ms':>9} {'p90':>7} {'post ms':>7} "
@@ -205,6 +258,26 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{100 * r.get('edgecv_gflops', 0) / max(r.get('machine_peak_gflops', 1), 1e-9):>5.0f} "
             f"{e.get('first_run_ms', 0):>7.0f} {e.get('peak_memory_mib', 0):>6.0f} "
             f"{r['max_abs_diff'] / max(r['output_scale'], 1e-30):>12.2e}"
+        )
+    return "\n".join(lines)
+
+
+def format_int8_table(rows: list[dict[str, Any]]) -> str:
+    """int8 rows: edgecv int8 against edgecv fp32 and ONNX Runtime's int8 (QDQ)."""
+    head = (
+        f"{'model':<26} {'int8 ms':>8} {'fp32 ms':>8} {'fp32/int8':>9} "
+        f"{'ORT int8 ms':>11} {'ORT int8/edgecv int8':>20}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r["precision"] != "int8":
+            continue
+        fp32 = r.get("edgecv_fp32_ms")
+        lines.append(
+            f"{r['model']:<26} {r['edgecv']['network_median_ms']:>8.2f} "
+            f"{fp32 if fp32 is not None else float('nan'):>8.2f} "
+            f"{r.get('speedup_vs_edgecv_fp32', float('nan')):>9.2f} "
+            f"{r['onnxruntime_int8']['median_ms']:>11.2f} {r['speedup_vs_onnxruntime_int8']:>20.3f}"
         )
     return "\n".join(lines)
 

@@ -98,13 +98,26 @@ def load_recipe(model: str, family: str | None = None) -> Recipe:
 
 
 def find_images(path: str | Path) -> list[Path]:
-    """Image files under ``path`` (any depth: a plain folder, ImageNet-style class folders,
-    a VOC or COCO tree), in a fixed order."""
+    """Image files under ``path`` in a fixed order: a folder (any depth: plain, or class
+    folders), or a dataset root, of which the training split is taken (VOC: the images
+    ImageSets/Main/train.txt lists; COCO: train/; class folders: train/), so that held-out
+    images stay out of calibration."""
     root = Path(path)
     if not root.exists():
         raise InvalidInputError(f"calibration data {root} does not exist")
     if root.is_file():
         return [root]
+    split = root / "ImageSets" / "Main" / "train.txt"
+    if split.is_file() and (root / "JPEGImages").is_dir():  # a VOC root: its training split
+        ids = [line.split()[0] for line in split.read_text().splitlines() if line.strip()]
+        found = [p for i in ids for p in [root / "JPEGImages" / f"{i}.jpg"] if p.is_file()]
+        if not found:
+            raise InvalidInputError(f"{split} lists no images present in {root / 'JPEGImages'}")
+        return found
+    if (root / "annotations").is_dir() and (root / "train").is_dir():  # a COCO root
+        root = root / "train"
+    if (root / "train").is_dir() and (root / "val").is_dir():  # class folders with splits
+        root = root / "train"
     images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
         raise InvalidInputError(
