@@ -147,12 +147,16 @@ def test_calibration_table_errors(tmp_path):
 
 def _layers():
     """A small graph with each int8 form: NCHW graph input read by the first conv (signed
-    input), ReLU (unsigned input after it), a residual add, a grouped conv, a dense layer."""
+    input), ReLU (unsigned input after it), a residual add, a grouped conv, int8 layers
+    handing each other quantised tensors (uint8 after ReLU, int8 with no activation), a
+    dense layer."""
     return [
         # name, cin, cout, k, group, pads
         ("c1", 3, 16, 3, 1, [1, 1, 1, 1]),
         ("c2", 16, 16, 3, 1, [1, 1, 1, 1]),
         ("c3", 16, 16, 3, 4, [1, 1, 1, 1]),
+        ("c4", 16, 12, 1, 1, [0, 0, 0, 0]),
+        ("c5", 12, 16, 1, 1, [0, 0, 0, 0]),
     ]
 
 
@@ -202,7 +206,10 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
     nodes.append(helper.make_node("Relu", ["a2"], ["r2"]))
     c3 = conv("c3", "r2", 4, [1, 1, 1, 1])
     nodes.append(helper.make_node("Relu", [c3], ["r3"]))
-    nodes.append(helper.make_node("GlobalAveragePool", ["r3"], ["p"]))
+    c4 = conv("c4", "r3", 1, [0, 0, 0, 0])  # no activation: a signed tensor for c5
+    c5 = conv("c5", c4, 1, [0, 0, 0, 0])
+    nodes.append(helper.make_node("Relu", [c5], ["r5"]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["r5"], ["p"]))
     nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
     nodes.append(
         helper.make_node("Gemm", [qdq("d", "f"), weight("d"), const("d_b", weights["d_b"])], ["logits"])
@@ -230,27 +237,36 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     sess = ort.InferenceSession(float_model.SerializeToString(), providers=["CPUExecutionProvider"])
     # each layer's input range, as calibration would measure it (ORT gives the tensors)
     probe = float_model
-    for name in ("r1", "r2", "f"):
+    for name in ("r1", "r2", "r3", "c4", "f"):
         probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    _, _, r1, r2, f = sess.run(None, {"data": x})
+    _, _, r1, r2, r3, t4, f = sess.run(None, {"data": x})
+    assert t4.min() < 0 < t4.max()
     scales = {
         "c1": (float(np.abs(x).max()) / 127, True),
         "c2": (float(r1.max()) / 255, False),
         "c3": (float(r2.max()) / 255 * 0.8, False),  # clipped: saturation must agree too
+        "c4": (float(r3.max()) / 255 * 0.9, False),  # written as uint8 by c3
+        "c5": (float(np.abs(t4).max()) / 127, True),  # written as int8 by c4
         "d": (float(f.max()) / 255, False),
     }
+    # graph optimisations off: ORT would fuse the QDQ pairs into its own integer kernels,
+    # which round differently; the reference is the literal quantise/dequantise arithmetic
+    literal = ort.SessionOptions()
+    literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     expected = ort.InferenceSession(
-        _int8_graph(scales, weights).SerializeToString(), providers=["CPUExecutionProvider"]
+        _int8_graph(scales, weights).SerializeToString(), literal, providers=["CPUExecutionProvider"]
     ).run(None, {"data": x})
 
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     _, plan = tvm_api.offload_kernels(mod, "dnnl")
-    keys = [int(layer["key"], 16) for layer in plan["layers"]]  # graph order: c1, c2, c3, d
-    quant = Quantization({k: scales[n] for k, n in zip(keys, ["c1", "c2", "c3", "d"], strict=True)})
+    keys = [int(layer["key"], 16) for layer in plan["layers"]]  # graph order: c1 ... c5, d
+    names = ["c1", "c2", "c3", "c4", "c5", "d"]
+    quant = Quantization({k: scales[n] for k, n in zip(keys, names, strict=True)})
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
-    assert stats["int8"] == 4 and all(e["precision"] == "int8" for e in stats["layers"])
+    assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
+    assert stats["int8_outputs"] == 2  # c3 -> c4 (uint8), c4 -> c5 (int8)
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
     from edgecv import _runtime
 
@@ -276,15 +292,18 @@ def test_int8_kernels_reject_bad_scales():
     w = tvm.runtime.tensor(np.ones((1, 8, 3, 1, 1), np.int8))
     head = [1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
     bits = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
-    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 11])
+    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 11])
     ones = tvm.runtime.tensor(np.ones(8, np.float32))
     conv(f(1, 4, 4, 3), w, ones, f(8), good, f(1, 4, 4, 8))
     with pytest.raises(ValueError, match="input scale must be positive"):
-        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 12]), f(1, 4, 4, 8))
+        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 12]), f(1, 4, 4, 8))
     with pytest.raises(ValueError, match="weight scales must be positive"):
-        conv(f(1, 4, 4, 3), w, f(8), f(8), tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 13]), f(1, 4, 4, 8))
+        conv(f(1, 4, 4, 3), w, f(8), f(8), tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 13]), f(1, 4, 4, 8))
     with pytest.raises(TypeError, match="int8"):
         conv(f(1, 4, 4, 3), f(1, 8, 3, 1, 1), ones, f(8), good, f(1, 4, 4, 8))
+    u8 = tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.uint8))  # quantised input, wrong sign
+    with pytest.raises(TypeError, match="calibrated for int8"):
+        conv(u8, w, ones, f(8), good, f(1, 4, 4, 8))
 
 
 # -- the whole path on the digits classifier that edgecv trained -------------------------

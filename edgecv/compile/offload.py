@@ -516,13 +516,67 @@ def quantize_weights(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(weight.shape), scale.astype(np.float32)
 
 
-def _q8_settings(float_settings: list[int], scale: float, signed: bool, arrays: list[np.ndarray]) -> list[int]:
-    head = [*float_settings[:-1], _float_bits(scale), int(signed)]
+def _q8_settings(
+    float_settings: list[int],
+    scale: float,
+    signed: bool,
+    arrays: list[np.ndarray],
+    out: tuple[float, bool] | None = None,
+) -> list[int]:
+    """The float layer's settings + input scale, input signed, output kind (0 float, 1 uint8,
+    2 int8) and output scale, and a key over all of it and the quantised weights."""
+    kind = 0 if out is None else 2 if out[1] else 1
+    head = [
+        *float_settings[:-1],
+        _float_bits(scale),
+        int(signed),
+        kind,
+        _float_bits(out[0] if out is not None else 0.0),
+    ]
     digest = hashlib.blake2b(digest_size=8)
     digest.update(np.asarray(head, dtype="<i8").tobytes())
     for a in arrays:
         digest.update(a.tobytes())
     return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+
+
+def _int8_outputs(
+    func: Any, layers: list[_Layer], qs: list[tuple[float, bool] | None]
+) -> list[tuple[float, bool] | None]:
+    """Per layer: the (scale, signed) its output can be written in, quantised, when every use
+    of that output is the input of int8 layers calibrated with that same scale; else None.
+    Only layers without a residual add (it arrives in float) and with an activation that
+    commutes with a positive scale (none, ReLU, leaky ReLU, clip with rescaled bounds)."""
+    from tvm import relax
+
+    uses: Counter[Any] = Counter()
+    for b in (b for block in func.body.blocks for b in block.bindings):
+        for v in relax.analysis.free_vars(b.value):
+            uses[v] += 1
+    for v in relax.analysis.free_vars(func.body.body):
+        uses[v] += 1
+    readers: dict[Any, list[int]] = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer.data, relax.Var):
+            readers.setdefault(layer.data, []).append(i)
+    out: list[tuple[float, bool] | None] = []
+    for i, layer in enumerate(layers):
+        var = layer.end.var
+        rs = readers.get(var, [])
+        wanted = {qs[r] for r in rs}
+        ok = (
+            qs[i] is not None
+            and layer.kind == "conv"
+            and layer.residual is None
+            and not layer.dst_nchw
+            and rs
+            and uses[var] == len(rs)
+            and len(wanted) == 1
+            and None not in wanted
+            and not any(layers[r].residual is var for r in rs)
+        )
+        out.append(next(iter(wanted)) if ok else None)
+    return out
 
 
 def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
@@ -588,7 +642,15 @@ def offload(
         if b is not None
     }
     skipped -= set(by_end)
-    stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0, "int8": 0})
+    stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0, "int8": 0, "int8_outputs": 0})
+    folded = [_folded(layer) for layer in layers]
+    float_settings = [_settings(layer, *folded[i]) for i, layer in enumerate(layers)]
+    qs: list[tuple[float, bool] | None] = [
+        None if quant is None or i in floats else quant.inputs.get(float_settings[i][-1])
+        for i in range(len(layers))
+    ]
+    out_q = _int8_outputs(mod["main"], layers, qs)
+    stats["int8_outputs"] = sum(q is not None for q in out_q)
 
     @relax.expr_functor.mutator
     class Rewrite(relax.PyExprMutator):  # type: ignore[misc]
@@ -599,19 +661,22 @@ def offload(
             if layer is None:
                 super().visit_var_binding_(binding)
                 return
-            weight, bias = _folded(layer)
-            settings = _settings(layer, weight, bias)
-            float_key, i = settings[-1], index[id(layer)]
-            q = None if quant is None or i in floats else quant.inputs.get(float_key)
+            i = index[id(layer)]
+            weight, bias = folded[i]
+            settings = float_settings[i]
+            float_key, q, out = settings[-1], qs[i], out_q[i]
+            out_ty = binding.var.ty
             if q is None:
                 weights = [relax.const(weight), relax.const(bias)]
                 kernel = CONV if layer.kind == "conv" else DENSE
             else:
                 wq, wscale = quantize_weights(weight)
-                settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias])
+                settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias], out)
                 weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
                 kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8
                 stats["int8"] += 1
+                if out is not None:  # handed to the next int8 layers already quantised
+                    out_ty = relax.TensorType(list(_shape(binding.var)), "int8" if out[1] else "uint8")
             summary[i] = {
                 "index": i,
                 "kind": layer.kind,
@@ -624,7 +689,7 @@ def offload(
             if layer.residual is not None:
                 args.append(self.visit_expr(layer.residual))
             args.append(relax.ShapeExpr(settings))
-            call = relax.call_dps_packed(kernel, relax.Tuple(args), out_ty=binding.var.ty)
+            call = relax.call_dps_packed(kernel, relax.Tuple(args), out_ty=out_ty)
             _emit_as(self, binding.var, call)
             stats["conv2d" if layer.kind == "conv" else "dense"] += 1
             stats["fused_ops"] += len(layer.absorbed)

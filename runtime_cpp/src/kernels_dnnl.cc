@@ -306,33 +306,61 @@ void Run(const Layer& layer, dnnl::stream& stream, void* src, void* dst, void* r
 // input_scale * weight_scale[c] brings the result back to float before bias-free post-ops;
 // the float bias is divided by that scale so that oneDNN can add it to the accumulator.
 struct Quantized {
-  float in_scale = 0;
+  float in_scale = 0, dst_scale = 1;
   bool src_signed = false;
+  int64_t dst_kind = 0;  // 0 float, 1 uint8, 2 int8
   std::vector<float> out_scales, bias;
 };
 
-Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed) {
+Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed,
+                       int64_t dst_kind, int64_t dst_scale_bits) {
   Quantized q;
   q.in_scale = FloatBits(scale_bits);
   if (!(q.in_scale > 0) || !std::isfinite(q.in_scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: input scale must be positive";
   q.src_signed = src_signed != 0;
+  if (dst_kind < 0 || dst_kind > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown output kind " << dst_kind;
+  q.dst_kind = dst_kind;
+  q.dst_scale = dst_kind == 0 ? 1.f : FloatBits(dst_scale_bits);
+  if (!(q.dst_scale > 0) || !std::isfinite(q.dst_scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: output scale must be positive";
   const std::vector<float> ws = Floats(w_scale), bias = Floats(b);
   for (size_t c = 0; c < ws.size(); ++c) {
     const float s = q.in_scale * ws[c];
     if (!(s > 0) || !std::isfinite(s)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
-    q.out_scales.push_back(s);
+    q.out_scales.push_back(s / q.dst_scale);  // int8 output: straight into the next layer's units
     q.bias.push_back(bias[c] / s);
   }
   return q;
 }
 
+// The input of an int8 layer: float (quantised on the way in) or, when the previous int8
+// layer wrote it already quantised with this layer's scale, uint8/int8 taken as is.
+const DLTensor* CheckInput(const ffi::AnyView& arg, const char* name, int ndim, bool int8_layer, int64_t src_signed) {
+  const DLTensor* raw = arg.cast<DLTensor*>();
+  if (!int8_layer || raw->dtype.bits != 8) return CheckTensor(arg, "input", ndim);
+  if ((raw->dtype.code == kDLInt) != (src_signed != 0))
+    TVM_FFI_THROW(TypeError) << name << ": input is " << (raw->dtype.code == kDLInt ? "int8" : "uint8")
+                             << " but the layer was calibrated for " << (src_signed ? "int8" : "uint8");
+  return CheckTensor(arg, "input", ndim, src_signed ? kDLInt : kDLUInt, 8);
+}
+
+memory::data_type TypeOf(const DLTensor* t) {
+  if (t->dtype.bits == 8) return t->dtype.code == kDLInt ? memory::data_type::s8 : memory::data_type::u8;
+  return memory::data_type::f32;
+}
+
+const DLTensor* CheckOutput(const ffi::AnyView& arg, int ndim, int64_t dst_kind) {
+  if (dst_kind == 0) return CheckTensor(arg, "output", ndim);
+  return CheckTensor(arg, "output", ndim, dst_kind == 2 ? kDLInt : kDLUInt, 8);
+}
+
 // settings: 0 version, 1-2 strides, 3-6 pads (t, l, b, r), 7-8 dilation, 9 groups, 10 act,
 // 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
-// float: 16 key; int8: 16 input scale bits, 17 input signed, 18 key.
+// float: 16 key; int8: 16 input scale bits, 17 input signed, 18 output kind (0 float,
+// 1 uint8, 2 int8), 19 output scale bits, 20 key.
 template <bool kInt8>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
-  constexpr size_t kSettings = kInt8 ? 19 : 17;
+  constexpr size_t kSettings = kInt8 ? 21 : 17;
   const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : "edgecv.dnnl.conv2d";
   if (args.size() != kFixed && args.size() != kFixed + 1)
     TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
@@ -343,12 +371,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
   UseThreads();
   int i = 0;
-  const DLTensor* x = CheckTensor(args[i++], "input", 4);
+  const DLTensor* x = CheckInput(args[i++], name, 4, kInt8, kInt8 ? s[17] : 0);
   const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 5, kDLInt, 8) : CheckTensor(args[i++], "weights", 5);
   const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
   const DLTensor* b = CheckTensor(args[i++], "bias", 1);
   const DLTensor* res = has_residual ? CheckTensor(args[i++], "residual", 4) : nullptr;
-  const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
+  const DLTensor* y = CheckOutput(args[args.size() - 1], 4, kInt8 ? s[18] : 0);
+  if (kInt8 && s[18] != 0 && (has_residual || s[15] != 0))
+    TVM_FFI_THROW(ValueError) << name << ": an int8 output takes no residual and is NHWC";
   const int64_t key = s[kSettings - 1];
   if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
   // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
@@ -369,11 +399,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using tag = memory::format_tag;
     using dt = memory::data_type;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w_scale, b, s[16], s[17]);
+    if (kInt8) q = Quantization(w_scale, b, s[16], s[17], s[18], s[19]);
     const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
-    const memory::desc user_src(xd, dt::f32, src_nchw ? tag::nchw : tag::nhwc);
+    const dt dst_type = TypeOf(y);
+    const memory::desc user_src(xd, TypeOf(x), src_nchw ? tag::nchw : tag::nhwc);
     l->src = memory::desc(xd, src_type, src_nchw ? tag::nchw : tag::nhwc);
-    l->dst = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
+    l->dst = memory::desc(yd, dst_type, dst_nchw ? tag::nchw : tag::nhwc);
     const bool grouped = groups > 1;
     const dims wd = grouped ? dims{groups, w->shape[1], w->shape[2], w->shape[3], w->shape[4]}
                             : dims{w->shape[1], w->shape[2], w->shape[3], w->shape[4]};
@@ -383,7 +414,10 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     if (res != nullptr) l->residual = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
     dnnl::primitive_attr attr;
     if (q) attr.set_output_scales(1 << 1, q->out_scales);
-    attr.set_post_ops(PostOps(s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index));
+    // clip bounds are values of the output: in its units when it is written quantised
+    const float unit = q ? q->dst_scale : 1.f;
+    attr.set_post_ops(PostOps(s[10], s[10] == kClip ? alpha / unit : alpha, beta / unit,
+                              res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index));
     const auto describe = [&] {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
@@ -394,12 +428,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
       // no fast kernel for mixed layouts (NCHW in, NHWC out): NHWC with reorders around it
       if (dst_nchw) l->user_dst = l->dst;
       l->src = memory::desc(xd, src_type, tag::nhwc);
-      l->dst = memory::desc(yd, dt::f32, tag::nhwc);
+      l->dst = memory::desc(yd, dst_type, tag::nhwc);
       pd = describe();
     }
     if (l->src != user_src) {
       l->user_src = user_src;
-      l->src_reorder = MakeReorder(user_src, l->src, q ? 1.f / q->in_scale : 0.f);
+      l->src_reorder = MakeReorder(user_src, l->src, q && TypeOf(x) == dt::f32 ? 1.f / q->in_scale : 0.f);
     }
     if (l->user_dst) l->dst_reorder = MakeReorder(l->dst, *l->user_dst, 0.f);
     l->primitive = dnnl::convolution_forward(pd);
@@ -413,11 +447,11 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
 }
 
 // settings: 0 version, 1 act, 2-3 act alpha/beta bits, then float: 4 key;
-// int8: 4 input scale bits, 5 input signed, 6 key.
+// int8: 4 input scale bits, 5 input signed, 6 output kind, 7 output scale bits, 8 key.
 template <bool kInt8>
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   constexpr int kArgs = kInt8 ? 6 : 5;
-  constexpr size_t kSettings = kInt8 ? 7 : 5;
+  constexpr size_t kSettings = kInt8 ? 9 : 5;
   const char* name = kInt8 ? "edgecv.dnnl.dense_q8" : "edgecv.dnnl.dense";
   if (args.size() != kArgs) TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got " << args.size();
   const ffi::Shape s = args[kArgs - 2].cast<ffi::Shape>();
@@ -425,11 +459,11 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
   UseThreads();
   int i = 0;
-  const DLTensor* x = CheckTensor(args[i++], "input", 2);
+  const DLTensor* x = CheckInput(args[i++], name, 2, kInt8, kInt8 ? s[5] : 0);
   const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 2, kDLInt, 8) : CheckTensor(args[i++], "weights", 2);
   const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
   const DLTensor* b = CheckTensor(args[i++], "bias", 1);
-  const DLTensor* y = CheckTensor(args[kArgs - 1], "output", 2);
+  const DLTensor* y = CheckOutput(args[kArgs - 1], 2, kInt8 ? s[6] : 0);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
       (w_scale != nullptr && w_scale->shape[0] != w->shape[0]) || y->shape[0] != x->shape[0])
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
@@ -441,19 +475,20 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using dt = memory::data_type;
     using tag = memory::format_tag;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w_scale, b, s[4], s[5]);
-    const memory::desc user_src(Dims(x), dt::f32, tag::nc);
+    if (kInt8) q = Quantization(w_scale, b, s[4], s[5], s[6], s[7]);
+    const memory::desc user_src(Dims(x), TypeOf(x), tag::nc);
     l->src = memory::desc(Dims(x), q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32, tag::nc);
-    l->dst = memory::desc(Dims(y), dt::f32, tag::nc);
+    l->dst = memory::desc(Dims(y), TypeOf(y), tag::nc);
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(Dims(w), w_type, tag::any);
     const memory::desc bd(Dims(b), dt::f32, tag::x);
     dnnl::primitive_attr attr;
     if (q) attr.set_output_scales(1 << 1, q->out_scales);
-    attr.set_post_ops(PostOps(s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr, 0));
+    const float unit = q ? q->dst_scale : 1.f;
+    attr.set_post_ops(PostOps(s[1], s[1] == kClip ? FloatBits(s[2]) / unit : FloatBits(s[2]), FloatBits(s[3]) / unit, nullptr, 0));
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
-    if (q) {
+    if (q && TypeOf(x) == dt::f32) {
       l->user_src = user_src;
       l->src_reorder = MakeReorder(user_src, l->src, 1.f / q->in_scale);
     }
