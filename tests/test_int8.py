@@ -309,6 +309,12 @@ def test_int8_kernels_reject_bad_scales():
 # -- the whole path on the digits classifier that edgecv trained -------------------------
 
 
+def _digits_int8(out, **options):
+    return compile_model(
+        CompileOptions(model="mobilenet0.25_digits", precision="int8", out_dir=str(out), **options)
+    )
+
+
 @needs_dnnl
 @pytest.mark.parity
 def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
@@ -316,15 +322,11 @@ def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
     from edgecv.datasets import open_dataset
     from edgecv.evaluate import ArtifactModel, evaluate
 
-    out = compile_model(
-        CompileOptions(
-            model="mobilenet0.25_digits",
-            precision="int8",
-            calib_data=str(digits_root / "classification" / "train"),
-            calib_images=32,
-            eval_data=str(digits_root / "classification"),
-            out_dir=str(tmp_path / "int8"),
-        )
+    out = _digits_int8(
+        tmp_path / "int8",
+        calib_data=str(digits_root / "classification" / "train"),
+        calib_images=32,
+        eval_data=str(digits_root / "classification"),
     )
     doc = json.loads((out / "manifest.json").read_text())
     q = doc["report"]["int8"]
@@ -343,26 +345,12 @@ def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
     assert kernels == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}, kernels
 
     # the table is reusable; a table of another model is refused by name
-    again = compile_model(
-        CompileOptions(
-            model="mobilenet0.25_digits",
-            precision="int8",
-            calibration_table=str(out / "calibration.json"),
-            out_dir=str(tmp_path / "again"),
-        )
-    )
+    again = _digits_int8(tmp_path / "again", calibration_table=str(out / "calibration.json"))
     assert json.loads((again / "manifest.json").read_text())["precision"] == "int8"
     table["model"] = "yolo3_mobilenet0.25_digits"
     (tmp_path / "other.json").write_text(json.dumps(table))
     with pytest.raises(InvalidInputError, match="is for yolo3_mobilenet0.25_digits"):
-        compile_model(
-            CompileOptions(
-                model="mobilenet0.25_digits",
-                precision="int8",
-                calibration_table=str(tmp_path / "other.json"),
-                out_dir=str(tmp_path / "x"),
-            )
-        )
+        _digits_int8(tmp_path / "x", calibration_table=str(tmp_path / "other.json"))
     assert not (tmp_path / "x").exists()
 
 
@@ -371,16 +359,12 @@ def test_int8_gate_fails_with_a_layer_table(digits_root, tmp_path):
     """A drop that no fallback can bring within bounds (negative allowance) fails the
     compile with the per-layer sensitivity table and leaves no artifact."""
     with pytest.raises(EdgecvError, match="per-layer sensitivity") as err:
-        compile_model(
-            CompileOptions(
-                model="mobilenet0.25_digits",
-                precision="int8",
-                calib_data=str(digits_root / "classification" / "train"),
-                calib_images=8,
-                eval_data=str(digits_root / "classification"),
-                max_drop=-1.0,
-                out_dir=str(tmp_path / "gated"),
-            )
+        _digits_int8(
+            tmp_path / "gated",
+            calib_data=str(digits_root / "classification" / "train"),
+            calib_images=8,
+            eval_data=str(digits_root / "classification"),
+            max_drop=-1.0,
         )
     assert "sqnr" in str(err.value) and not (tmp_path / "gated").exists()
 
@@ -388,13 +372,8 @@ def test_int8_gate_fails_with_a_layer_table(digits_root, tmp_path):
 @needs_dnnl
 def test_int8_needs_calibration_data(tmp_path):
     with pytest.raises(InvalidInputError, match="needs calibration"):
-        compile_model(CompileOptions(model="mobilenet0.25_digits", precision="int8", out_dir=str(tmp_path / "a")))
+        _digits_int8(tmp_path / "a")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInputError, match="no images"):
-        compile_model(
-            CompileOptions(
-                model="mobilenet0.25_digits", precision="int8", calib_data=str(tmp_path / "empty"),
-                out_dir=str(tmp_path / "b"),
-            )
-        )
+        _digits_int8(tmp_path / "b", calib_data=str(tmp_path / "empty"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -127,7 +127,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
 
     from .. import zoo
     from ..export import check_agreement, export_onnx
-    from .worker import build_library
+    from .worker import build_into
 
     target: ResolvedTarget = resolve_target(options.target, options.arch, options.precision)
     check_toolchain(target)
@@ -172,14 +172,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
             )
         if kernels:
             step(f"convolutions and dense layers go to {', '.join(kernels)}")
-        param_entries, offloaded = build_library(
-            writer.path(ONNX),
-            target.tvm,
-            writer.path(LIBRARY),
-            writer.path(WEIGHTS),
-            target.linker,
-            kernels,
-        )
+        param_entries, offloaded = build_into(writer, target, kernels)
         timings["compile_s"] = time.perf_counter() - t0
         device_code = _check_device_code(writer.path(LIBRARY), target)
 

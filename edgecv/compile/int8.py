@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import LIBRARY, ONNX, WEIGHTS, ArtifactWriter, read_manifest
+from ..artifact import LIBRARY, WEIGHTS, ArtifactWriter, read_manifest
 from ..errors import EdgecvError, InvalidInputError
 
 CALIBRATION_FILE = "calibration.json"
@@ -41,7 +41,7 @@ def compile_int8(options: Any, step: Any) -> Path:
     from ..runtime import Predictor
     from ..targets import resolve_target
     from . import _choose_kernels, compile_model, default_out_dir
-    from .worker import build_library
+    from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
     kernels = _choose_kernels(options.kernels, target)
@@ -118,15 +118,8 @@ def compile_int8(options: Any, step: Any) -> Path:
                     shutil.copyfile(float_dir / name, writer.path(name))
             for stale in (LIBRARY, WEIGHTS):
                 writer.path(stale).unlink(missing_ok=True)
-            return build_library(
-                writer.path(ONNX),
-                target.tvm,
-                writer.path(LIBRARY),
-                writer.path(WEIGHTS),
-                target.linker,
-                kernels,
-                int8={"inputs": calibration.table_inputs(table), "keep_float": keep_float},
-            )
+            inputs = calibration.table_inputs(table)
+            return build_into(writer, target, kernels, {"inputs": inputs, "keep_float": keep_float})
 
         keep: list[Any] = list(recipe.keep_float)
         gate: dict[str, Any] = {"max_drop_points": options.max_drop}

@@ -70,6 +70,24 @@ def build_library(
     return done["params"], done["offloaded"]
 
 
+def build_into(
+    writer: Any, target: Any, kernels: list[str], int8: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`build_library` from an artifact writer's ONNX model into its library and
+    weights files, for a resolved target."""
+    from ..artifact import LIBRARY, ONNX, WEIGHTS
+
+    return build_library(
+        writer.path(ONNX),
+        target.tvm,
+        writer.path(LIBRARY),
+        writer.path(WEIGHTS),
+        target.linker,
+        kernels,
+        int8,
+    )
+
+
 def _main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     result = Path(job["result"])
