@@ -68,3 +68,32 @@ def test_digits_detector_float_vs_compiled(tmp_path, digits_full, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 10 and 0 < report["coco_ap"] <= 1 and report["voc07_map"] > 0
+
+
+def test_digits_detector_int8_within_one_point(tmp_path, digits_full):
+    """int8 (x86, oneDNN) keeps the detector's VOC07 mAP within 1 point of float; the
+    calibration scenes are generated apart from the held-out ones (another seed)."""
+    from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries
+    from edgecv.datasets.digits import generate
+
+    if "dnnl" not in local_kernel_libraries():
+        pytest.skip("runtime built without oneDNN")
+    calib = generate(tmp_path / "calib", seed=7, train_per_scan=0, scenes=(24, 0))
+    art = compile_model(
+        CompileOptions(
+            model="yolo3_mobilenet0.25_digits",
+            precision="int8",
+            calib_data=str(calib / "voc"),
+            eval_data=str(digits_full / "voc"),
+            out_dir=str(tmp_path / "int8"),
+        )
+    )
+    report = json.loads((art / "manifest.json").read_text())["report"]["int8"]
+    gate = report["accuracy"]
+    assert gate["metric"] == "voc07_map" and gate["images"] == DETECTION_IMAGES
+    assert report["calibration_images"] == 24 and report["layers_int8"] >= 40
+    assert gate["passed"] and gate["drop"] <= 1.0
+    # re-measured here, independently of the compile's own report
+    val = VOCDetection(digits_full / "voc", "val")
+    got = evaluate(ArtifactModel(art), val)["voc07_map"] * 100
+    assert got == pytest.approx(gate["int8"], abs=1e-3) and gate["float"] - got <= 1.0
