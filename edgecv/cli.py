@@ -214,6 +214,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"classes    {len(doc['classes'])}")
     print(f"toolchain  {', '.join(f'{k} {v}' for k, v in doc['toolchain'].items())}")
     print(f"parity     {doc['report']['parity']}")
+    q = doc["report"].get("int8")
+    if q:
+        acc = q.get("accuracy")
+        gate = (
+            f"; {acc['metric']} float {acc['float']} → int8 {acc['int8']} (drop {acc['drop']}, "
+            f"allowed {acc['max_drop_points']})"
+            if acc and "int8" in acc
+            else "; accuracy not measured (no --eval-data)"
+        )
+        print(
+            f"int8       {q['layers_int8']} layers int8, float: {q['layers_float'] or 'none'}; "
+            f"{q['calibrator']} on {q['calibration_images']} images{gate}"
+        )
     print("files      " + ", ".join(f"{k} (sha256 {v[:12]}…)" for k, v in doc["sha256"].items()))
     return 0
 

@@ -317,7 +317,7 @@ def _digits_int8(out, **options):
 
 @needs_dnnl
 @pytest.mark.parity
-def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
+def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path, capsys):
     from edgecv import _runtime
     from edgecv.datasets import open_dataset
     from edgecv.evaluate import ArtifactModel, evaluate
@@ -344,6 +344,10 @@ def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path):
     kernels = {b["kernel"] for b in _runtime.kernel_layers()}
     assert kernels == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}, kernels
 
+    from edgecv.cli import main
+
+    assert main(["info", str(out)]) == 0
+    assert "28 layers int8, float: none; percentile on 32 images; top1 float" in capsys.readouterr().out
     # the table is reusable; a table of another model is refused by name
     again = _digits_int8(tmp_path / "again", calibration_table=str(out / "calibration.json"))
     assert json.loads((again / "manifest.json").read_text())["precision"] == "int8"
