@@ -93,14 +93,17 @@ def _add_int8_comparison(row: dict, art: Path, args, tmp: Path, fp32_row: dict |
     import numpy as np
 
     from edgecv import calibration
+    from edgecv.artifact import read_manifest
     from edgecv.runtime import Predictor
 
     predictor = Predictor(art)
-    recipe = calibration.load_recipe(row["model"])
+    from edgecv.zoo import MODELS
+
+    recipe = calibration.load_recipe(row["model"], MODELS.get(row["model"]).family)
     images = calibration.pick(calibration.find_images(args.calib_data), recipe.images)
     inputs = [predictor.preprocess(im)[1] for im in calibration.read_images(images)]
     qdq = tmp / f"{row['model']}-ort-int8.onnx"
-    onnxruntime_int8(art / "model.onnx", inputs, qdq)
+    onnxruntime_int8(art / read_manifest(art)["files"]["onnx"], inputs, qdq)
     x = np.random.RandomState(0).uniform(-2, 2, row["input_shape"]).astype(np.float32)
     ort_int8 = time_onnxruntime(qdq, x, 1, args.repeat, args.threads)
     qdq.unlink()

@@ -183,14 +183,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         scale: float | None = None
         if target.is_native:
             step("checking TVM against ONNX Runtime")
-            from .. import _runtime  # the C++ engine that will run the artifact
-
-            got = _runtime.run_library(
-                str(writer.path(LIBRARY)),
-                str(writer.path(WEIGHTS)),
-                [(e["name"], e["shape"], e["dtype"], e["offset"], e["nbytes"]) for e in param_entries],
-                x,
-            )
+            got = run_network(writer.path(LIBRARY), writer.path(WEIGHTS), param_entries, x)
             err, scale = check_agreement(
                 got, expected, options.parity_rtol, "TVM output differs from ONNX Runtime"
             )
@@ -238,6 +231,17 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
             },
         }
         return writer.commit(doc)
+
+
+def run_network(
+    library: Path, weights: Path, params: list[dict[str, Any]], x: np.ndarray
+) -> list[np.ndarray]:
+    """The compiled network alone (no manifest needed), run by the C++ engine that runs
+    artifacts; ``params``: the weights file's entries as the manifest lists them."""
+    from .. import _runtime
+
+    entries = [(e["name"], e["shape"], e["dtype"], e["offset"], e["nbytes"]) for e in params]
+    return _runtime.run_library(str(library), str(weights), entries, x)
 
 
 def local_kernel_libraries() -> list[str]:

@@ -38,6 +38,7 @@ def _metric(report: dict[str, Any]) -> tuple[str, float]:
 
 def compile_int8(options: Any, step: Any) -> Path:
     from .. import calibration, zoo
+    from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
     from ..targets import resolve_target
     from . import _choose_kernels, compile_model, default_out_dir
@@ -111,13 +112,9 @@ def compile_int8(options: Any, step: Any) -> Path:
         sqnr = {e["key"]: e.get("sqnr_db") for e in table["layers"]}
 
         def build(writer: ArtifactWriter, keep_float: list[Any]) -> tuple[list[dict], dict]:
-            for f in float_doc["files"].values():  # the ONNX model and any extra data files
-                shutil.copyfile(float_dir / f, writer.path(f))
-            for name in float_doc["sha256"]:
-                if not writer.path(name).exists():
+            for name in float_doc["sha256"]:  # the ONNX model and any data files (SSD priors)
+                if name not in (LIBRARY, WEIGHTS):
                     shutil.copyfile(float_dir / name, writer.path(name))
-            for stale in (LIBRARY, WEIGHTS):
-                writer.path(stale).unlink(missing_ok=True)
             inputs = calibration.table_inputs(table)
             return build_into(writer, target, kernels, {"inputs": inputs, "keep_float": keep_float})
 
@@ -126,8 +123,6 @@ def compile_int8(options: Any, step: Any) -> Path:
         float_metric = None
         if eval_set is not None:
             step(f"evaluating the float artifact on {len(eval_set)} images")
-            from ..evaluate import ArtifactModel, evaluate
-
             name, float_metric = _metric(evaluate(ArtifactModel(float_dir), eval_set))
             gate.update(metric=name, float=round(float_metric, 3), images=len(eval_set))
         staging = Path(tmp) / "candidate"
@@ -149,8 +144,6 @@ def compile_int8(options: Any, step: Any) -> Path:
                 writer.commit({**float_doc, "params": params, "precision": "int8"})
             if eval_set is None:
                 break
-            from ..evaluate import ArtifactModel, evaluate
-
             step(f"evaluating the int8 artifact on {len(eval_set)} images")
             _, int8_metric = _metric(evaluate(ArtifactModel(staging), eval_set))
             drop = float_metric - int8_metric
@@ -208,14 +201,11 @@ def compile_int8(options: Any, step: Any) -> Path:
 
 
 def _run_network(artifact: Path, x: np.ndarray) -> list[np.ndarray]:
-    from .. import _runtime
+    from . import run_network
 
     doc = read_manifest(artifact)
-    params = [(e["name"], e["shape"], e["dtype"], e["offset"], e["nbytes"]) for e in doc["params"]]
     files = doc["files"]
-    return _runtime.run_library(
-        str(artifact / files["library"]), str(artifact / files["weights"]), params, x
-    )
+    return run_network(artifact / files["library"], artifact / files["weights"], doc["params"], x)
 
 
 def _agreement(float_dir: Path, int8_dir: Path, images: list[Path]) -> dict[str, Any]:

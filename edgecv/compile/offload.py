@@ -540,6 +540,19 @@ def _q8_settings(
     return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
 
 
+def _users(func: Any) -> dict[Any, list[Any]]:
+    """Per variable, the variables of the bindings that use it (None: the function's result)."""
+    from tvm import relax
+
+    users: dict[Any, list[Any]] = {}
+    for b in (b for block in func.body.blocks for b in block.bindings):
+        for v in relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(b.var)
+    for v in relax.analysis.free_vars(func.body.body):
+        users.setdefault(v, []).append(None)
+    return users
+
+
 def _int8_outputs(
     func: Any, layers: list[_Layer], qs: list[tuple[float, bool] | None]
 ) -> list[tuple[float, bool] | None]:
@@ -549,12 +562,7 @@ def _int8_outputs(
     commutes with a positive scale (none, ReLU, leaky ReLU, clip with rescaled bounds)."""
     from tvm import relax
 
-    uses: Counter[Any] = Counter()
-    for b in (b for block in func.body.blocks for b in block.bindings):
-        for v in relax.analysis.free_vars(b.value):
-            uses[v] += 1
-    for v in relax.analysis.free_vars(func.body.body):
-        uses[v] += 1
+    users = _users(func)
     readers: dict[Any, list[int]] = {}
     for i, layer in enumerate(layers):
         if isinstance(layer.data, relax.Var):
@@ -570,10 +578,9 @@ def _int8_outputs(
             and layer.residual is None
             and not layer.dst_nchw
             and rs
-            and uses[var] == len(rs)
+            and len(users.get(var, [])) == len(rs)  # no other use, a residual add included
             and len(wanted) == 1
             and None not in wanted
-            and not any(layers[r].residual is var for r in rs)
         )
         out.append(next(iter(wanted)) if ok else None)
     return out
@@ -584,13 +591,9 @@ def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
     from tvm import relax
 
     inputs = {v for layer in layers for v in (layer.data, layer.residual) if isinstance(v, relax.Var)}
-    bindings = [b for block in func.body.blocks for b in block.bindings]
-    users: dict[Any, list[Any]] = {}
-    for b in bindings:
-        for v in relax.analysis.free_vars(b.value):
-            users.setdefault(v, []).append(b.var)
+    users = _users(func)
     reaches: dict[Any, bool] = {}
-    for b in reversed(bindings):
+    for b in reversed([b for block in func.body.blocks for b in block.bindings]):
         v = b.var
         reaches[v] = v in inputs or any(reaches.get(u, False) for u in users.get(v, []))
     return {i for i, layer in enumerate(layers) if not reaches.get(layer.end.var, False)}

@@ -353,6 +353,44 @@ const DLTensor* CheckOutput(const ffi::AnyView& arg, int ndim, int64_t dst_kind)
   return CheckTensor(arg, "output", ndim, dst_kind == 2 ? kDLInt : kDLUInt, 8);
 }
 
+// The arguments every layer starts with: input, weights (int8 ones followed by their
+// per-channel scales), bias.
+struct LayerArgs {
+  const DLTensor *x, *w, *w_scale, *b;
+  int next;  // index of the argument after them
+};
+
+template <bool kInt8>
+LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int w_ndim, int64_t src_signed) {
+  LayerArgs a{};
+  int i = 0;
+  a.x = CheckInput(args[i++], name, x_ndim, kInt8, src_signed);
+  a.w = kInt8 ? CheckTensor(args[i++], "weights", w_ndim, kDLInt, 8) : CheckTensor(args[i++], "weights", w_ndim);
+  a.w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
+  a.b = CheckTensor(args[i++], "bias", 1);
+  a.next = i;
+  return a;
+}
+
+// Output scales (int8 layers) and post-ops. Clip bounds are values of the output: in its
+// units when it is written quantised.
+dnnl::primitive_attr Attributes(const std::optional<Quantized>& q, int64_t act, float alpha, float beta,
+                                const memory::desc* residual, int64_t residual_order, int* residual_index) {
+  dnnl::primitive_attr attr;
+  if (q) attr.set_output_scales(1 << 1, q->out_scales);
+  const float unit = q ? q->dst_scale : 1.f;
+  attr.set_post_ops(PostOps(act, act == kClip ? alpha / unit : alpha, beta / unit, residual, residual_order, residual_index));
+  return attr;
+}
+
+// The caller's input reaches the primitive through a reorder when its layout or type differ
+// (a float input of an int8 layer is quantised on the way: multiplied by 1 / input scale).
+void ReorderSource(Layer& l, const memory::desc& user_src, const std::optional<Quantized>& q) {
+  if (l.src == user_src) return;
+  l.user_src = user_src;
+  l.src_reorder = MakeReorder(user_src, l.src, q && user_src.data_type() == memory::data_type::f32 ? 1.f / q->in_scale : 0.f);
+}
+
 // settings: 0 version, 1-2 strides, 3-6 pads (t, l, b, r), 7-8 dilation, 9 groups, 10 act,
 // 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
 // float: 16 key; int8: 16 input scale bits, 17 input signed, 18 output kind (0 float,
@@ -370,12 +408,9 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
   if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
   UseThreads();
-  int i = 0;
-  const DLTensor* x = CheckInput(args[i++], name, 4, kInt8, kInt8 ? s[17] : 0);
-  const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 5, kDLInt, 8) : CheckTensor(args[i++], "weights", 5);
-  const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
-  const DLTensor* b = CheckTensor(args[i++], "bias", 1);
-  const DLTensor* res = has_residual ? CheckTensor(args[i++], "residual", 4) : nullptr;
+  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, kInt8 ? s[17] : 0);
+  const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
+  const DLTensor* res = has_residual ? CheckTensor(args[a.next], "residual", 4) : nullptr;
   const DLTensor* y = CheckOutput(args[args.size() - 1], 4, kInt8 ? s[18] : 0);
   if (kInt8 && s[18] != 0 && (has_residual || s[15] != 0))
     TVM_FFI_THROW(ValueError) << name << ": an int8 output takes no residual and is NHWC";
@@ -412,12 +447,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const memory::desc wany(wd, w_type, tag::any);
     const memory::desc bd({out_c}, dt::f32, tag::x);
     if (res != nullptr) l->residual = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
-    dnnl::primitive_attr attr;
-    if (q) attr.set_output_scales(1 << 1, q->out_scales);
-    // clip bounds are values of the output: in its units when it is written quantised
-    const float unit = q ? q->dst_scale : 1.f;
-    attr.set_post_ops(PostOps(s[10], s[10] == kClip ? alpha / unit : alpha, beta / unit,
-                              res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index));
+    const dnnl::primitive_attr attr =
+        Attributes(q, s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index);
     const auto describe = [&] {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
@@ -431,10 +462,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
       l->dst = memory::desc(yd, dst_type, tag::nhwc);
       pd = describe();
     }
-    if (l->src != user_src) {
-      l->user_src = user_src;
-      l->src_reorder = MakeReorder(user_src, l->src, q && TypeOf(x) == dt::f32 ? 1.f / q->in_scale : 0.f);
-    }
+    ReorderSource(*l, user_src, q);
     if (l->user_dst) l->dst_reorder = MakeReorder(l->dst, *l->user_dst, 0.f);
     l->primitive = dnnl::convolution_forward(pd);
     *impl = pd.impl_info_str();
@@ -458,11 +486,8 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (s.size() != kSettings || s[0] != kSettingsVersion)
     TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
   UseThreads();
-  int i = 0;
-  const DLTensor* x = CheckInput(args[i++], name, 2, kInt8, kInt8 ? s[5] : 0);
-  const DLTensor* w = kInt8 ? CheckTensor(args[i++], "weights", 2, kDLInt, 8) : CheckTensor(args[i++], "weights", 2);
-  const DLTensor* w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
-  const DLTensor* b = CheckTensor(args[i++], "bias", 1);
+  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, kInt8 ? s[5] : 0);
+  const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
   const DLTensor* y = CheckOutput(args[kArgs - 1], 2, kInt8 ? s[6] : 0);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
       (w_scale != nullptr && w_scale->shape[0] != w->shape[0]) || y->shape[0] != x->shape[0])
@@ -482,16 +507,10 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(Dims(w), w_type, tag::any);
     const memory::desc bd(Dims(b), dt::f32, tag::x);
-    dnnl::primitive_attr attr;
-    if (q) attr.set_output_scales(1 << 1, q->out_scales);
-    const float unit = q ? q->dst_scale : 1.f;
-    attr.set_post_ops(PostOps(s[1], s[1] == kClip ? FloatBits(s[2]) / unit : FloatBits(s[2]), FloatBits(s[3]) / unit, nullptr, 0));
+    const dnnl::primitive_attr attr = Attributes(q, s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr, 0, nullptr);
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
-    if (q && TypeOf(x) == dt::f32) {
-      l->user_src = user_src;
-      l->src_reorder = MakeReorder(user_src, l->src, 1.f / q->in_scale);
-    }
+    ReorderSource(*l, user_src, q);
     l->primitive = dnnl::inner_product_forward(pd);
     *impl = pd.impl_info_str();
     l->weights = Pack(pd.weights_desc(), Dims(w), w_type, tag::oi, Data(w), stream);
