@@ -152,6 +152,10 @@ def train(
                 outs = [net(xi) for xi in xs]
                 ls = [task.losses(o, yi) for o, yi in zip(outs, ys, strict=True)]
             autograd.backward(ls)
+            # MXNet 1.9's threaded engine can start the optimizer update while oneDNN's
+            # backward still writes a gradient (measured: runs with one seed then differ
+            # from the 10th step on, by 1e-7 growing to 1e-2); waiting here costs little
+            mx.nd.waitall()
             trainer.step(len(x))
             loss = float(sum(t.sum().asscalar() for t in ls) / len(x))
             if not np.isfinite(loss):
