@@ -59,13 +59,15 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from . import zoo
+    from .compile import deploy_head
     from .export import export_onnx
 
     spec = zoo.MODELS.get(args.model)
     data = spec.data if args.input_size is None else spec.data.scaled(args.input_size)
     out = Path(args.out or f"{args.model}.onnx")
     net = zoo.get_model(args.model, pretrained=args.pretrained)
-    res = export_onnx(net, out, (1, 3, *data.input_size), output_names=["logits"])
+    shape = (1, 3, *data.input_size)
+    res = export_onnx(net, out, shape, output_names=deploy_head(net, shape)["outputs"])
     print(f"wrote {res.path}  (ONNX Runtime vs MXNet max |Δ| {res.max_abs_error:.2e})")
     return 0
 
@@ -358,9 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8", action="store_true", help="int8 with calibration (targets that support it)"
     )
     q = s.add_argument_group("int8 calibration and accuracy gate")
-    q.add_argument("--calib-data", help="calibration images: a folder (any depth) or a dataset root")
     q.add_argument(
-        "--calibration-table", help="reuse a calibration table (calibration.json of an int8 artifact)"
+        "--calib-data", help="calibration images: a folder (any depth) or a dataset root"
+    )
+    q.add_argument(
+        "--calibration-table",
+        help="reuse a calibration table (calibration.json of an int8 artifact)",
     )
     q.add_argument(
         "--calibrator", choices=["minmax", "entropy", "percentile"], help="override the recipe's"

@@ -3,7 +3,8 @@
 Both kinds of model see images through the C++ preprocessing of the artifact's manifest
 (for a float model: the manifest it would get), so an accuracy difference between them
 is the compiler's doing, not a preprocessing drift. Metrics: top-1/top-5; Pascal VOC07
-mAP (11-point, IoU 0.5, difficult objects ignored); COCO AP through pycocotools.
+mAP (11-point, IoU 0.5, difficult objects ignored); COCO AP through pycocotools;
+segmentation pixel accuracy and mIoU; COCO keypoint (OKS) AP in NumPy.
 """
 
 from __future__ import annotations
@@ -177,6 +178,203 @@ def coco_ap(
         "coco_ap": float(ev.stats[0]),
         "coco_ap50": float(ev.stats[1]),
         "coco_ap75": float(ev.stats[2]),
+    }
+
+
+class SegmentationMetric:
+    """Semantic segmentation: a confusion matrix (rows: label, columns: prediction) over
+    all updates, giving pixel accuracy and mean IoU. Pixels whose label is ``ignore_index``
+    or outside [0, num_classes) are not counted. The mean IoU averages only classes present
+    in the label or the prediction (union > 0); GluonCV's ``SegmentationMetric`` instead
+    averages a zero for each absent class, so its mIoU is lower when classes are missing."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        if num_classes < 1:
+            raise InvalidInputError(f"num_classes must be at least 1, got {num_classes}")
+        self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def reset(self) -> None:
+        self.confusion[:] = 0
+
+    @staticmethod
+    def _classes(a: np.ndarray, what: str) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+            raise InvalidInputError(f"{what} holds non-integer class ids")
+        if a.dtype.kind not in "biuf":
+            raise InvalidInputError(f"{what} must hold integer class ids, got dtype {a.dtype}")
+        return a.astype(np.int64).reshape(-1)
+
+    def update(self, label: np.ndarray, pred: np.ndarray) -> None:
+        """One image (or a batch): label and predicted class ids of the same shape (H, W)."""
+        label_shape, pred_shape = np.shape(label), np.shape(pred)
+        if label_shape != pred_shape:
+            raise InvalidInputError(
+                f"label shape {label_shape} and prediction shape {pred_shape} differ"
+            )
+        lab, prd = self._classes(label, "label"), self._classes(pred, "prediction")
+        n = self.num_classes
+        bad = (prd < 0) | (prd >= n)
+        if bad.any():
+            raise InvalidInputError(
+                f"prediction holds class ids outside [0, {n}): {sorted(set(prd[bad].tolist()))[:5]}"
+            )
+        keep = (lab != self.ignore_index) & (lab >= 0) & (lab < n)
+        counts = np.bincount(lab[keep] * n + prd[keep], minlength=n * n)
+        self.confusion += counts.reshape(n, n)
+
+    def get(self) -> dict[str, Any]:
+        """``pixel_accuracy``, ``mean_iou`` and the per-class ``iou`` (None for a class
+        absent from both label and prediction, left out of the mean)."""
+        total = int(self.confusion.sum())
+        if total == 0:
+            raise InvalidInputError("no labelled pixels to score (all ignored or no updates)")
+        tp = np.diag(self.confusion).astype(np.float64)
+        union = self.confusion.sum(axis=0) + self.confusion.sum(axis=1) - tp
+        iou = [float(t / u) if u > 0 else None for t, u in zip(tp, union, strict=True)]
+        present = [v for v in iou if v is not None]
+        return {
+            "pixel_accuracy": float(tp.sum() / total),
+            "mean_iou": float(np.mean(present)),
+            "iou": iou,
+        }
+
+
+# COCO's 17 per-keypoint sigmas (left, right), written as COCOeval writes them so the
+# floats are identical
+COCO_KEYPOINT_SIGMAS = np.array([
+    .26,                    # nose
+    .25, .25, .35, .35,     # eyes, ears
+    .79, .79, .72, .72,     # shoulders, elbows
+    .62, .62, 1.07, 1.07,   # wrists, hips
+    .87, .87, .89, .89,     # knees, ankles
+]) / 10.0  # fmt: skip
+
+
+def _oks_matrix(
+    gt_xy: np.ndarray,
+    gt_vis: np.ndarray,
+    areas: np.ndarray,
+    pred_xy: np.ndarray,
+    sigmas: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """OKS of predictions (D, K, 2) × ground truths (G, K, 2) → (D, G); a ground truth
+    without labelled keypoints scores 0."""
+    variances = (np.asarray(sigmas, np.float64) * 2) ** 2
+    d2 = ((pred_xy[:, None] - gt_xy[None]) ** 2).sum(axis=-1)  # (D, G, K)
+    e = d2 / variances / (areas[None, :, None] + np.spacing(1)) / 2
+    labelled = gt_vis > 0  # (G, K)
+    n = labelled.sum(axis=1)
+    s = np.where(labelled[None], np.exp(-e), 0.0).sum(axis=-1)
+    return np.where(n > 0, s / np.maximum(n, 1), 0.0)
+
+
+def _keypoints(a: Any, k: int, what: str) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    if a.ndim != 2 or a.shape[0] != k or a.shape[1] < 2:
+        raise InvalidInputError(
+            f"{what} must be ({k}, 2) or ({k}, 3) for {k} sigmas, got {a.shape}"
+        )
+    return a
+
+
+def oks(
+    gt_xy: np.ndarray,
+    gt_vis: np.ndarray,
+    area: float,
+    pred_xy: np.ndarray,
+    sigmas: Sequence[float] | np.ndarray = COCO_KEYPOINT_SIGMAS,
+) -> float:
+    """COCO object keypoint similarity: mean over labelled keypoints (visibility > 0) of
+    exp(-d² / (2σ)² / (area + eps) / 2). A ground truth with no labelled keypoint gives 0
+    (COCOeval ignores such ground truth instead)."""
+    k = len(sigmas)
+    gxy = _keypoints(gt_xy, k, "ground-truth keypoints")[:, :2]
+    pxy = _keypoints(pred_xy, k, "predicted keypoints")[:, :2]
+    vis = np.asarray(gt_vis, np.float64).reshape(-1)
+    if len(vis) != k:
+        raise InvalidInputError(f"visibility must have {k} entries, got {len(vis)}")
+    return float(
+        _oks_matrix(gxy[None], vis[None], np.array([float(area)]), pxy[None], sigmas)[0, 0]
+    )
+
+
+def keypoint_ap(
+    gts: Sequence[Sequence[dict[str, Any]]],
+    preds: Sequence[Sequence[dict[str, Any]]],
+    sigmas: Sequence[float] | np.ndarray = COCO_KEYPOINT_SIGMAS,
+) -> dict[str, float]:
+    """COCO keypoint AP (OKS .50:.95), AP50, AP75, computed here in NumPy.
+
+    ``gts``: per image, a list of {"keypoints": (K, 3) x y v, "area"}; ``preds``: per
+    image, a list of {"keypoints": (K, 2|3), "score"}. Ground truth without labelled
+    keypoints is dropped. At each threshold, detections taken by score over all images
+    (stable) match the unmatched ground truth of their image with the highest OKS ≥ the
+    threshold (ties: the later one, as COCOeval); AP is 101-point interpolated. Unlike
+    COCOeval there is no per-image cap on detections (COCO: 20), no area ranges, and a
+    detection on dropped ground truth is a false positive rather than ignored."""
+    if len(gts) != len(preds):
+        raise InvalidInputError(
+            f"{len(gts)} images of ground truth but {len(preds)} of predictions"
+        )
+    k = len(sigmas)
+    thresholds = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
+    rec_thrs = np.linspace(0.0, 1.0, int(np.round(1.0 / 0.01)) + 1)
+    npos = 0
+    scores: list[np.ndarray] = []
+    hits: list[np.ndarray] = []  # per image: (T, D) matched flags, detections by score
+    for i, (img_gts, img_preds) in enumerate(zip(gts, preds, strict=True)):
+        g_kp = [
+            _keypoints(g["keypoints"], k, f"image {i}: ground-truth keypoints") for g in img_gts
+        ]
+        if any(g.shape[1] < 3 for g in g_kp):
+            raise InvalidInputError(f"image {i}: ground-truth keypoints need x, y, visibility")
+        labelled = [j for j, g in enumerate(g_kp) if (g[:, 2] > 0).any()]
+        g_xy = np.array([g_kp[j][:, :2] for j in labelled]).reshape(-1, k, 2)
+        g_vis = np.array([g_kp[j][:, 2] for j in labelled]).reshape(-1, k)
+        areas = np.array([float(img_gts[j]["area"]) for j in labelled], np.float64)
+        npos += len(labelled)
+        s = np.array([float(p["score"]) for p in img_preds], np.float64)
+        order = np.argsort(-s, kind="stable")
+        p_xy = np.array(
+            [
+                _keypoints(img_preds[j]["keypoints"], k, f"image {i}: predicted keypoints")[:, :2]
+                for j in order
+            ]
+        ).reshape(-1, k, 2)
+        o = _oks_matrix(g_xy, g_vis, areas, p_xy, sigmas)  # (D, G)
+        hit = np.zeros((len(thresholds), len(order)), bool)
+        for t, thr in enumerate(thresholds):
+            free = np.ones(len(labelled), bool)
+            for d in range(len(order)):
+                cand = np.where(free & (o[d] >= thr), o[d], -1.0)
+                if not free.any():
+                    break
+                best = len(cand) - 1 - int(np.argmax(cand[::-1]))  # last of equal maxima
+                if cand[best] >= 0:
+                    free[best], hit[t, d] = False, True
+        scores.append(s[order])
+        hits.append(hit)
+    if npos == 0:
+        raise InvalidInputError("no ground truth with labelled keypoints to score")
+    order = np.argsort(-np.concatenate(scores), kind="stable")
+    matched = np.concatenate(hits, axis=1)[:, order]
+    tp = np.cumsum(matched, axis=1, dtype=np.float64)
+    fp = np.cumsum(~matched, axis=1, dtype=np.float64)
+    n = len(order)
+    aps = np.zeros(len(thresholds))
+    for t in range(len(thresholds) if n else 0):
+        recall = tp[t] / npos
+        precision = tp[t] / (tp[t] + fp[t] + np.spacing(1))
+        precision = np.maximum.accumulate(precision[::-1])[::-1]
+        idx = np.searchsorted(recall, rec_thrs, side="left")
+        q = np.where(idx < n, precision[np.minimum(idx, n - 1)], 0.0)
+        aps[t] = q.mean()
+    return {
+        "oks_ap": float(aps.mean()),
+        "oks_ap50": float(aps[0]),
+        "oks_ap75": float(aps[5]),
     }
 
 

@@ -67,6 +67,61 @@ def clean_onnx(model: Any) -> Any:
     return model
 
 
+def freeze_shapes(model: Any, input_shape: tuple[int, ...]) -> Any:
+    """Make every ``Resize`` take constant output ``sizes`` (and no ``scales``) and every
+    ``Reshape`` a constant target shape, dropping the shape arithmetic mx2onnx builds them
+    from (``BilinearResize2D``, ``PixelShuffle2D``, reshape codes): TVM's importer takes
+    neither that arithmetic nor an empty ``scales`` next to ``sizes``. The shapes come from
+    running the graph once in ONNX Runtime at the static input shape; the caller's
+    ONNX Runtime vs MXNet check then covers the rewrite."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    constant = {t.name for t in model.graph.initializer}
+    nodes = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Resize" or (n.op_type == "Reshape" and n.input[1] not in constant)
+    ]
+    if not nodes:
+        return model
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for n in nodes:
+        if n.output[0] not in known:
+            probe.graph.output.append(helper.make_empty_tensor_value_info(n.output[0]))
+            known.add(n.output[0])
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = sess.run(None, {INPUT_NAME: np.zeros(input_shape, np.float32)})
+    shapes = {n: v.shape for n, v in zip(names, values, strict=True)}
+    for n in nodes:
+        frozen = numpy_helper.from_array(
+            np.array(shapes[n.output[0]], np.int64), name=n.output[0] + "_frozen_shape"
+        )
+        model.graph.initializer.append(frozen)
+        if n.op_type == "Resize":
+            n.input[:] = [n.input[0], "", "", frozen.name]
+        else:
+            n.input[1] = frozen.name
+    # drop what no longer feeds an output
+    needed = {o.name for o in model.graph.output}
+    kept = []
+    for node in reversed(list(model.graph.node)):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(kept))
+    used = {i for node in model.graph.node for i in node.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+    return model
+
+
 def _rename_outputs(model: Any, names: list[str]) -> None:
     outputs = model.graph.output
     if len(names) != len(outputs):
@@ -123,6 +178,7 @@ def export_onnx(
         node.input[:] = [INPUT_NAME if i == sym_in[0] else i for i in node.input]
     if output_names is not None:
         _rename_outputs(model, output_names)
+    model = freeze_shapes(clean_onnx(model), tuple(input_shape))
     model = clean_onnx(model)
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])

@@ -77,10 +77,14 @@ class DataConfig:
     color: str = "RGB"
 
     def scaled(self, size: int) -> DataConfig:
-        """The same rule at another square input size (crop ratio kept)."""
+        """The same rule at another input size: square, or for person crops ``size`` high
+        with the aspect ratio kept (crop ratio kept)."""
         ratio = self.resize_short / self.input_size[0]
+        h, w = self.input_size
         return DataConfig(
-            input_size=(size, size),
+            input_size=(size, int(round(size * w / h)))
+            if self.resize == "person_crop"
+            else (size, size),
             resize_short=int(round(size * ratio)),
             resize=self.resize,
             interpolation=self.interpolation,

@@ -65,7 +65,34 @@ class DetectionResult:
         )
 
 
-Result = ClassificationResult | DetectionResult
+@dataclass
+class SegmentationResult:
+    """Per-pixel classes (H, W) int32 at the image's size (255: not covered by the input)."""
+
+    labels: np.ndarray
+    class_names: list[str]
+    outputs: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def colorize(self) -> np.ndarray:
+        """RGB (H, W, 3) uint8 image of the label map, Pascal VOC palette (C++ runtime)."""
+        return _native().colorize(self.labels)
+
+
+@dataclass
+class PoseResult:
+    """One pose per person box: keypoints (N, K, 2) in image pixels, their heatmap peak
+    scores (N, K), and the image region each person's crop covered (N, 4: x0, y0, w, h)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    crops: np.ndarray
+    joint_names: list[str]
+    outputs: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Result = ClassificationResult | DetectionResult | SegmentationResult | PoseResult
 
 
 def read_image(path: str | os.PathLike[str], color: bool = False) -> np.ndarray:
@@ -154,6 +181,24 @@ class Predictor:
         raw = self._impl.run(image, order, _top_k(top_k), **_detection_options(**detection))
         return self._result(raw)
 
+    def run_pose(
+        self,
+        image: np.ndarray | str | os.PathLike[str],
+        boxes: np.ndarray | list[list[float]],
+        order: str = "bgr",
+    ) -> PoseResult:
+        """Pose models: one pose per person box ((N, 4) corners in image pixels, e.g. from an
+        edgecv detector). No boxes give an empty result; a box without area or outside the
+        image is an error naming the box."""
+        if self.task != "pose":
+            raise InvalidInputError(f"run_pose needs a pose model; {self.model} is {self.task}")
+        if not isinstance(image, np.ndarray):
+            image, order = read_image(image), "bgr"
+        boxes = np.asarray(boxes, np.float32)
+        if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != 4):
+            raise InvalidInputError(f"person boxes must be (N, 4) corners, got shape {boxes.shape}")
+        return self._result(self._impl.run_pose(image, boxes.reshape(-1, 4), order))
+
     def run_tensor(self, tensor: np.ndarray, top_k: int | None = None, **detection: Any) -> Result:
         """Run an already preprocessed float32 input; detection boxes stay in input pixels."""
         raw = self._impl.run_tensor(tensor, _top_k(top_k), **_detection_options(**detection))
@@ -167,6 +212,18 @@ class Predictor:
         return self._impl.preprocess(image, order)
 
     def _result(self, raw: dict[str, Any]) -> Result:
+        if self.task == "segmentation":
+            return SegmentationResult(
+                raw["labels"], self.classes, list(raw["outputs"]), dict(raw["timings"])
+            )
+        if self.task == "pose":
+            keypoints, scores, crops = raw["poses"]
+            if not len(keypoints):  # no person: (0, K, 2)
+                k = len(self.classes)
+                keypoints, scores = np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
+            return PoseResult(
+                keypoints, scores, crops, self.classes, list(raw["outputs"]), dict(raw["timings"])
+            )
         if self.task == "detection":
             ids, scores, boxes = raw["detections"]
             classes = self.classes

@@ -116,4 +116,4 @@ def test_detection_run_draws_boxes(tmp_path):
     drawn, original = cv2.imread(str(annotated)), cv2.imread(str(SAMPLE_IMAGE))
     assert drawn.shape == original.shape and (drawn != original).any()
     out = edgecv("compile", "yolo3_mobilenet0.25_voc", "--input-size", "100")
-    assert out.returncode == 3 and "multiple of 32" in out.stderr
+    assert out.returncode == 3 and "multiples of 32" in out.stderr

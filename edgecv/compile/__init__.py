@@ -69,6 +69,12 @@ def preprocess_ops(data: DataConfig) -> list[dict[str, Any]]:
         ]
     elif data.resize == "stretch":
         geometry = [{"op": "resize", "size": size, "interpolation": data.interpolation}]
+    elif data.resize == "person_crop":
+        # a person box, enlarged by `scale` to the input's aspect ratio (the whole image
+        # when no box is given)
+        geometry = [
+            {"op": "person_crop", "size": size, "interpolation": data.interpolation, "scale": 1.25}
+        ]
     else:
         raise InvalidInputError(f"unknown resize rule {data.resize!r}")
     return [
@@ -111,6 +117,20 @@ def _toolchain() -> dict[str, str]:
     }
 
 
+def deploy_head(net: Any, input_shape: tuple[int, ...], top_k: int = 5) -> dict[str, Any]:
+    """Switch ``net`` to its deployable graph for ``input_shape`` and describe it: output
+    names, the runtime's post-processing ops, data files (e.g. SSD priors). Detectors end
+    at their raw heads (decode and NMS run in C++), segmentation at class scores, pose at
+    heatmaps."""
+    if net.edgecv_meta.spec.task == "classification":
+        return {
+            "outputs": ["logits"],
+            "postprocess": [{"op": "softmax"}, {"op": "topk", "k": top_k}],
+        }
+    net.prepare_deploy(input_shape)
+    return net.deploy_head()
+
+
 def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     """Build the artifact described by ``options``; returns its directory.
 
@@ -136,7 +156,17 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     if min(data.input_size) < 32:
         raise InvalidInputError(f"input size {data.input_size} is too small (minimum 32)")
     if spec.family == "yolo3" and any(s % 32 for s in data.input_size):
-        raise InvalidInputError(f"{spec.name} needs an input size that is a multiple of 32")
+        raise InvalidInputError(
+            f"{spec.name} needs input sides that are multiples of 32, got {data.input_size[0]}x{data.input_size[1]}"
+        )
+    if spec.task == "pose" and any(s % 32 for s in data.input_size):
+        raise InvalidInputError(
+            f"{spec.name} needs input sides that are multiples of 32, got {data.input_size[0]}x{data.input_size[1]}"
+        )
+    if spec.task == "segmentation" and any(s % 8 for s in data.input_size):
+        raise InvalidInputError(
+            f"{spec.name} needs input sides that are multiples of 8, got {data.input_size[0]}x{data.input_size[1]}"
+        )
     out_dir = Path(
         options.out_dir or default_out_dir(options.model, target.label, options.precision)
     )
@@ -147,15 +177,10 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         step(f"building {options.model} (MXNet Gluon)")
         net = zoo.get_model(options.model, pretrained=options.pretrained)
         input_shape = (1, 3, *data.input_size)
-        if spec.task == "classification":
-            output_names = ["logits"]
-            postprocess = [{"op": "softmax"}, {"op": "topk", "k": options.top_k}]
-        else:  # the deployable graph ends at the raw heads; decode and NMS run in C++
-            net.prepare_deploy(input_shape)
-            head = net.deploy_head()
-            output_names, postprocess = head["outputs"], head["postprocess"]
-            for file_name, array in head.get("files", {}).items():  # e.g. SSD priors
-                np.ascontiguousarray(array, dtype="<f4").tofile(writer.path(file_name))
+        head = deploy_head(net, input_shape, options.top_k)
+        output_names, postprocess = head["outputs"], head["postprocess"]
+        for file_name, array in head.get("files", {}).items():  # e.g. SSD priors
+            np.ascontiguousarray(array, dtype="<f4").tofile(writer.path(file_name))
         step(f"exporting ONNX {input_shape}")
         exported = export_onnx(
             net, writer.path(ONNX), input_shape, seed=options.seed, output_names=output_names

@@ -88,9 +88,16 @@ def prepare(mod: Any) -> Any:
         return tvm.transform.Sequential(list(passes))
 
     mod = relax.transform.DecomposeOpsForInference()(mod)
-    mod = seq(_fold_numpy(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings())(mod)
+    mod = seq(
+        _fold_numpy(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()
+    )(mod)
     mod = _normalize_ops(mod)
-    layouts = {"relax.nn.conv2d": ["NHWC", "OHWI"], "relax.image.resize2d": ["NHWC"]}
+    # transposed convolutions stay NCHW: TVM legalizes them in no other layout
+    layouts = {
+        "relax.nn.conv2d": ["NHWC", "OHWI"],
+        "relax.image.resize2d": ["NHWC"],
+        "relax.nn.conv2d_transpose": ["NCHW", "IOHW"],
+    }
     mod = seq(
         relax.transform.ConvertLayout(layouts),
         _fold_numpy(),
@@ -112,7 +119,7 @@ _NUMPY_BINARY = {
 }
 _NUMPY_UNARY = {
     "relax.sqrt": np.sqrt,
-    "relax.rsqrt": lambda a: (np.ones((), a.dtype) / np.sqrt(a)),
+    "relax.rsqrt": lambda a: np.ones((), a.dtype) / np.sqrt(a),
     "relax.negative": np.negative,
     "relax.exp": np.exp,
 }
@@ -137,7 +144,9 @@ def _numpy_value(call: Any) -> np.ndarray | None:
         return np.asarray(_NUMPY_UNARY[name](args[0]), dtype=args[0].dtype)
     if name == "relax.permute_dims" and args[0] is not None:
         axes = call.attrs.axes
-        return np.ascontiguousarray(args[0].transpose(None if axes is None else [int(x) for x in axes]))
+        return np.ascontiguousarray(
+            args[0].transpose(None if axes is None else [int(x) for x in axes])
+        )
     if name in _NUMPY_RESHAPE and args[0] is not None:
         shape = _shape(call)
         return None if shape is None else args[0].reshape(shape)
@@ -301,14 +310,18 @@ def _head(binding: Any) -> _Layer | None:
     elif name == "relax.matmul":
         w = _const(value.args[1])
         x_shape = _shape(value.args[0])
-        if w is None or w.dtype != np.float32 or w.ndim != 2 or x_shape is None or len(x_shape) != 2:
+        if (
+            w is None
+            or w.dtype != np.float32
+            or w.ndim != 2
+            or x_shape is None
+            or len(x_shape) != 2
+        ):
             return None
         kind, channels = "dense", w.shape[1]
     else:
         return None
-    return _Layer(
-        kind, binding, value.args[0], w, channels, np.ones(channels), np.zeros(channels)
-    )
+    return _Layer(kind, binding, value.args[0], w, channels, np.ones(channels), np.zeros(channels))
 
 
 def _extend(layer: _Layer, user: Any) -> bool:
@@ -507,8 +520,10 @@ def quantize_weights(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-output-channel int8: (int8 weights, float32 scale per channel).
 
     The output channel is the first axis (dense N×K) or the first two (conv G×O/G×...)."""
-    rows = weight.reshape(-1, weight.shape[-1]) if weight.ndim == 2 else weight.reshape(
-        weight.shape[0] * weight.shape[1], -1
+    rows = (
+        weight.reshape(-1, weight.shape[-1])
+        if weight.ndim == 2
+        else weight.reshape(weight.shape[0] * weight.shape[1], -1)
     )
     amax = np.abs(rows).max(axis=1).astype(np.float64)
     scale = np.where(amax > 0, amax / 127.0, 1.0)
@@ -590,7 +605,9 @@ def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
     """Indices of the layers whose result reaches no other offloaded layer (output heads)."""
     from tvm import relax
 
-    inputs = {v for layer in layers for v in (layer.data, layer.residual) if isinstance(v, relax.Var)}
+    inputs = {
+        v for layer in layers for v in (layer.data, layer.residual) if isinstance(v, relax.Var)
+    }
     users = _users(func)
     reaches: dict[Any, bool] = {}
     for b in reversed([b for block in func.body.blocks for b in block.bindings]):
@@ -679,7 +696,9 @@ def offload(
                 kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8
                 stats["int8"] += 1
                 if out is not None:  # handed to the next int8 layers already quantised
-                    out_ty = relax.TensorType(list(_shape(binding.var)), "int8" if out[1] else "uint8")
+                    out_ty = relax.TensorType(
+                        list(_shape(binding.var)), "int8" if out[1] else "uint8"
+                    )
             summary[i] = {
                 "index": i,
                 "kind": layer.kind,

@@ -35,6 +35,15 @@ for _depth in (50, 101, 152):
         deep_stem=True,
         avg_down=True,
     )
+for _depth in (50, 101, 152):
+    _classification(
+        f"resnet{_depth}_v1s",
+        "resnet_v1b",
+        "resnet:resnet_v1b",
+        depth=_depth,
+        deep_stem=True,
+        stem_width=64,
+    )
 for _mult in ("1.0", "0.75", "0.5", "0.25"):
     _classification(
         f"mobilenet{_mult}", "mobilenet_v1", "mobilenet:mobilenet_v1", multiplier=float(_mult)
@@ -93,6 +102,71 @@ for _ds in ("voc", "coco"):
                 _ds,
             ),
         )
+
+# segmentation: dilated ResNet v1s + FCN/PSP/DeepLabV3 head; GluonCV's 480 crop, letterboxed
+_SEG_DATA = DataConfig(input_size=(480, 480), resize_short=0, resize="letterbox")
+_SEG_CLASSES = {"voc": "voc_seg", "coco": "voc_seg", "ade": "ade20k", "citys": "cityscapes"}
+for _head, _depth, _ds in (
+    ("fcn", 50, "voc"),
+    ("fcn", 101, "voc"),
+    ("fcn", 101, "coco"),
+    ("psp", 50, "ade"),
+    *(("psp", 101, d) for d in ("voc", "ade", "coco", "citys")),
+    ("deeplab", 50, "ade"),
+    *(("deeplab", 101, d) for d in ("voc", "ade", "coco", "citys")),
+):
+    _name = f"{_head}_resnet{_depth}_{_ds}"
+    MODELS.add(
+        _name,
+        ModelSpec(
+            _name,
+            "segmentation",
+            _head,
+            "edgecv.zoo.segmentation:segmentation",
+            {"head": _head, "depth": _depth},
+            _SEG_DATA,
+            _SEG_CLASSES[_ds],
+        ),
+    )
+
+# pose: person crops 256x192 (the box enlarged 1.25x to the input's aspect), 17 COCO joints
+_POSE_DATA = DataConfig(input_size=(256, 192), resize_short=0, resize="person_crop")
+for _base in (
+    *(f"resnet{d}_v1b" for d in (18, 50, 101, 152)),
+    *(f"resnet{d}_v1d" for d in (50, 101, 152)),
+):
+    MODELS.add(
+        f"simple_pose_{_base}",
+        ModelSpec(
+            f"simple_pose_{_base}",
+            "pose",
+            "simple_pose",
+            "edgecv.zoo.pose:simple_pose",
+            {"base": _base},
+            _POSE_DATA,
+            "coco_keypoints",
+        ),
+    )
+for _base in (
+    "resnet18_v1b",
+    "resnet50_v1b",
+    "mobilenet1.0",
+    "mobilenetv2_1.0",
+    "mobilenetv3_large",
+    "mobilenetv3_small",
+):
+    MODELS.add(
+        f"mobile_pose_{_base}",
+        ModelSpec(
+            f"mobile_pose_{_base}",
+            "pose",
+            "mobile_pose",
+            "edgecv.zoo.pose:mobile_pose",
+            {"base": _base},
+            _POSE_DATA,
+            "coco_keypoints",
+        ),
+    )
 
 # Trained by edgecv on the digits dataset (edgecv.datasets.digits) and shipped with it:
 # the recipes and logs are in training/. Same architectures as the zoo names they extend.

@@ -1,4 +1,5 @@
-"""ResNet v1, v2 (He et al. 2015/2016) and the v1b/v1c/v1d variants (Bag of Tricks, 2018).
+"""ResNet v1, v2 (He et al. 2015/2016), the v1b/v1c/v1d variants (Bag of Tricks, 2018) and
+v1s (deep 64-wide stem), optionally dilated (output stride 8) for dense prediction.
 
 Attribute trees follow GluonCV's so that its ``.params`` files load unchanged:
 v1/v2 keep everything in ``features`` + ``output``; v1b-family uses ``conv1``,
@@ -139,19 +140,27 @@ class ResNetV1V2(HybridBlock):
 class _BlockV1b(HybridBlock):
     """v1b residual unit: stride on the 3x3 conv; optional average-pool shortcut (v1d)."""
 
-    def __init__(self, kind: str, planes: int, stride: int, downsample: HybridBlock | None):
+    def __init__(
+        self,
+        kind: str,
+        planes: int,
+        stride: int,
+        downsample: HybridBlock | None,
+        dilation: int = 1,
+    ):
         super().__init__()
         self.kind = kind
+        d = dilation
         with self.name_scope():
             if kind == "basic":
-                self.conv1 = nn.Conv2D(planes, 3, stride, 1, use_bias=False)
+                self.conv1 = nn.Conv2D(planes, 3, stride, d, dilation=d, use_bias=False)
                 self.bn1 = nn.BatchNorm()
-                self.conv2 = nn.Conv2D(planes, 3, 1, 1, use_bias=False)
+                self.conv2 = nn.Conv2D(planes, 3, 1, d, dilation=d, use_bias=False)
                 self.bn2 = nn.BatchNorm()
             else:
                 self.conv1 = nn.Conv2D(planes, 1, use_bias=False)
                 self.bn1 = nn.BatchNorm()
-                self.conv2 = nn.Conv2D(planes, 3, stride, 1, use_bias=False)
+                self.conv2 = nn.Conv2D(planes, 3, stride, d, dilation=d, use_bias=False)
                 self.bn2 = nn.BatchNorm()
                 self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=False)
                 self.bn3 = nn.BatchNorm()
@@ -167,7 +176,10 @@ class _BlockV1b(HybridBlock):
 
 
 class ResNetV1b(HybridBlock):
-    """ResNet v1b; ``deep_stem`` gives v1c, ``deep_stem`` + ``avg_down`` gives v1d."""
+    """ResNet v1b; ``deep_stem`` gives v1c, ``deep_stem`` + ``avg_down`` gives v1d,
+    ``deep_stem`` with ``stem_width`` 64 gives v1s. ``dilated``: layer3 and layer4 keep
+    stride 1 and dilate their 3x3 convs by 2 and 4 (the first block of layer4 by 2), as the
+    dilated backbones of FCN/PSPNet/DeepLab do: output stride 8 instead of 32."""
 
     def __init__(
         self,
@@ -176,6 +188,7 @@ class ResNetV1b(HybridBlock):
         deep_stem: bool = False,
         avg_down: bool = False,
         stem_width: int = 32,
+        dilated: bool = False,
     ):
         super().__init__()
         kind, blocks = _layout(depth)
@@ -191,10 +204,16 @@ class ResNetV1b(HybridBlock):
             else:
                 self.conv1 = nn.Conv2D(64, 7, 2, 3, use_bias=False)
             self.bn1 = nn.BatchNorm()
+            self.relu = nn.Activation("relu")
             self.maxpool = nn.MaxPool2D(3, 2, 1)
             inplanes = 64
             for stage, count in enumerate(blocks):
                 planes, stride = 64 * 2**stage, 1 if stage == 0 else 2
+                # (first block's, other blocks') dilation
+                first, rest = 1, 1
+                if dilated and stage >= 2:
+                    stride, rest = 1, 2 ** (stage - 1)
+                    first = 1 if rest == 2 else 2
                 layer = nn.HybridSequential(prefix=f"layers{stage + 1}_")
                 with layer.name_scope():
                     downsample = None
@@ -210,17 +229,23 @@ class ResNetV1b(HybridBlock):
                         else:
                             downsample.add(nn.Conv2D(planes * expansion, 1, stride, use_bias=False))
                         downsample.add(nn.BatchNorm())
-                    layer.add(_BlockV1b(kind, planes, stride, downsample))
+                    layer.add(_BlockV1b(kind, planes, stride, downsample, first))
                     for _ in range(count - 1):
-                        layer.add(_BlockV1b(kind, planes, 1, None))
+                        layer.add(_BlockV1b(kind, planes, 1, None, rest))
                 setattr(self, f"layer{stage + 1}", layer)
                 inplanes = planes * expansion
             self.avgpool = nn.GlobalAvgPool2D()
             self.flat = nn.Flatten()
             self.fc = nn.Dense(classes, in_units=inplanes)
 
+    def stem_and_layers(self) -> list[HybridBlock]:
+        """conv1, bn1, relu, maxpool, layer1..4: what dense-prediction models build on."""
+        return [self.conv1, self.bn1, self.relu, self.maxpool] + [
+            getattr(self, f"layer{i}") for i in range(1, 5)
+        ]
+
     def hybrid_forward(self, F, x):  # noqa: N803
-        x = self.maxpool(F.Activation(self.bn1(self.conv1(x)), act_type="relu"))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.flat(self.avgpool(x)))
 

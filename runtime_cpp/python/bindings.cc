@@ -69,6 +69,62 @@ py::tuple DetectionArrays(const std::vector<Detection>& dets) {
   return py::make_tuple(ids, scores, boxes);
 }
 
+py::array_t<int32_t> ToArray(const LabelMap& m) {
+  py::array_t<int32_t> a({m.height, m.width});
+  std::copy(m.labels.begin(), m.labels.end(), a.mutable_data());
+  return a;
+}
+
+LabelMap ToLabelMap(const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& a) {
+  if (a.ndim() != 2) ThrowInvalidInput("labels must be (H, W), got " + std::to_string(a.ndim()) + " dimensions");
+  return {static_cast<int>(a.shape(1)), static_cast<int>(a.shape(0)),
+          std::vector<int32_t>(a.data(), a.data() + a.size())};
+}
+
+Tensor ToTensor(const py::array_t<float, py::array::c_style | py::array::forcecast>& a) {
+  Tensor t;
+  t.shape.assign(a.shape(), a.shape() + a.ndim());
+  t.data.assign(a.data(), a.data() + a.size());
+  return t;
+}
+
+PoseCrop ToCrop(const std::vector<float>& v) {
+  if (v.size() != 4) ThrowInvalidInput("a crop is (x0, y0, width, height)");
+  return {v[0], v[1], v[2], v[3]};
+}
+
+std::vector<Box> ToBoxes(const py::array_t<float, py::array::c_style | py::array::forcecast>& a) {
+  if (a.size() == 0) return {};
+  if (a.ndim() != 2 || a.shape(1) != 4)
+    ThrowInvalidInput("person boxes must be (N, 4) corners, got shape " +
+                      ShapeString(std::vector<int64_t>(a.shape(), a.shape() + a.ndim())));
+  std::vector<Box> boxes;
+  for (py::ssize_t i = 0; i < a.shape(0); ++i) boxes.push_back({a.at(i, 0), a.at(i, 1), a.at(i, 2), a.at(i, 3)});
+  return boxes;
+}
+
+// keypoints (N, K, 2), keypoint scores (N, K), crops (N, 4) as x0, y0, width, height
+py::tuple PoseArrays(const std::vector<std::vector<Keypoint>>& poses, const std::vector<PoseCrop>& crops) {
+  const auto n = static_cast<py::ssize_t>(poses.size());
+  const auto k = static_cast<py::ssize_t>(poses.empty() ? 0 : poses[0].size());
+  py::array_t<float> xy({n, k, static_cast<py::ssize_t>(2)}), scores({n, k}), boxes({n, static_cast<py::ssize_t>(4)});
+  for (py::ssize_t i = 0; i < n; ++i) {
+    for (py::ssize_t j = 0; j < k; ++j) {
+      const Keypoint& p = poses[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      xy.mutable_at(i, j, 0) = p.x;
+      xy.mutable_at(i, j, 1) = p.y;
+      scores.mutable_at(i, j) = p.score;
+    }
+    const PoseCrop& c = crops[static_cast<size_t>(i)];
+    float* b = boxes.mutable_data(i, 0);
+    b[0] = c.x0;
+    b[1] = c.y0;
+    b[2] = c.width;
+    b[3] = c.height;
+  }
+  return py::make_tuple(xy, scores, boxes);
+}
+
 py::dict ToDict(const Result& r) {
   py::list outputs, top;
   for (const Tensor& t : r.outputs) outputs.append(ToArray(t));
@@ -79,6 +135,8 @@ py::dict ToDict(const Result& r) {
                                           r.probabilities.data());
   d["top"] = top;
   d["detections"] = DetectionArrays(r.detections);
+  if (r.labels.width > 0) d["labels"] = ToArray(r.labels);
+  d["poses"] = PoseArrays(r.poses, r.crops);
   py::dict timings;
   timings["preprocess_ms"] = r.preprocess_ms;
   timings["inference_ms"] = r.inference_ms;
@@ -225,6 +283,21 @@ PYBIND11_MODULE(_runtime, m) {
           py::arg("score_threshold") = -1.0f, py::arg("iou_threshold") = -1.0f,
           py::arg("max_detections") = -1, py::arg("class_agnostic") = -1)
       .def(
+          "run_pose",
+          [](const Predictor& p, const py::array& image,
+             py::array_t<float, py::array::c_style | py::array::forcecast> boxes, const std::string& order) {
+            py::array keep;
+            ImageView v = ToImageView(image, order, keep);
+            std::vector<Box> b = ToBoxes(boxes);
+            Result r;
+            {
+              py::gil_scoped_release release;
+              r = p.RunPose(v, b);
+            }
+            return ToDict(r);
+          },
+          py::arg("image"), py::arg("boxes"), py::arg("order") = "bgr")
+      .def(
           "run_tensor",
           [](const Predictor& p, py::array_t<float, py::array::c_style | py::array::forcecast> x,
              int top_k, float score_threshold, float iou_threshold, int max_detections,
@@ -283,6 +356,61 @@ PYBIND11_MODULE(_runtime, m) {
       },
       py::arg("scores"), py::arg("k"), py::arg("labels") = std::vector<std::string>{});
   m.def("sha256_file", &Sha256File, py::arg("path"));
+  m.def(
+      "argmax_labels",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> scores) {
+        return ToArray(ArgmaxLabels(ToTensor(scores)));
+      },
+      py::arg("scores"), "Per-pixel argmax of (1, C, H, W) class scores → (H, W) labels");
+  m.def(
+      "segment_labels",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> scores, int image_width,
+         int image_height, std::pair<float, float> scale, std::pair<float, float> offset) {
+        Geometry g;
+        g.image_width = image_width;
+        g.image_height = image_height;
+        g.scale_x = scale.first;
+        g.scale_y = scale.second;
+        g.offset_x = offset.first;
+        g.offset_y = offset.second;
+        return ToArray(SegmentLabels(ToTensor(scores), g));
+      },
+      py::arg("scores"), py::arg("image_width"), py::arg("image_height"), py::arg("scale"),
+      py::arg("offset") = std::pair<float, float>{0.0f, 0.0f},
+      "Label map at the image size: class scores resized through the geometry, then argmax");
+  m.def(
+      "colorize",
+      [](py::array_t<int32_t, py::array::c_style | py::array::forcecast> labels) {
+        return ToArray(Colorize(ToLabelMap(labels)));
+      },
+      py::arg("labels"), "RGB image of a label map (Pascal VOC palette)");
+  m.def(
+      "person_crop",
+      [](std::vector<float> box, int input_width, int input_height, float scale, int image_width,
+         int image_height) {
+        if (box.size() != 4) ThrowInvalidInput("a box is (x1, y1, x2, y2)");
+        PoseCrop c = PersonCrop({box[0], box[1], box[2], box[3]}, input_width, input_height, scale,
+                                image_width, image_height);
+        return py::make_tuple(c.x0, c.y0, c.width, c.height);
+      },
+      py::arg("box"), py::arg("input_width"), py::arg("input_height"), py::arg("scale"),
+      py::arg("image_width"), py::arg("image_height"));
+  m.def(
+      "crop_resize",
+      [](const py::array& image, std::vector<float> crop, int width, int height) {
+        py::array keep;
+        ImageView v = ToImageView(image, "rgb", keep);
+        return ToArray(CropResize(v, ToCrop(crop), width, height));
+      },
+      py::arg("image"), py::arg("crop"), py::arg("width"), py::arg("height"));
+  m.def(
+      "decode_heatmaps",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> heatmaps, std::vector<float> crop) {
+        std::vector<Keypoint> k = DecodeHeatmaps(ToTensor(heatmaps), ToCrop(crop));
+        py::tuple arrays = PoseArrays({k}, {ToCrop(crop)});
+        return py::make_tuple(arrays[0].attr("__getitem__")(0), arrays[1].attr("__getitem__")(0));
+      },
+      py::arg("heatmaps"), py::arg("crop"), "(1, K, H, W) heatmaps → keypoints (K, 2), scores (K,)");
   m.def(
       "nms",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> boxes,

@@ -48,8 +48,10 @@ Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
 
 void Predictor::ParsePostprocess() {
   const std::string& task = manifest_.task;
-  if (task != "classification" && task != "detection")
+  if (task != "classification" && task != "detection" && task != "segmentation" && task != "pose")
     ThrowInvalidArtifact("task '" + task + "' is not supported by this runtime");
+  if (task == "pose" && !preprocess_.person_crop())
+    ThrowInvalidArtifact("a pose model needs the person_crop preprocessing");
   for (const json::Value& op : manifest_.doc.At("postprocess").AsArray()) {
     const std::string& name = op.At("op").AsString();
     if (name == "softmax" && task == "classification") {
@@ -84,6 +86,17 @@ void Predictor::ParsePostprocess() {
       const std::vector<int64_t>& cls = manifest_.outputs[decoder_outputs_[0]].shape;
       if (cls.size() != 3) ThrowInvalidArtifact("ssd_decode: class output must be (1, N, C+1)");
       ssd_.priors = ReadFloats(manifest_.Path(file), static_cast<size_t>(cls[1]) * 4);
+    } else if ((name == "segment" && task == "segmentation") ||
+               (name == "heatmap_decode" && task == "pose")) {
+      dense_output_ = OutputIndex(manifest_, op.At("output").AsString());
+      const std::vector<int64_t>& s = manifest_.outputs[dense_output_].shape;
+      const std::vector<int64_t>& in = manifest_.inputs[0].shape;
+      const int64_t channels = op.At(name == "segment" ? "num_classes" : "num_joints").AsInt();
+      if (s.size() != 4 || s[0] != 1 || s[1] != channels)
+        ThrowInvalidArtifact(name + ": output '" + manifest_.outputs[dense_output_].name + "' has shape " +
+                             ShapeString(s) + ", expected (1, " + std::to_string(channels) + ", H, W)");
+      if (name == "segment" && (s[2] != in[2] || s[3] != in[3]))
+        ThrowInvalidArtifact("segment: class scores " + ShapeString(s) + " are not at the input resolution");
     } else if (name == "nms" && task == "detection") {
       nms_.iou_threshold = static_cast<float>(op.At("iou_threshold").AsNumber());
       nms_.score_threshold = static_cast<float>(op.At("score_threshold").AsNumber());
@@ -96,6 +109,8 @@ void Predictor::ParsePostprocess() {
   }
   if (task == "detection" && decoder_ == Decoder::kNone)
     ThrowInvalidArtifact("detection artifact without a decode op");
+  if ((task == "segmentation" || task == "pose") && dense_output_ < 0)
+    ThrowInvalidArtifact(task + " artifact without a " + (task == "pose" ? "heatmap_decode" : "segment") + " op");
 }
 
 std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
@@ -103,12 +118,21 @@ std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
 }
 
 Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
+  if (manifest_.task == "pose") {  // the whole image is the person
+    CheckColorImage(image);
+    return RunPose(image, {Box{0.0f, 0.0f, static_cast<float>(image.width), static_cast<float>(image.height)}});
+  }
   Geometry g;
   const auto t0 = std::chrono::steady_clock::now();
   Tensor input = preprocess_.Run(image, &g);
   const double preprocess_ms = MillisecondsSince(t0);
   Result r = RunTensor(input, options);
   r.preprocess_ms = preprocess_ms;
+  if (manifest_.task == "segmentation") {
+    const auto t1 = std::chrono::steady_clock::now();
+    r.labels = SegmentLabels(r.outputs[dense_output_], g);
+    r.postprocess_ms = MillisecondsSince(t1);
+  }
   for (Detection& d : r.detections) {
     auto cx = [&](float x) { return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width)); };
     auto cy = [&](float y) { return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height)); };
@@ -120,18 +144,49 @@ Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
   return r;
 }
 
-Result Predictor::RunTensor(const Tensor& input, const RunOptions& options) const {
+std::vector<Tensor> Predictor::Infer(const Tensor& input, double* ms) const {
   if (input.shape != manifest_.inputs[0].shape)
     ThrowInvalidInput("input shape " + ShapeString(input.shape) + " does not match the model's " +
                       ShapeString(manifest_.inputs[0].shape));
-  auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> outputs = engine_->Run(input);
-  const double inference_ms = MillisecondsSince(t0);
+  *ms += MillisecondsSince(t0);
   if (outputs.size() != manifest_.outputs.size())
     throw Error(ErrorKind::kRuntime, "the network returned " + std::to_string(outputs.size()) +
                                          " outputs, the manifest lists " +
                                          std::to_string(manifest_.outputs.size()));
-  t0 = std::chrono::steady_clock::now();
+  return outputs;
+}
+
+Result Predictor::RunPose(const ImageView& image, const std::vector<Box>& boxes) const {
+  if (manifest_.task != "pose") ThrowInvalidInput("person boxes are for pose models; this is a " + manifest_.task + " model");
+  CheckColorImage(image);
+  Result r;
+  const int w = preprocess_.width(), h = preprocess_.height();
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    PoseCrop crop;
+    try {
+      crop = PersonCrop(boxes[i], w, h, preprocess_.crop_scale(), image.width, image.height);
+    } catch (const Error& e) {
+      ThrowInvalidInput("box " + std::to_string(i) + ": " + e.what());
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    Tensor input = preprocess_.Normalize(preprocess_.TransformCrop(image, crop));
+    r.preprocess_ms += MillisecondsSince(t0);
+    std::vector<Tensor> outputs = Infer(input, &r.inference_ms);
+    t0 = std::chrono::steady_clock::now();
+    r.poses.push_back(DecodeHeatmaps(outputs[dense_output_], crop));
+    r.postprocess_ms += MillisecondsSince(t0);
+    r.crops.push_back(crop);
+    if (i + 1 == boxes.size()) r.outputs = std::move(outputs);  // the last person's raw outputs
+  }
+  return r;
+}
+
+Result Predictor::RunTensor(const Tensor& input, const RunOptions& options) const {
+  double inference_ms = 0;
+  std::vector<Tensor> outputs = Infer(input, &inference_ms);
+  auto t0 = std::chrono::steady_clock::now();
   Result r = Postprocess(std::move(outputs), options);
   r.postprocess_ms = MillisecondsSince(t0);
   r.inference_ms = inference_ms;
@@ -147,6 +202,17 @@ Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& opt
     r.probabilities = softmax_ ? Softmax(logits.data) : logits.data;
     r.classifications =
         TopK(r.probabilities, options.top_k < 0 ? default_top_k_ : options.top_k, manifest_.classes);
+    return r;
+  }
+  if (manifest_.task == "segmentation") {
+    r.labels = ArgmaxLabels(r.outputs[dense_output_]);
+    return r;
+  }
+  if (manifest_.task == "pose") {
+    const std::vector<int64_t>& in = manifest_.inputs[0].shape;
+    const PoseCrop whole{0.0f, 0.0f, static_cast<float>(in[3]), static_cast<float>(in[2])};
+    r.poses.push_back(DecodeHeatmaps(r.outputs[dense_output_], whole));
+    r.crops.push_back(whole);
     return r;
   }
   NmsOptions nms = nms_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "edgecv/dense.h"
 #include "edgecv/error.h"
 
 namespace edgecv {
@@ -119,6 +120,12 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
         for (int k = 0; k < 3; ++k) pad_[k] = static_cast<uint8_t>(std::min<int64_t>(pad[k], 255));
       }
       geometry = true;
+    } else if (name == "person_crop") {
+      check_size(op);
+      mode_ = Mode::kPersonCrop;
+      crop_scale_ = static_cast<float>(op.At("scale").AsNumber());
+      if (!(crop_scale_ > 0)) ThrowInvalidArtifact("preprocess: person_crop scale must be > 0");
+      geometry = true;
     } else if (name == "normalize") {
       std::vector<float> mean = json::AsFloats(op.At("mean")), std = json::AsFloats(op.At("std"));
       if (mean.size() != 3 || std.size() != 3)
@@ -136,7 +143,8 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
       ThrowInvalidArtifact("preprocess op '" + name + "' is not supported by this runtime");
     }
   }
-  if (!geometry) ThrowInvalidArtifact("preprocess: no center_crop, letterbox or resize step");
+  if (!geometry)
+    ThrowInvalidArtifact("preprocess: no center_crop, letterbox, resize or person_crop step");
   if (!normalized) ThrowInvalidArtifact("preprocess: the op list has no 'normalize' step");
 }
 
@@ -146,7 +154,15 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
   g.image_width = image.width;
   g.image_height = image.height;
   Image out;
-  if (mode_ == Mode::kShortCrop) {
+  if (mode_ == Mode::kPersonCrop) {
+    const Box whole{0.0f, 0.0f, static_cast<float>(image.width), static_cast<float>(image.height)};
+    const PoseCrop crop = PersonCrop(whole, out_w_, out_h_, crop_scale_, image.width, image.height);
+    out = CropResize(image, crop, out_w_, out_h_);
+    g.scale_x = out_w_ / crop.width;
+    g.scale_y = out_h_ / crop.height;
+    g.offset_x = -crop.x0 * g.scale_x;
+    g.offset_y = -crop.y0 * g.scale_y;
+  } else if (mode_ == Mode::kShortCrop) {
     // keep the aspect ratio; the long side is truncated like MXNet's keep-ratio resize
     int w = image.width, h = image.height;
     if (w < h) {
@@ -187,12 +203,21 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
     g.offset_x = static_cast<float>(x0);
     g.offset_y = static_cast<float>(y0);
   }
-  if (out.order != order_) {
-    for (size_t i = 0; i < out.pixels.size(); i += 3) std::swap(out.pixels[i], out.pixels[i + 2]);
-    out.order = order_;
-  }
   if (geometry) *geometry = g;
-  return out;
+  return ToModelOrder(std::move(out));
+}
+
+Image Preprocessor::ToModelOrder(Image image) const {
+  if (image.order != order_) {
+    for (size_t i = 0; i < image.pixels.size(); i += 3) std::swap(image.pixels[i], image.pixels[i + 2]);
+    image.order = order_;
+  }
+  return image;
+}
+
+Image Preprocessor::TransformCrop(const ImageView& image, const PoseCrop& crop) const {
+  if (mode_ != Mode::kPersonCrop) ThrowInvalidInput("this model does not take person boxes");
+  return ToModelOrder(CropResize(image, crop, out_w_, out_h_));
 }
 
 Tensor Preprocessor::Run(const ImageView& image, Geometry* geometry) const {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "edgecv/dense.h"
 #include "edgecv/detection.h"
 #include "edgecv/engine.h"
 #include "edgecv/image.h"
@@ -29,6 +30,9 @@ struct Result {
   std::vector<float> probabilities;             // classification: softmax of the logits
   std::vector<Classification> classifications;  // classification: top-k, best first
   std::vector<Detection> detections;            // detection: best first
+  LabelMap labels;                              // segmentation: per-pixel class
+  std::vector<std::vector<Keypoint>> poses;     // pose: per person box, one per joint
+  std::vector<PoseCrop> crops;                  // pose: the image region of each person
   // wall-clock milliseconds of each stage of this call (preprocess is 0 for RunTensor)
   double preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
 };
@@ -40,7 +44,11 @@ class Predictor {
 
   // Runs one image. Detection boxes are in the image's pixel coordinates, clipped to it.
   Result Run(const ImageView& image, const RunOptions& options = {}) const;
-  // Runs an already preprocessed input tensor; detection boxes stay in network-input pixels.
+  // Pose models: one pose per person box (image pixels); no boxes, no poses. Throws
+  // Error(kInvalidInput) naming the box for a box without area or outside the image.
+  Result RunPose(const ImageView& image, const std::vector<Box>& boxes) const;
+  // Runs an already preprocessed input tensor; detection boxes stay in network-input pixels,
+  // label maps and keypoints are at network-input resolution.
   Result RunTensor(const Tensor& input, const RunOptions& options = {}) const;
 
   const Manifest& manifest() const { return manifest_; }
@@ -50,6 +58,7 @@ class Predictor {
   explicit Predictor(Manifest manifest);
   void ParsePostprocess();
   Result Postprocess(std::vector<Tensor> outputs, const RunOptions& options) const;
+  std::vector<Tensor> Infer(const Tensor& input, double* ms) const;
 
   enum class Decoder { kNone, kYolo3, kSsd };
   Manifest manifest_;
@@ -60,6 +69,8 @@ class Predictor {
   bool softmax_ = false;
   // detection
   Decoder decoder_ = Decoder::kNone;
+  // segmentation / pose: the output holding class scores / heatmaps
+  int dense_output_ = -1;
   std::vector<int> decoder_outputs_;  // indices into the engine outputs
   Yolo3Head yolo3_;
   SsdHead ssd_;

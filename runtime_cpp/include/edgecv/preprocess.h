@@ -16,6 +16,8 @@ Image ResizeBilinear(const ImageView& src, int out_width, int out_height);
 // The region of `src` of size width x height centred as MXNet/GluonCV's center crop does.
 Image CenterCrop(const ImageView& src, int width, int height);
 
+struct PoseCrop;  // dense.h
+
 // How network-input pixel coordinates relate to the original image:
 // net = original * scale + offset (per axis).
 struct Geometry {
@@ -42,10 +44,22 @@ class Preprocessor {
   // Transform then Normalize.
   Tensor Run(const ImageView& image, Geometry* geometry = nullptr) const;
 
+  // Pose models ("person_crop"): the person box's region of the image resampled to the input
+  // (see PersonCrop, CropResize), in the model's color order. Transform() treats the whole
+  // image as the person box.
+  bool person_crop() const { return mode_ == Mode::kPersonCrop; }
+  float crop_scale() const { return crop_scale_; }
+  int width() const { return out_w_; }
+  int height() const { return out_h_; }
+  Image TransformCrop(const ImageView& image, const PoseCrop& crop) const;
+
  private:
-  enum class Mode { kShortCrop, kLetterbox, kStretch };
+  Image ToModelOrder(Image image) const;
+
+  enum class Mode { kShortCrop, kLetterbox, kStretch, kPersonCrop };
   Mode mode_ = Mode::kStretch;
   int resize_short_ = 0;
+  float crop_scale_ = 1.25f;
   int out_w_ = 0, out_h_ = 0;
   uint8_t pad_[3] = {0, 0, 0};  // letterbox fill, model color order
   float mean_[3] = {0, 0, 0};
