@@ -148,6 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     predictor = Predictor(args.artifact)
     if args.out and len(args.images) != 1:
         raise InvalidInputError("--out takes one input image")
+    if predictor.task in ("segmentation", "pose"):
+        return _run_dense(predictor, args)
     options = {}
     if predictor.task == "detection":
         options = {"iou_threshold": args.iou, "max_detections": args.max_detections}
@@ -187,6 +189,96 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.json:
             print(path)
             print("\n".join(lines) if lines else f"  (nothing above {args.threshold})")
+        if args.out:
+            _write_image(args.out, drawn)
+            print(f"wrote {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def _parse_boxes(text: str) -> list[list[float]]:
+    from .errors import InvalidInputError
+
+    boxes = []
+    for part in filter(None, text.split(";")):
+        try:
+            box = [float(v) for v in part.split(",")]
+        except ValueError:
+            raise InvalidInputError(f"--boxes: {part!r} is not x1,y1,x2,y2") from None
+        if len(box) != 4:
+            raise InvalidInputError(f"--boxes: {part!r} is not x1,y1,x2,y2")
+        boxes.append(box)
+    return boxes
+
+
+def _run_dense(predictor, args: argparse.Namespace) -> int:
+    """Segmentation (class coverage, mask overlay) and pose (keypoints, skeleton overlay)."""
+    from .errors import InvalidInputError
+    from .pipeline import PosePipeline
+    from .runtime import read_image
+    import numpy as np
+
+    from .viz import draw_detections, draw_poses, draw_segmentation
+
+    if predictor.task == "segmentation" and (args.boxes or args.detector):
+        raise InvalidInputError("--boxes and --detector are for pose models")
+    if args.boxes and args.detector:
+        raise InvalidInputError("give person boxes by --boxes or by --detector, not both")
+    pipeline = PosePipeline(args.detector, predictor, args.person_class) if args.detector else None
+    results = []
+    for path in args.images:
+        image = read_image(path, color=True)
+        if predictor.task == "segmentation":
+            res = predictor.run(image)
+            ids, counts = np.unique(res.labels, return_counts=True)
+            names = res.class_names
+            cover = {
+                (names[i] if 0 <= i < len(names) else f"unseen {i}"): float(c / res.labels.size)
+                for i, c in zip(ids, counts, strict=True)
+            }
+            entry = {"image": path, "size": list(res.labels.shape), "coverage": cover}
+            lines = [
+                f"  {f:7.2%}  {name}" for name, f in sorted(cover.items(), key=lambda t: -t[1])
+            ]
+            drawn = draw_segmentation(image, res) if args.out else None
+        else:
+            people = None
+            if pipeline is not None:
+                people, res = pipeline.run(image)
+            elif args.boxes:
+                res = predictor.run_pose(image, _parse_boxes(args.boxes))
+            else:
+                res = predictor.run(image)  # the whole image is the person
+            entry = {
+                "image": path,
+                "people": [
+                    {
+                        "crop": [float(v) for v in crop],
+                        "keypoints": [
+                            {"joint": j, "x": float(p[0]), "y": float(p[1]), "score": float(s)}
+                            for j, p, s in zip(res.joint_names, points, scores, strict=True)
+                        ],
+                    }
+                    for crop, points, scores in zip(
+                        res.crops, res.keypoints, res.scores, strict=True
+                    )
+                ],
+            }
+            lines = [
+                f"  person {i}: "
+                + " ".join(f"{k['joint']}=({k['x']:.0f},{k['y']:.0f})" for k in p["keypoints"][:5])
+                + " ..."
+                for i, p in enumerate(entry["people"])
+            ]
+            drawn = None
+            if args.out:
+                drawn = draw_detections(image, people, 0.0) if people is not None else image
+                drawn = draw_poses(drawn, res)
+        results.append(entry)
+        if not args.json:
+            print(path)
+            print("\n".join(lines) if lines else "  (no person)")
         if args.out:
             _write_image(args.out, drawn)
             print(f"wrote {args.out}", file=sys.stderr)
@@ -389,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_compile)
 
-    s = sub.add_parser("run", help="run an artifact on images and print the top classes")
+    s = sub.add_parser("run", help="run an artifact on images: classes, detections, masks, poses")
     s.add_argument("artifact")
     s.add_argument("images", nargs="+")
     s.add_argument("--top-k", type=int, default=None, help="classification: classes shown")
@@ -398,7 +490,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--iou", type=float, default=None, help="detection: NMS IoU (manifest's default)"
     )
     s.add_argument("--max-detections", type=int, default=None, help="detection: kept after NMS")
-    s.add_argument("--out", help="write the image with results drawn (one input image)")
+    s.add_argument(
+        "--boxes",
+        help="pose: person boxes 'x1,y1,x2,y2;...' in image pixels (default: whole image)",
+    )
+    s.add_argument("--detector", help="pose: a detector artifact that finds the people first")
+    s.add_argument("--person-class", default="person", help="pose: the detector's person class")
+    s.add_argument(
+        "--out",
+        help="write the image with results drawn (one input image): boxes, classes, the "
+        "segmentation mask blended in, or skeletons",
+    )
     s.add_argument("--json", action="store_true", help="print results as JSON")
     s.set_defaults(func=cmd_run)
 

@@ -65,7 +65,7 @@ class _FCNHead(HybridBlock):
 def adaptive_avg_pool(F, x, bins: int, size: tuple[int, int]):  # noqa: N803
     """Adaptive average pooling to bins x bins of a (N, C, *size) map (bin i spans
     floor(i*n/bins) .. ceil((i+1)*n/bins)): one pooling op when the size divides, else
-    per-bin means (ONNX has no adaptive pooling; these export and compile)."""
+    per-bin average pools (ONNX has no adaptive pooling; these export and compile)."""
     h, w = size
     if h % bins == 0 and w % bins == 0:
         return F.Pooling(
@@ -78,7 +78,7 @@ def adaptive_avg_pool(F, x, bins: int, size: tuple[int, int]):  # noqa: N803
         for j in range(bins):
             x0, x1 = (j * w) // bins, -((-(j + 1) * w) // bins)
             cell = F.slice(x, begin=(None, None, y0, x0), end=(None, None, y1, x1))
-            cols.append(F.mean(cell, axis=(2, 3), keepdims=True))
+            cols.append(F.Pooling(cell, kernel=(y1 - y0, x1 - x0), pool_type="avg"))
         rows.append(F.concat(*cols, dim=3))
     return F.concat(*rows, dim=2)
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "edgecv/error.h"
@@ -128,13 +129,12 @@ PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float sca
   const float v[4] = {box.x1, box.y1, box.x2, box.y2};
   for (float f : v)
     if (!std::isfinite(f)) ThrowInvalidInput("person box has a non-finite coordinate");
-  if (!(box.x2 > box.x1 && box.y2 > box.y1))
-    ThrowInvalidInput("person box (" + std::to_string(box.x1) + ", " + std::to_string(box.y1) + ", " +
-                      std::to_string(box.x2) + ", " + std::to_string(box.y2) + ") has no area");
+  char text[96];
+  std::snprintf(text, sizeof text, "person box (%g, %g, %g, %g)", box.x1, box.y1, box.x2, box.y2);
+  if (!(box.x2 > box.x1 && box.y2 > box.y1)) ThrowInvalidInput(std::string(text) + " has no area");
   if (box.x2 <= 0 || box.y2 <= 0 || box.x1 >= image_width || box.y1 >= image_height)
-    ThrowInvalidInput("person box (" + std::to_string(box.x1) + ", " + std::to_string(box.y1) + ", " +
-                      std::to_string(box.x2) + ", " + std::to_string(box.y2) + ") lies outside the " +
-                      std::to_string(image_width) + "x" + std::to_string(image_height) + " image");
+    ThrowInvalidInput(std::string(text) + " lies outside the " + std::to_string(image_width) + "x" +
+                      std::to_string(image_height) + " image");
   if (!(scale > 0)) ThrowInvalidInput("person crop scale must be > 0");
   const float aspect = static_cast<float>(input_width) / static_cast<float>(input_height);
   float w = box.x2 - box.x1, h = box.y2 - box.y1;
@@ -191,8 +191,12 @@ std::vector<Keypoint> DecodeHeatmaps(const Tensor& heatmaps, const PoseCrop& cro
     const int64_t px = static_cast<int64_t>(peak) % w, py = static_cast<int64_t>(peak) / w;
     float x = static_cast<float>(px), y = static_cast<float>(py);
     auto toward = [](float lower, float higher) { return higher > lower ? 0.25f : higher < lower ? -0.25f : 0.0f; };
-    if (px > 0 && px < w - 1) x += toward(m[py * w + px - 1], m[py * w + px + 1]);
-    if (py > 0 && py < h - 1) y += toward(m[(py - 1) * w + px], m[(py + 1) * w + px]);
+    // SimpleBaseline's (and GluonCV's) rule, kept exactly: only strictly inside [2, size-2]
+    // on both axes, so its published accuracies carry over
+    if (px > 1 && px < w - 1 && py > 1 && py < h - 1) {
+      x += toward(m[py * w + px - 1], m[py * w + px + 1]);
+      y += toward(m[(py - 1) * w + px], m[(py + 1) * w + px]);
+    }
     out[static_cast<size_t>(j)] = {crop.x0 + x * crop.width / static_cast<float>(w),
                                    crop.y0 + y * crop.height / static_cast<float>(h), m[peak]};
   }

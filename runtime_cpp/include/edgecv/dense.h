@@ -62,8 +62,9 @@ struct Keypoint {
 };
 
 // Heatmaps (1, K, H, W) → K keypoints: the peak of each heatmap (first maximum), moved a
-// quarter pixel toward the higher neighbour along x and along y (where both neighbours
-// exist), then mapped back through the crop: x = x0 + hx * crop.width / W.
+// quarter pixel toward the higher neighbour along x and along y when the peak lies at
+// 1 < px < W-1 and 1 < py < H-1 (SimpleBaseline's rule, as GluonCV applies it), then mapped
+// back through the crop: x = x0 + hx * crop.width / W. The score is the peak value.
 // Throws Error(kInvalidInput) on a wrong shape or NaN values.
 std::vector<Keypoint> DecodeHeatmaps(const Tensor& heatmaps, const PoseCrop& crop);
 
