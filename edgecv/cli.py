@@ -186,15 +186,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             lines = [f"  {c.score:8.4f}  {c.index:5d}  {c.label}" for c in res.top]
             drawn = draw_classification(image, res) if args.out else None
         results.append(entry)
-        if not args.json:
-            print(path)
-            print("\n".join(lines) if lines else f"  (nothing above {args.threshold})")
-        if args.out:
-            _write_image(args.out, drawn)
-            print(f"wrote {args.out}", file=sys.stderr)
+        _report(args, path, lines or [f"  (nothing above {args.threshold})"], drawn)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
+
+
+def _report(args: argparse.Namespace, path: str, lines: list[str], drawn) -> None:
+    """One image's result lines (unless --json) and its drawing (with --out)."""
+    if not args.json:
+        print(path)
+        print("\n".join(lines))
+    if args.out:
+        _write_image(args.out, drawn)
+        print(f"wrote {args.out}", file=sys.stderr)
 
 
 def _parse_boxes(text: str) -> list[list[float]]:
@@ -276,12 +281,7 @@ def _run_dense(predictor, args: argparse.Namespace) -> int:
                 drawn = draw_detections(image, people, 0.0) if people is not None else image
                 drawn = draw_poses(drawn, res)
         results.append(entry)
-        if not args.json:
-            print(path)
-            print("\n".join(lines) if lines else "  (no person)")
-        if args.out:
-            _write_image(args.out, drawn)
-            print(f"wrote {args.out}", file=sys.stderr)
+        _report(args, path, lines or ["  (no person)"], drawn)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

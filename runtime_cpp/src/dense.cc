@@ -25,26 +25,6 @@ void CheckPlanes(const Tensor& t, const char* what, int64_t* c, int64_t* h, int6
   *w = t.shape[3];
 }
 
-// Bilinear taps of one output coordinate (OpenCV INTER_LINEAR: clamp at the borders).
-struct Tap {
-  int64_t i0, i1;
-  float w1;
-};
-
-Tap TapAt(double f, int64_t size) {
-  int64_t i = static_cast<int64_t>(std::floor(f));
-  double w = f - static_cast<double>(i);
-  if (i < 0) {
-    i = 0;
-    w = 0;
-  }
-  if (i >= size - 1) {
-    i = size - 1;
-    w = 0;
-  }
-  return {i, std::min(i + 1, size - 1), static_cast<float>(w)};
-}
-
 }  // namespace
 
 LabelMap ArgmaxLabels(const Tensor& scores) {
@@ -71,7 +51,7 @@ LabelMap SegmentLabels(const Tensor& scores, const Geometry& g) {
   LabelMap out{g.image_width, g.image_height,
                std::vector<int32_t>(static_cast<size_t>(g.image_width) * g.image_height, kUnseenLabel)};
   // image pixel centre (x + 0.5) → network coordinate (x + 0.5) * scale + offset → sample index
-  std::vector<Tap> xs(static_cast<size_t>(g.image_width)), ys(static_cast<size_t>(g.image_height));
+  std::vector<BilinearTap> xs(static_cast<size_t>(g.image_width)), ys(static_cast<size_t>(g.image_height));
   std::vector<char> x_in(xs.size()), y_in(ys.size());
   for (int x = 0; x < g.image_width; ++x) {
     const double f = (x + 0.5) * g.scale_x + g.offset_x;
@@ -86,10 +66,10 @@ LabelMap SegmentLabels(const Tensor& scores, const Geometry& g) {
   const size_t plane = static_cast<size_t>(h * w);
   for (int y = 0; y < g.image_height; ++y) {
     if (!y_in[y]) continue;
-    const Tap& ty = ys[y];
+    const BilinearTap& ty = ys[y];
     for (int x = 0; x < g.image_width; ++x) {
       if (!x_in[x]) continue;
-      const Tap& tx = xs[x];
+      const BilinearTap& tx = xs[x];
       const size_t i00 = static_cast<size_t>(ty.i0 * w + tx.i0), i01 = static_cast<size_t>(ty.i0 * w + tx.i1);
       const size_t i10 = static_cast<size_t>(ty.i1 * w + tx.i0), i11 = static_cast<size_t>(ty.i1 * w + tx.i1);
       float best = 0;

@@ -10,30 +10,12 @@ namespace edgecv {
 
 namespace {
 
-// Source index and weight of the right/bottom neighbour for each destination coordinate,
-// with OpenCV's INTER_LINEAR conventions (half-pixel centres, clamp at the borders).
-struct Tap {
-  int i0, i1;
-  float w1;
-};
-
-std::vector<Tap> Taps(int src, int dst) {
-  std::vector<Tap> taps(dst);
-  double scale = static_cast<double>(src) / dst;
-  for (int d = 0; d < dst; ++d) {
-    double f = (d + 0.5) * scale - 0.5;
-    int i = static_cast<int>(std::floor(f));
-    double w = f - i;
-    if (i < 0) {
-      i = 0;
-      w = 0;
-    }
-    if (i >= src - 1) {
-      i = src - 1;
-      w = 0;
-    }
-    taps[d] = {i, std::min(i + 1, src - 1), static_cast<float>(w)};
-  }
+// Taps for each destination coordinate of a resize, with OpenCV's INTER_LINEAR conventions
+// (half-pixel centres, clamp at the borders).
+std::vector<BilinearTap> Taps(int src, int dst) {
+  std::vector<BilinearTap> taps(dst);
+  const double scale = static_cast<double>(src) / dst;
+  for (int d = 0; d < dst; ++d) taps[d] = TapAt((d + 0.5) * scale - 0.5, src);
   return taps;
 }
 
@@ -45,19 +27,33 @@ ColorOrder ParseOrder(const std::string& s) {
 
 }  // namespace
 
+BilinearTap TapAt(double position, int64_t size) {
+  int64_t i = static_cast<int64_t>(std::floor(position));
+  double w = position - static_cast<double>(i);
+  if (i < 0) {
+    i = 0;
+    w = 0;
+  }
+  if (i >= size - 1) {
+    i = size - 1;
+    w = 0;
+  }
+  return {i, std::min(i + 1, size - 1), static_cast<float>(w)};
+}
+
 Image ResizeBilinear(const ImageView& src, int out_width, int out_height) {
   if (out_width <= 0 || out_height <= 0) ThrowInvalidInput("resize to an empty size");
   const int c = src.channels;
   Image out{out_width, out_height, c, src.order, {}};
   out.pixels.resize(static_cast<size_t>(out_width) * out_height * c);
-  std::vector<Tap> xs = Taps(src.width, out_width), ys = Taps(src.height, out_height);
+  std::vector<BilinearTap> xs = Taps(src.width, out_width), ys = Taps(src.height, out_height);
   for (int y = 0; y < out_height; ++y) {
     const uint8_t* r0 = src.row(ys[y].i0);
     const uint8_t* r1 = src.row(ys[y].i1);
     float wy = ys[y].w1;
     uint8_t* dst = out.pixels.data() + static_cast<size_t>(y) * out_width * c;
     for (int x = 0; x < out_width; ++x) {
-      const Tap& t = xs[x];
+      const BilinearTap& t = xs[x];
       for (int k = 0; k < c; ++k) {
         float top = r0[t.i0 * c + k] + t.w1 * (r0[t.i1 * c + k] - r0[t.i0 * c + k]);
         float bot = r1[t.i0 * c + k] + t.w1 * (r1[t.i1 * c + k] - r1[t.i0 * c + k]);

@@ -9,6 +9,14 @@
 
 namespace edgecv {
 
+// One bilinear sample position along an axis of `size` samples: the two indices and the
+// weight of the second, clamped at the borders as OpenCV's INTER_LINEAR does.
+struct BilinearTap {
+  int64_t i0 = 0, i1 = 0;
+  float w1 = 0.0f;
+};
+BilinearTap TapAt(double position, int64_t size);
+
 // Bilinear resize with OpenCV's INTER_LINEAR sampling (pixel centres aligned, edges clamped);
 // results are rounded to the nearest integer, so they agree with cv2.resize within one level.
 Image ResizeBilinear(const ImageView& src, int out_width, int out_height);
