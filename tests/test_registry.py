@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 EXPECTED_MODELS = (
     [f"resnet{d}_v{v}" for v in (1, 2) for d in (18, 34, 50, 101, 152)]
     + [f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)]
-    + [f"resnet{d}_v1{x}" for x in "cd" for d in (50, 101, 152)]
+    + [f"resnet{d}_v1{x}" for x in "cds" for d in (50, 101, 152)]
     + [f"mobilenet{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + [f"mobilenetv2_{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + ["mobilenetv3_large", "mobilenetv3_small", "darknet53"]
@@ -45,16 +45,55 @@ EXPECTED_DETECTORS = (
 )
 
 
+EXPECTED_SEGMENTERS = [
+    "fcn_resnet50_voc",
+    "fcn_resnet101_voc",
+    "fcn_resnet101_coco",
+    "psp_resnet50_ade",
+    *(f"psp_resnet101_{d}" for d in ("voc", "ade", "coco", "citys")),
+    "deeplab_resnet50_ade",
+    *(f"deeplab_resnet101_{d}" for d in ("voc", "ade", "coco", "citys")),
+]
+EXPECTED_POSE = [
+    *(f"simple_pose_resnet{d}_v1b" for d in (18, 50, 101, 152)),
+    *(f"simple_pose_resnet{d}_v1d" for d in (50, 101, 152)),
+    *(
+        f"mobile_pose_{b}"
+        for b in (
+            "resnet18_v1b",
+            "resnet50_v1b",
+            "mobilenet1.0",
+            "mobilenetv2_1.0",
+            "mobilenetv3_large",
+            "mobilenetv3_small",
+        )
+    ),
+]
+
+
 def test_every_issue_model_is_registered():
     assert sorted(edgecv.list_models(task="classification")) == sorted(EXPECTED_MODELS)
     assert sorted(edgecv.list_models(task="detection")) == sorted(EXPECTED_DETECTORS)
-    assert len(edgecv.list_models()) == len(EXPECTED_MODELS) + len(EXPECTED_DETECTORS)
+    assert sorted(edgecv.list_models(task="segmentation")) == sorted(EXPECTED_SEGMENTERS)
+    assert sorted(edgecv.list_models(task="pose")) == sorted(EXPECTED_POSE)
+    assert len(edgecv.list_models()) == len(EXPECTED_MODELS) + len(EXPECTED_DETECTORS) + len(
+        EXPECTED_SEGMENTERS
+    ) + len(EXPECTED_POSE)
 
 
 def test_metadata_follows_the_schema():
-    sizes = {"imagenet1k": 1000, "coco": 80, "voc": 20, "digits": 10}
+    sizes = {
+        "imagenet1k": 1000,
+        "coco": 80,
+        "voc": 20,
+        "digits": 10,
+        "voc_seg": 21,
+        "ade20k": 150,
+        "cityscapes": 19,
+        "coco_keypoints": 17,
+    }
     for spec in MODELS:
-        assert spec.task in ("classification", "detection")
+        assert spec.task in ("classification", "detection", "segmentation", "pose")
         assert spec.builder.startswith("edgecv.zoo.") and ":" in spec.builder
         d = spec.data
         if spec.classes == "digits":  # edgecv's own small-input models, with shipped weights
@@ -62,6 +101,10 @@ def test_metadata_follows_the_schema():
         elif spec.task == "classification":
             assert d.resize == "short_crop" and d.input_size == (224, 224)
             assert d.resize_short >= d.input_size[0]
+        elif spec.task == "segmentation":
+            assert d.resize == "letterbox" and d.input_size == (480, 480)
+        elif spec.task == "pose":
+            assert d.resize == "person_crop" and d.input_size == (256, 192)
         else:
             assert d.resize in ("letterbox", "stretch") and d.input_size[0] in (300, 416, 512)
         assert len(d.mean) == 3 and len(d.std) == 3 and all(s > 0 for s in d.std)
