@@ -71,3 +71,31 @@ def test_gluoncv_detector_params_load_and_agree(name, tmp_path):
             np.testing.assert_allclose(
                 ours.anchors.data().asnumpy(), theirs.anchors.data().asnumpy(), rtol=1e-6
             )
+
+
+@pytest.mark.parametrize("name", _in_gluoncv("segmentation") + _in_gluoncv("pose"))
+def test_gluoncv_dense_params_load_and_agree(name, tmp_path):
+    """Segmentation: GluonCV's single-scale prediction (main head, at the input size) from
+    the same file; pose: the same heatmaps."""
+    import mxnet as mx
+
+    segmentation = edgecv.zoo.MODELS.get(name).task == "segmentation"
+    shape = (1, 3, 64, 64) if segmentation else (1, 3, 128, 96)
+    extra = {"crop_size": 64, "base_size": 72} if segmentation else {}
+    ref = gluoncv.model_zoo.get_model(name, pretrained_base=False, **extra)
+    ref.initialize(mx.init.Xavier())
+    x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, shape))
+
+    def forward(net):
+        return (net.demo(x) if segmentation else net(x)).asnumpy()
+
+    forward(ref)
+    randomize_weights(ref, seed=3)
+    path = tmp_path / f"{name}.params"
+    ref.save_parameters(str(path))
+
+    net = edgecv.get_model(name, pretrained=path)
+    net.prepare_deploy(shape)
+    expected, got = forward(ref), net(x).asnumpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
