@@ -222,20 +222,27 @@ def test_cli_run_draws_poses_and_reports_keypoints(pose_artifact, tmp_path):
     import json
     import subprocess
     import sys
+    from pathlib import Path
 
     import cv2
 
     out = tmp_path / "skeleton.png"
-    cmd = [sys.executable, "-m", "edgecv", "run", str(pose_artifact), str(SAMPLE_IMAGE)]
+    # the venv's console script, run away from the source tree (whose edgecv/ has no
+    # compiled runtime module)
+    exe = Path(sys.executable).parent / "edgecv"
+    cmd = [str(exe), "run", str(pose_artifact), str(SAMPLE_IMAGE)]
     done = subprocess.run(
         [*cmd, "--boxes", "40,20,240,280;200,40,400,290", "--json", "--out", str(out)],
         capture_output=True,
         text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     people = json.loads(done.stdout)[0]["people"]
     assert len(people) == 2 and len(people[0]["keypoints"]) == 17
     assert people[0]["keypoints"][0]["joint"] == "nose"
     assert cv2.imread(str(out)).shape == read_image(SAMPLE_IMAGE, color=True).shape
-    bad = subprocess.run([*cmd, "--boxes", "40,20,240"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*cmd, "--boxes", "40,20,240"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert bad.returncode != 0 and "x1,y1,x2,y2" in bad.stderr
