@@ -178,8 +178,7 @@ def export_onnx(
         node.input[:] = [INPUT_NAME if i == sym_in[0] else i for i in node.input]
     if output_names is not None:
         _rename_outputs(model, output_names)
-    model = freeze_shapes(clean_onnx(model), tuple(input_shape))
-    model = clean_onnx(model)
+    model = clean_onnx(freeze_shapes(model, tuple(input_shape)))
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {INPUT_NAME: x})

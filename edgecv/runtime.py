@@ -194,10 +194,7 @@ class Predictor:
             raise InvalidInputError(f"run_pose needs a pose model; {self.model} is {self.task}")
         if not isinstance(image, np.ndarray):
             image, order = read_image(image), "bgr"
-        boxes = np.asarray(boxes, np.float32)
-        if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != 4):
-            raise InvalidInputError(f"person boxes must be (N, 4) corners, got shape {boxes.shape}")
-        return self._result(self._impl.run_pose(image, boxes.reshape(-1, 4), order))
+        return self._result(self._impl.run_pose(image, np.asarray(boxes, np.float32), order))
 
     def run_tensor(self, tensor: np.ndarray, top_k: int | None = None, **detection: Any) -> Result:
         """Run an already preprocessed float32 input; detection boxes stay in input pixels."""

@@ -62,6 +62,15 @@ def calibrate_batchnorm(net, x, seed: int = 0) -> None:
         bn._kwargs["momentum"] = 0.9
 
 
+def scale_last_layer(net, last, x, spread: float = 3.0) -> None:
+    """Scale the weights and bias of ``net``'s layer ``last`` so that the outputs on ``x``
+    have a standard deviation of ``spread``."""
+    factor = spread / max(float(net(x).asnumpy().std()), 1e-6)
+    last.weight.set_data(last.weight.data() * factor)
+    if last.bias is not None:
+        last.bias.set_data(last.bias.data() * factor)
+
+
 def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
     """A .params file of ``model`` with random weights and BatchNorm statistics taken from a
     random batch (what a trained file looks like: well-scaled logits, not saturated ones)."""
@@ -78,11 +87,7 @@ def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
     last = getattr(net, "fc", None) or net.output
     if isinstance(last, mx.gluon.nn.HybridSequential):
         last = last[0]
-    logits = net(x).asnumpy()
-    factor = 3.0 / max(float(logits.std()), 1e-6)
-    last.weight.set_data(last.weight.data() * factor)
-    if last.bias is not None:
-        last.bias.set_data(last.bias.data() * factor)
+    scale_last_layer(net, last, x)
     path = directory / f"{model}.params"
     net.save_parameters(str(path))
     return path

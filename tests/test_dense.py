@@ -17,7 +17,7 @@ from edgecv.errors import InvalidInputError
 from edgecv.pipeline import estimate_poses
 from edgecv.runtime import PoseResult, Predictor, SegmentationResult, read_image
 
-from conftest import SAMPLE_IMAGE, calibrate_batchnorm
+from conftest import SAMPLE_IMAGE, calibrate_batchnorm, scale_last_layer
 
 pytestmark = pytest.mark.usefixtures("seeded_mxnet")
 
@@ -41,11 +41,7 @@ def _trained_like(name: str, shape: tuple[int, ...], directory, seed: int = 0):
     x = mx.nd.array(np.random.RandomState(seed).uniform(-2, 2, (2, *shape[1:])))
     net(x)
     calibrate_batchnorm(net, x, seed)
-    last = _last_conv(net)
-    factor = 3.0 / max(float(net(x).asnumpy().std()), 1e-6)
-    last.weight.set_data(last.weight.data() * factor)
-    if last.bias is not None:
-        last.bias.set_data(last.bias.data() * factor)
+    scale_last_layer(net, _last_conv(net), x)
     path = directory / f"{name}.params"
     net.save_parameters(str(path))
     reference = edgecv.get_model(name, pretrained=path)

@@ -131,22 +131,21 @@ for _head, _depth, _ds in (
 
 # pose: person crops 256x192 (the box enlarged 1.25x to the input's aspect), 17 COCO joints
 _POSE_DATA = DataConfig(input_size=(256, 192), resize_short=0, resize="person_crop")
+
+
+def _pose(family: str, base: str) -> None:
+    name = f"{family}_{base}"
+    builder = f"edgecv.zoo.pose:{family}"
+    MODELS.add(
+        name, ModelSpec(name, "pose", family, builder, {"base": base}, _POSE_DATA, "coco_keypoints")
+    )
+
+
 for _base in (
     *(f"resnet{d}_v1b" for d in (18, 50, 101, 152)),
     *(f"resnet{d}_v1d" for d in (50, 101, 152)),
 ):
-    MODELS.add(
-        f"simple_pose_{_base}",
-        ModelSpec(
-            f"simple_pose_{_base}",
-            "pose",
-            "simple_pose",
-            "edgecv.zoo.pose:simple_pose",
-            {"base": _base},
-            _POSE_DATA,
-            "coco_keypoints",
-        ),
-    )
+    _pose("simple_pose", _base)
 for _base in (
     "resnet18_v1b",
     "resnet50_v1b",
@@ -155,18 +154,7 @@ for _base in (
     "mobilenetv3_large",
     "mobilenetv3_small",
 ):
-    MODELS.add(
-        f"mobile_pose_{_base}",
-        ModelSpec(
-            f"mobile_pose_{_base}",
-            "pose",
-            "mobile_pose",
-            "edgecv.zoo.pose:mobile_pose",
-            {"base": _base},
-            _POSE_DATA,
-            "coco_keypoints",
-        ),
-    )
+    _pose("mobile_pose", _base)
 
 # Trained by edgecv on the digits dataset (edgecv.datasets.digits) and shipped with it:
 # the recipes and logs are in training/. Same architectures as the zoo names they extend.

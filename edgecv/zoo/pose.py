@@ -25,13 +25,15 @@ def _resnet_layers(base: str) -> list[HybridBlock]:
     """conv1, bn1, relu, maxpool, layer1..4 of resnet{depth}_v1b / _v1d."""
     depth, _, variant = base.removeprefix("resnet").partition("_")
     kwargs = {"deep_stem": True, "avg_down": True} if variant == "v1d" else {}
-    return ResNetV1b(int(depth), **kwargs).stem_and_layers()
+    return list(ResNetV1b(int(depth), **kwargs).stem_and_layers().values())
 
 
 class _Heatmaps(HybridBlock):
     """What compile needs of a pose network: a static graph and the runtime's decode op."""
 
-    num_joints = NUM_JOINTS
+    def __init__(self, num_joints: int):
+        super().__init__()
+        self.num_joints = num_joints
 
     def prepare_deploy(self, input_shape: tuple[int, ...]) -> None:
         """Nothing to switch: the forward is the deployable graph."""
@@ -47,8 +49,7 @@ class _Heatmaps(HybridBlock):
 
 class SimplePoseResNet(_Heatmaps):
     def __init__(self, base: str = "resnet50_v1b", classes: int = NUM_JOINTS):
-        super().__init__()
-        self.num_joints = classes
+        super().__init__(classes)
         with self.name_scope():
             self.resnet = nn.HybridSequential(prefix="")
             self.resnet.add(*_resnet_layers(base))
@@ -97,8 +98,7 @@ def _mobile_features(base: str) -> list[HybridBlock]:
 
 class MobilePose(_Heatmaps):
     def __init__(self, base: str = "mobilenetv2_1.0", classes: int = NUM_JOINTS):
-        super().__init__()
-        self.num_joints = classes
+        super().__init__(classes)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="")
             self.features.add(*_mobile_features(base))

@@ -238,11 +238,11 @@ class ResNetV1b(HybridBlock):
             self.flat = nn.Flatten()
             self.fc = nn.Dense(classes, in_units=inplanes)
 
-    def stem_and_layers(self) -> list[HybridBlock]:
-        """conv1, bn1, relu, maxpool, layer1..4: what dense-prediction models build on."""
-        return [self.conv1, self.bn1, self.relu, self.maxpool] + [
-            getattr(self, f"layer{i}") for i in range(1, 5)
-        ]
+    def stem_and_layers(self) -> dict[str, HybridBlock]:
+        """conv1, bn1, relu, maxpool, layer1..4 by name, in order: what dense-prediction
+        models build on."""
+        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        return {name: getattr(self, name) for name in names}
 
     def hybrid_forward(self, F, x):  # noqa: N803
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

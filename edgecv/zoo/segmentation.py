@@ -173,11 +173,7 @@ class SegmentationModel(HybridBlock):
         self.classes = classes
         with self.name_scope():
             base = ResNetV1b(depth, deep_stem=True, stem_width=64, dilated=True)
-            for name, block in zip(
-                ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
-                base.stem_and_layers(),
-                strict=True,
-            ):
+            for name, block in base.stem_and_layers().items():
                 setattr(self, name, block)
             self.head = _HEADS[head](classes)
             self.auxlayer = _FCNHead(1024, classes) if aux else None
@@ -188,10 +184,14 @@ class SegmentationModel(HybridBlock):
         if h % 8 or w % 8:
             raise ValueError(f"segmentation input size must be a multiple of 8, got {h}x{w}")
         self.input_size = (h, w)
-        for block in (getattr(self.head, "psp", None), getattr(self.head, "aspp", None)):
-            if block is not None:
-                pooling = block if isinstance(block, _PyramidPooling) else block.concurent[-1]
-                pooling.feature_size = (h // 8, w // 8)
+
+        def visit(block: HybridBlock) -> None:  # the pooling blocks work at output stride 8
+            if hasattr(block, "feature_size"):
+                block.feature_size = (h // 8, w // 8)
+            for child in block._children.values():
+                visit(child)
+
+        visit(self.head)
 
     def prepare_deploy(self, input_shape: tuple[int, ...]) -> None:
         """Build the graph for this (N, 3, H, W) input (sizes are static), after one

@@ -199,9 +199,7 @@ PYBIND11_MODULE(_runtime, m) {
           specs.push_back(ParamSpec{t[0].cast<std::string>(), t[1].cast<std::vector<int64_t>>(),
                                     t[2].cast<std::string>(), t[3].cast<uint64_t>(), t[4].cast<uint64_t>()});
         }
-        Tensor x;
-        x.shape.assign(input.shape(), input.shape() + input.ndim());
-        x.data.assign(input.data(), input.data() + input.size());
+        Tensor x = ToTensor(input);
         std::vector<Tensor> outs;
         {
           py::gil_scoped_release release;
@@ -302,9 +300,7 @@ PYBIND11_MODULE(_runtime, m) {
           [](const Predictor& p, py::array_t<float, py::array::c_style | py::array::forcecast> x,
              int top_k, float score_threshold, float iou_threshold, int max_detections,
              int class_agnostic) {
-            Tensor t;
-            t.shape.assign(x.shape(), x.shape() + x.ndim());
-            t.data.assign(x.data(), x.data() + x.size());
+            Tensor t = ToTensor(x);
             RunOptions o = MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
             Result r;
             {

@@ -118,21 +118,23 @@ std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
 }
 
 Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
-  if (manifest_.task == "pose") {  // the whole image is the person
-    CheckColorImage(image);
+  if (manifest_.task == "pose")  // the whole image is the person
     return RunPose(image, {Box{0.0f, 0.0f, static_cast<float>(image.width), static_cast<float>(image.height)}});
-  }
   Geometry g;
   const auto t0 = std::chrono::steady_clock::now();
   Tensor input = preprocess_.Run(image, &g);
   const double preprocess_ms = MillisecondsSince(t0);
-  Result r = RunTensor(input, options);
-  r.preprocess_ms = preprocess_ms;
-  if (manifest_.task == "segmentation") {
+  if (manifest_.task == "segmentation") {  // labels at the image's size, not the network's
+    Result r;
+    r.preprocess_ms = preprocess_ms;
+    r.outputs = Infer(input, &r.inference_ms);
     const auto t1 = std::chrono::steady_clock::now();
     r.labels = SegmentLabels(r.outputs[dense_output_], g);
     r.postprocess_ms = MillisecondsSince(t1);
+    return r;
   }
+  Result r = RunTensor(input, options);
+  r.preprocess_ms = preprocess_ms;
   for (Detection& d : r.detections) {
     auto cx = [&](float x) { return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width)); };
     auto cy = [&](float y) { return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height)); };
