@@ -48,8 +48,12 @@ class _Graph:
         self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
         return out
 
-    def conv(self, x: str, cin: int, cout: int, k: int, group: int = 1, bias: bool = True, **attrs) -> str:
-        w = self.const(self.rng.uniform(-1, 1, (cout, cin // group, k, k)) / np.sqrt(cin * k * k / group))
+    def conv(
+        self, x: str, cin: int, cout: int, k: int, group: int = 1, bias: bool = True, **attrs
+    ) -> str:
+        w = self.const(
+            self.rng.uniform(-1, 1, (cout, cin // group, k, k)) / np.sqrt(cin * k * k / group)
+        )
         inputs = [x, w] + ([self.const(self.rng.uniform(-0.5, 0.5, cout))] if bias else [])
         return self.op("Conv", inputs, kernel_shape=[k, k], group=group, **attrs)
 
@@ -57,8 +61,13 @@ class _Graph:
         r = self.rng
         return self.op(
             "BatchNormalization",
-            [x, self.const(r.uniform(0.5, 1.5, c)), self.const(r.uniform(-0.5, 0.5, c)),
-             self.const(r.uniform(-0.5, 0.5, c)), self.const(r.uniform(0.5, 2.0, c))],
+            [
+                x,
+                self.const(r.uniform(0.5, 1.5, c)),
+                self.const(r.uniform(-0.5, 0.5, c)),
+                self.const(r.uniform(-0.5, 0.5, c)),
+                self.const(r.uniform(0.5, 2.0, c)),
+            ],
             epsilon=1e-5,
         )
 
@@ -70,24 +79,40 @@ class _Graph:
 def _model() -> onnx.ModelProto:
     g = _Graph()
     x = "data"
-    a = g.op("LeakyRelu", [g.bn(g.conv(x, 8, 16, 3, strides=[2, 2], pads=[1, 0, 2, 1]), 16)], alpha=0.1)
+    a = g.op(
+        "LeakyRelu", [g.bn(g.conv(x, 8, 16, 3, strides=[2, 2], pads=[1, 0, 2, 1]), 16)], alpha=0.1
+    )
     b = g.op(  # depthwise, dilated, ReLU6 as Clip with bound inputs
         "Clip",
-        [g.bn(g.conv(a, 16, 16, 3, group=16, bias=False, dilations=[2, 2], pads=[2, 2, 2, 2]), 16),
-         g.const(np.float32(0.0)), g.const(np.float32(6.0))],
+        [
+            g.bn(
+                g.conv(a, 16, 16, 3, group=16, bias=False, dilations=[2, 2], pads=[2, 2, 2, 2]), 16
+            ),
+            g.const(np.float32(0.0)),
+            g.const(np.float32(6.0)),
+        ],
     )
-    c = g.op("Relu", [g.op("Add", [g.bn(g.conv(b, 16, 16, 1, bias=False), 16), a])])  # add, then ReLU
-    d = g.op("Add", [g.op("LeakyRelu", [g.conv(c, 16, 16, 3, pads=[1, 1, 1, 1])], alpha=0.2), c])  # ReLU, then add
+    c = g.op(
+        "Relu", [g.op("Add", [g.bn(g.conv(b, 16, 16, 1, bias=False), 16), a])]
+    )  # add, then ReLU
+    d = g.op(
+        "Add", [g.op("LeakyRelu", [g.conv(c, 16, 16, 3, pads=[1, 1, 1, 1])], alpha=0.2), c]
+    )  # ReLU, then add
     up = g.op("Resize", [d, "", g.const(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
     cat = g.op("Concat", [up, g.conv(up, 16, 8, 3, pads=[1, 1, 1, 1])], axis=1)
     head = g.conv(cat, 24, 6, 1)  # a graph output written by the conv in NCHW
     pooled = g.op("Flatten", [g.op("GlobalAveragePool", [d])])
     w = g.const(g.rng.uniform(-1, 1, (10, 16)))
-    dense = g.op("Relu", [g.op("Gemm", [pooled, w, g.const(g.rng.uniform(-0.5, 0.5, 10))], transB=1)])
+    dense = g.op(
+        "Relu", [g.op("Gemm", [pooled, w, g.const(g.rng.uniform(-0.5, 0.5, 10))], transB=1)]
+    )
     f32 = TensorProto.FLOAT
     return g.model(
         [helper.make_tensor_value_info("data", f32, [1, 8, 21, 19])],
-        [helper.make_tensor_value_info(head, f32, None), helper.make_tensor_value_info(dense, f32, None)],
+        [
+            helper.make_tensor_value_info(head, f32, None),
+            helper.make_tensor_value_info(dense, f32, None),
+        ],
     )
 
 
@@ -106,17 +131,25 @@ def _op_names(mod) -> list[str]:
 def test_offloaded_graph_matches_onnxruntime(tmp_path):
     model = _model()
     x = np.random.RandomState(1).uniform(-2, 2, (1, 8, 21, 19)).astype(np.float32)
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"data": x}
-    )
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})
     mod, params = tvm_api.import_onnx(model, embed_params=True)
     assert params == []
     mod, stats = tvm_api.offload_kernels(mod, "dnnl")
     # every conv and the dense layer left TVM, with BN, bias, activations and adds folded in
     assert stats["conv2d"] == 6 and stats["dense"] == 1, stats
     names = _op_names(mod)
-    for op in ("relax.nn.conv2d", "relax.matmul", "relax.nn.batch_norm", "relax.nn.leakyrelu",
-               "relax.nn.prelu", "relax.nn.relu", "relax.maximum", "relax.minimum"):
+    for op in (
+        "relax.nn.conv2d",
+        "relax.matmul",
+        "relax.nn.batch_norm",
+        "relax.nn.leakyrelu",
+        "relax.nn.prelu",
+        "relax.nn.relu",
+        "relax.maximum",
+        "relax.minimum",
+    ):
         assert op not in names, f"{op} left in the TVM graph: {names}"
     assert names.count("relax.call_dps_packed") == 7
     # only the NHWC↔NCHW transposes that cannot be avoided: none at the input or the head
@@ -128,6 +161,64 @@ def test_offloaded_graph_matches_onnxruntime(tmp_path):
         scale = float(np.abs(e).max())
         assert scale > 0.1
         assert float(np.abs(g - e).max()) <= RTOL * scale
+
+
+def _deconv(
+    g: _Graph, x: str, cin: int, cout: int, k: int, group: int = 1, bias: bool = True, **attrs
+) -> str:
+    w = g.const(g.rng.uniform(-1, 1, (cin, cout // group, k, k)) / np.sqrt(cin * k * k / group))
+    inputs = [x, w] + ([g.const(g.rng.uniform(-0.5, 0.5, cout))] if bias else [])
+    return g.op("ConvTranspose", inputs, kernel_shape=[k, k], group=group, **attrs)
+
+
+def test_offloaded_transposed_convs_match_onnxruntime(tmp_path):
+    """SimplePose's upsampling head (4×4, stride 2, pad 1, no bias, BN, ReLU) and the other
+    cases the folding must get right: groups, output padding, asymmetric pads, a transposed
+    conv reading the NCHW graph input and one writing the NCHW graph output."""
+    g = _Graph(seed=4)
+    a = _deconv(g, "data", 6, 8, 3, strides=[1, 1], pads=[1, 1, 1, 1])  # reads the graph input
+    b = g.op(
+        "Relu", [g.bn(_deconv(g, a, 8, 8, 4, bias=False, strides=[2, 2], pads=[1, 1, 1, 1]), 8)]
+    )
+    c = g.op(
+        "LeakyRelu",
+        [
+            _deconv(
+                g, b, 8, 12, 3, group=2, strides=[2, 2], pads=[1, 0, 1, 1], output_padding=[1, 0]
+            )
+        ],
+        alpha=0.1,
+    )
+    head = _deconv(
+        g, g.conv(c, 12, 12, 3, pads=[1, 1, 1, 1]), 12, 5, 2, strides=[2, 2]
+    )  # NCHW output
+    f32 = TensorProto.FLOAT
+    model = g.model(
+        [helper.make_tensor_value_info("data", f32, [1, 6, 5, 7])],
+        [helper.make_tensor_value_info(head, f32, None)],
+    )
+    x = np.random.RandomState(2).uniform(-2, 2, (1, 6, 5, 7)).astype(np.float32)
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})[0]
+    mod, _ = tvm_api.import_onnx(model, embed_params=True)
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    assert stats["conv2d_transpose"] == 4 and stats["conv2d"] == 1, stats
+    names = _op_names(mod)
+    for op in (
+        "relax.nn.conv2d_transpose",
+        "relax.nn.relu",
+        "relax.nn.leakyrelu",
+        "relax.multiply",
+    ):
+        assert op not in names, f"{op} left in the TVM graph: {names}"
+    assert "relax.permute_dims" not in names, names
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    got = tvm_api.run(tmp_path / "m.so", [x], [])[0]
+    assert got.shape == expected.shape == (1, 5, 40, 56)
+    scale = float(np.abs(expected).max())
+    assert scale > 0.1
+    assert float(np.abs(got - expected).max()) <= RTOL * scale
 
 
 def test_kernels_reject_bad_tensors():
@@ -142,7 +233,9 @@ def test_kernels_reject_bad_tensors():
     with pytest.raises(ValueError, match="shapes do not agree"):
         conv(good[0], good[1], t(5), settings, t(1, 4, 4, 8))  # bias of 5 for 8 channels
     with pytest.raises(TypeError, match="float32"):
-        conv(tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.int32)), *good[1:], settings, t(1, 4, 4, 8))
+        conv(
+            tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.int32)), *good[1:], settings, t(1, 4, 4, 8)
+        )
     with pytest.raises(ValueError, match="another edgecv version"):
         conv(*good, tvm.runtime.ShapeTuple([9, 1]), t(1, 4, 4, 8))
 
@@ -155,8 +248,13 @@ def both_ways(tmp_path_factory):
     arts = {}
     for kernels in ("dnnl", "tvm"):
         arts[kernels] = compile_model(
-            CompileOptions(model="mobilenetv2_0.25", input_size=64, kernels=kernels,
-                           pretrained=str(params), out_dir=str(tmp / kernels))
+            CompileOptions(
+                model="mobilenetv2_0.25",
+                input_size=64,
+                kernels=kernels,
+                pretrained=str(params),
+                out_dir=str(tmp / kernels),
+            )
         )
     return arts
 
@@ -166,7 +264,9 @@ def test_artifacts_built_each_way_agree(both_ways):
 
     dnnl, plain = read_manifest(both_ways["dnnl"]), read_manifest(both_ways["tvm"])
     assert dnnl["kernels"] == ["dnnl"] and plain["kernels"] == []
-    convs = sum(n.op_type == "Conv" for n in onnx.load(str(both_ways["dnnl"] / "model.onnx")).graph.node)
+    convs = sum(
+        n.op_type == "Conv" for n in onnx.load(str(both_ways["dnnl"] / "model.onnx")).graph.node
+    )
     assert dnnl["report"]["offloaded"]["conv2d"] == convs > 50 and dnnl["params"] == []
     x = np.random.RandomState(3).uniform(-2, 2, (1, 3, 64, 64)).astype(np.float32)
     from edgecv import _runtime
@@ -174,7 +274,10 @@ def test_artifacts_built_each_way_agree(both_ways):
     _runtime.kernel_stats(reset=True)
     a = Predictor(both_ways["dnnl"]).run_tensor(x).outputs[0]
     calls = _runtime.kernel_stats(reset=True)  # what the benchmark's time split reads
-    assert calls["edgecv.dnnl.conv2d"]["calls"] == convs and calls["edgecv.dnnl.conv2d"]["total_ms"] > 0
+    assert (
+        calls["edgecv.dnnl.conv2d"]["calls"] == convs
+        and calls["edgecv.dnnl.conv2d"]["total_ms"] > 0
+    )
     b = Predictor(both_ways["tvm"]).run_tensor(x).outputs[0]
     ref = ort.InferenceSession(str(both_ways["tvm"] / "model.onnx")).run(None, {"data": x})[0]
     scale = float(np.abs(ref).max())
@@ -201,8 +304,11 @@ def test_kernels_option_is_checked(tmp_path):
     from edgecv.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="has no 'dnnl' kernels"):
-        compile_model(CompileOptions(model="mobilenet0.25", target="rpi4", kernels="dnnl",
-                                     out_dir=str(tmp_path / "a")))
+        compile_model(
+            CompileOptions(
+                model="mobilenet0.25", target="rpi4", kernels="dnnl", out_dir=str(tmp_path / "a")
+            )
+        )
     assert not (tmp_path / "a").exists()
 
 
@@ -212,8 +318,9 @@ def test_settings_key_depends_on_weights_and_attributes():
 
     attrs = types.SimpleNamespace(strides=[1, 1], padding=[0, 0, 0, 0], dilation=[1, 1], groups=1)
     head = types.SimpleNamespace(value=types.SimpleNamespace(attrs=attrs))
-    layer = offload._Layer("conv", head, None, np.zeros((2, 1, 1, 2), np.float32), 2,
-                           np.ones(2), np.zeros(2))
+    layer = offload._Layer(
+        "conv", head, None, np.zeros((2, 1, 1, 2), np.float32), 2, np.ones(2), np.zeros(2)
+    )
     w, b = np.ones((1, 2, 2, 1, 1), np.float32), np.zeros(2, np.float32)
     key = offload._settings(layer, w, b)
     assert offload._settings(layer, w, b) == key
@@ -226,11 +333,15 @@ def test_model_flops_counts_convs_and_gemms(tmp_path):
     from edgecv.bench import model_flops
 
     g = _Graph()
-    conv = g.conv("data", 8, 16, 3, pads=[1, 1, 1, 1], strides=[2, 2])  # 16x5x5 out, 8x3x3 per output
+    conv = g.conv(
+        "data", 8, 16, 3, pads=[1, 1, 1, 1], strides=[2, 2]
+    )  # 16x5x5 out, 8x3x3 per output
     flat = g.op("Flatten", [g.op("GlobalAveragePool", [conv])])
     gemm = g.op("Gemm", [flat, g.const(np.zeros((10, 16))), g.const(np.zeros(10))], transB=1)
     f32 = TensorProto.FLOAT
-    model = g.model([helper.make_tensor_value_info("data", f32, [1, 8, 10, 10])],
-                    [helper.make_tensor_value_info(gemm, f32, None)])
+    model = g.model(
+        [helper.make_tensor_value_info("data", f32, [1, 8, 10, 10])],
+        [helper.make_tensor_value_info(gemm, f32, None)],
+    )
     onnx.save(model, str(tmp_path / "m.onnx"))
     assert model_flops(tmp_path / "m.onnx") == 2 * (16 * 5 * 5) * (8 * 3 * 3) + 2 * 10 * 16

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 CONV = "edgecv.dnnl.conv2d"
+DECONV = "edgecv.dnnl.conv2d_transpose"
 DENSE = "edgecv.dnnl.dense"
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
@@ -57,10 +58,10 @@ def _float_bits(x: float) -> int:
 class _Layer:
     """A conv2d / matmul and the ops fused into it."""
 
-    kind: str  # "conv" | "dense"
-    head: Any  # the binding of the conv2d / matmul
+    kind: str  # "conv" | "deconv" | "dense"
+    head: Any  # the binding of the conv2d / conv2d_transpose / matmul
     data: Any  # its input var
-    weight: np.ndarray  # conv: OHWI, dense: K×N (as in the graph)
+    weight: np.ndarray  # conv: OHWI, deconv: IOHW (I × O/G × KH × KW), dense: K×N (as in the graph)
     channels: int
     scale: np.ndarray
     shift: np.ndarray
@@ -92,11 +93,13 @@ def prepare(mod: Any) -> Any:
         _fold_numpy(), relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings()
     )(mod)
     mod = _normalize_ops(mod)
-    # transposed convolutions stay NCHW: TVM legalizes them in no other layout
+    # transposed convolutions go NHWC only when every one of them will be offloaded: TVM
+    # legalizes them in NCHW only
+    deconv_layout = "NHWC" if _deconvs_offloadable(mod["main"]) else "NCHW"
     layouts = {
         "relax.nn.conv2d": ["NHWC", "OHWI"],
         "relax.image.resize2d": ["NHWC"],
-        "relax.nn.conv2d_transpose": ["NCHW", "IOHW"],
+        "relax.nn.conv2d_transpose": [deconv_layout, "IOHW"],
     }
     mod = seq(
         relax.transform.ConvertLayout(layouts),
@@ -106,6 +109,30 @@ def prepare(mod: Any) -> Any:
         relax.transform.DeadCodeElimination(),
     )(mod)
     return mod
+
+
+def _deconv_ok(value: Any) -> bool:
+    """A conv2d_transpose oneDNN can run: constant float32 weights (IOHW), float32 data, an
+    output padding within the bottom/right padding."""
+    a = value.attrs
+    w = _const(value.args[1])
+    return (
+        w is not None
+        and w.dtype == np.float32
+        and a.kernel_layout == "IOHW"
+        and str(value.args[0].ty.dtype) == "float32"
+        and all(int(a.padding[2 + i]) >= int(a.output_padding[i]) for i in range(2))
+    )
+
+
+def _deconvs_offloadable(func: Any) -> bool:
+    calls = [
+        b.value
+        for block in func.body.blocks
+        for b in block.bindings
+        if _op_name(b.value) == "relax.nn.conv2d_transpose"
+    ]
+    return all(_deconv_ok(v) for v in calls)
 
 
 _NUMPY_BINARY = {
@@ -307,6 +334,17 @@ def _head(binding: Any) -> _Layer | None:
         ):
             return None
         kind, channels = "conv", w.shape[0]
+    elif name == "relax.nn.conv2d_transpose":
+        a = value.attrs
+        if (
+            not _deconv_ok(value)
+            or a.data_layout != "NHWC"
+            or a.out_layout != "NHWC"
+            or _shape(value.args[0]) is None
+        ):
+            return None
+        w = _const(value.args[1])
+        kind, channels = "deconv", w.shape[1] * int(a.groups)
     elif name == "relax.matmul":
         w = _const(value.args[1])
         x_shape = _shape(value.args[0])
@@ -375,7 +413,7 @@ def _extend(layer: _Layer, user: Any) -> bool:
             return False  # one slope per channel: not an eltwise post-op
         layer.act, layer.alpha = ACT_RELU, float(slope.flat[0])
         return True
-    if name == "relax.permute_dims" and layer.kind == "conv" and layer.residual is None:
+    if name == "relax.permute_dims" and layer.kind != "dense" and layer.residual is None:
         if _permute(user, [0, 3, 1, 2]) is None:
             return False
         layer.dst_nchw = True
@@ -430,7 +468,7 @@ def _plan(func: Any) -> list[_Layer]:
         layer = _head(b)
         if layer is None:
             continue
-        if layer.kind == "conv":
+        if layer.kind != "dense":
             layer.transposes.append(_nchw_source(layer, bound, uses))
         while True:
             v = layer.end.var
@@ -468,14 +506,17 @@ def _nchw_source(layer: _Layer, bound: dict[Any, Any], uses: Counter[Any]) -> An
 
 
 def _settings(layer: _Layer, weight: np.ndarray, bias: np.ndarray) -> list[int]:
-    if layer.kind == "conv":
+    if layer.kind != "dense":
         a = layer.head.value.attrs
+        # a transposed conv's output padding extends the output at the bottom/right: oneDNN
+        # takes it as that much less padding there
+        extra = [int(v) for v in a.output_padding] if layer.kind == "deconv" else [0, 0]
         attrs = [
             *map(int, a.strides),
             int(a.padding[0]),
             int(a.padding[1]),
-            int(a.padding[2]),
-            int(a.padding[3]),
+            int(a.padding[2]) - extra[0],
+            int(a.padding[3]) - extra[1],
             *map(int, a.dilation),
             int(a.groups),
         ]
@@ -503,6 +544,11 @@ def _folded(layer: _Layer) -> tuple[np.ndarray, np.ndarray]:
         o, kh, kw, i = w.shape
         w = w * layer.scale[:, None, None, None]
         w = w.transpose(0, 3, 1, 2).reshape(groups, o // groups, i, kh, kw)
+    elif layer.kind == "deconv":  # I × O/G × KH × KW → G × O/G × I/G × KH × KW
+        groups = int(layer.head.value.attrs.groups)
+        i, og, kh, kw = w.shape
+        w = w.reshape(groups, i // groups, og, kh, kw).transpose(0, 2, 1, 3, 4)
+        w = w * layer.scale.reshape(groups, og)[:, :, None, None, None]
     else:  # K×N → N×K
         w = (w * layer.scale[None, :]).T
     return np.ascontiguousarray(w, dtype=np.float32), layer.shift.astype(np.float32)
@@ -662,12 +708,23 @@ def offload(
         if b is not None
     }
     skipped -= set(by_end)
-    stats = Counter({"conv2d": 0, "dense": 0, "fused_ops": 0, "int8": 0, "int8_outputs": 0})
+    stats = Counter(
+        {
+            "conv2d": 0,
+            "conv2d_transpose": 0,
+            "dense": 0,
+            "fused_ops": 0,
+            "int8": 0,
+            "int8_outputs": 0,
+        }
+    )
     folded = [_folded(layer) for layer in layers]
     float_settings = [_settings(layer, *folded[i]) for i, layer in enumerate(layers)]
-    qs: list[tuple[float, bool] | None] = [
-        None if quant is None or i in floats else quant.inputs.get(float_settings[i][-1])
-        for i in range(len(layers))
+    qs: list[tuple[float, bool] | None] = [  # transposed convolutions stay float
+        None
+        if quant is None or i in floats or layer.kind == "deconv"
+        else quant.inputs.get(float_settings[i][-1])
+        for i, layer in enumerate(layers)
     ]
     out_q = _int8_outputs(mod["main"], layers, qs)
     stats["int8_outputs"] = sum(q is not None for q in out_q)
@@ -688,7 +745,7 @@ def offload(
             out_ty = binding.var.ty
             if q is None:
                 weights = [relax.const(weight), relax.const(bias)]
-                kernel = CONV if layer.kind == "conv" else DENSE
+                kernel = {"conv": CONV, "deconv": DECONV, "dense": DENSE}[layer.kind]
             else:
                 wq, wscale = quantize_weights(weight)
                 settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias], out)
@@ -713,7 +770,9 @@ def offload(
             args.append(relax.ShapeExpr(settings))
             call = relax.call_dps_packed(kernel, relax.Tuple(args), out_ty=out_ty)
             _emit_as(self, binding.var, call)
-            stats["conv2d" if layer.kind == "conv" else "dense"] += 1
+            stats[
+                {"conv": "conv2d", "deconv": "conv2d_transpose", "dense": "dense"}[layer.kind]
+            ] += 1
             stats["fused_ops"] += len(layer.absorbed)
 
     main = Rewrite(mod).visit_expr(mod["main"])

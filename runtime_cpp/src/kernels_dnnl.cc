@@ -1,6 +1,7 @@
 // oneDNN kernels called from compiled graphs (edgecv/compile/offload.py writes the calls):
 //   edgecv.dnnl.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.dnnl.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
+//   edgecv.dnnl.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d, float
 //   edgecv.dnnl.conv2d_q8 / dense_q8: the same with int8 weights and their per-channel
 //     scales after w; the float input is quantised with the scale the settings carry
 // Weights and bias are graph constants already folded with batch norm at compile time.
@@ -395,11 +396,15 @@ void ReorderSource(Layer& l, const memory::desc& user_src, const std::optional<Q
 // 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
 // float: 16 key; int8: 16 input scale bits, 17 input signed, 18 output kind (0 float,
 // 1 uint8, 2 int8), 19 output scale bits, 20 key.
-template <bool kInt8>
+// kTransposed: a transposed convolution (float only), weights G x O/G x I/G x KH x KW as for
+// a convolution (oneDNN's deconvolution takes them so, unflipped); the bottom/right pads are
+// those of the convolution it transposes less the output padding.
+template <bool kInt8, bool kTransposed = false>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
+  static_assert(!(kInt8 && kTransposed), "no int8 transposed convolution");
   constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
   constexpr size_t kSettings = kInt8 ? 21 : 17;
-  const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : "edgecv.dnnl.conv2d";
+  const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : kTransposed ? "edgecv.dnnl.conv2d_transpose" : "edgecv.dnnl.conv2d";
   if (args.size() != kFixed && args.size() != kFixed + 1)
     TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
   const bool has_residual = args.size() == kFixed + 1;
@@ -415,7 +420,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (kInt8 && s[18] != 0 && (has_residual || s[15] != 0))
     TVM_FFI_THROW(ValueError) << name << ": an int8 output takes no residual and is NHWC";
   const int64_t key = s[kSettings - 1];
-  if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
+  if (!kInt8 && !kTransposed && TheObserver().On()) TheObserver().Observe(name, key, x);
   // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
   const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
   const auto nchw = [](const DLTensor* t, bool is_nchw) {
@@ -449,12 +454,18 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     if (res != nullptr) l->residual = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
     const dnnl::primitive_attr attr =
         Attributes(q, s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index);
-    const auto describe = [&] {
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                        l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
-      return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
+    const auto describe = [&]() -> dnnl::primitive_desc {
+      if constexpr (kTransposed) {
+        dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                            l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
+        return dnnl::deconvolution_forward::primitive_desc(d, attr, Engine());
+      } else {
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                          l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
+        return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
+      }
     };
-    dnnl::convolution_forward::primitive_desc pd = describe();
+    dnnl::primitive_desc pd = describe();
     if ((src_nchw || dst_nchw) && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
       // no fast kernel for mixed layouts (NCHW in, NHWC out): NHWC with reorders around it
       if (dst_nchw) l->user_dst = l->dst;
@@ -464,7 +475,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     }
     ReorderSource(*l, user_src, q);
     if (l->user_dst) l->dst_reorder = MakeReorder(l->dst, *l->user_dst, 0.f);
-    l->primitive = dnnl::convolution_forward(pd);
+    l->primitive = dnnl::primitive(pd);
     *impl = pd.impl_info_str();
     l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw, Data(w), stream);
     l->bias = CopyVector(q ? q->bias : Floats(b));
@@ -546,6 +557,7 @@ void Guarded(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
 void RegisterDnnlKernels() {
   for (auto [name, fn] : {std::pair{"edgecv.dnnl.conv2d", &Guarded<Conv2d<false>>},
                           std::pair{"edgecv.dnnl.dense", &Guarded<Dense<false>>},
+                          std::pair{"edgecv.dnnl.conv2d_transpose", &Guarded<Conv2d<false, true>>},
                           std::pair{"edgecv.dnnl.conv2d_q8", &Guarded<Conv2d<true>>},
                           std::pair{"edgecv.dnnl.dense_q8", &Guarded<Dense<true>>}}) {
     ffi::Function::SetGlobal(
