@@ -525,10 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("train", help="train a zoo model with edgecv's recipes")
-    s.add_argument("task", choices=["classification", "detection"])
+    s.add_argument("task", choices=["classification", "detection", "segmentation", "pose"])
     s.add_argument("model")
     s.add_argument(
-        "--data", required=True, help="dataset path: class folders, .rec, VOC or COCO root"
+        "--data",
+        required=True,
+        help="dataset path: class folders, .rec, VOC or COCO root (COCO keypoints for pose)",
     )
     s.add_argument("--out", required=True, help="run folder (log, checkpoints, weights, report)")
     s.add_argument("--recipe", help="JSON training recipe (default: the model's own, if any)")

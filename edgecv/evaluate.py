@@ -398,6 +398,10 @@ class FloatModel:
         if self.task == "detection":
             net.raw_outputs = False
             net.hybridize()  # drops a graph cached with the raw outputs
+        elif self.task == "segmentation":
+            net.training_outputs = False
+            net.set_input_size(data.input_size)
+            net.hybridize()
 
     def _forward(self, image: np.ndarray) -> tuple[Any, dict]:
         import mxnet as mx
@@ -411,6 +415,18 @@ class FloatModel:
 
         logits, _ = self._forward(image)
         return np.asarray(_native().softmax(logits.asnumpy().ravel().tolist()), np.float32)
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """Class ids (H, W) at the image's size: the artifact's C++ label-map code."""
+        from .runtime import _native
+
+        scores, geometry = self._forward(image)
+        h, w = image.shape[:2]
+        return np.asarray(
+            _native().segment_labels(
+                scores.asnumpy(), w, h, tuple(geometry["scale"]), tuple(geometry["offset"])
+            )
+        )
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         (ids, scores, boxes), geometry = self._forward(image)
@@ -441,8 +457,31 @@ class ArtifactModel:
         r = self.predictor.run(image)
         return r.ids, r.scores, r.boxes
 
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(self.predictor.run(image).labels)
+
 
 Model = FloatModel | ArtifactModel
+
+
+def _evaluate_segmentation(
+    model: Model, dataset: Any, n: int, progress: Callable[[int, int], None] | None
+) -> dict[str, Any]:
+    """Pixel accuracy and mIoU of label maps at each image's own size (ignore: 255)."""
+    metric = SegmentationMetric(len(dataset.classes))
+    for i in range(n):
+        image, label = dataset[i]
+        pred = model.segment(image)
+        # pixels the input did not cover come back as 255: counted as wrong (background)
+        metric.update(label, np.where(pred == 255, 0, pred))
+        if progress:
+            progress(i + 1, n)
+    result = metric.get()
+    return {
+        "pixel_accuracy": result["pixel_accuracy"],
+        "mean_iou": result["mean_iou"],
+        "iou_per_class": dict(zip(dataset.classes, result["iou"], strict=True)),
+    }
 
 
 def evaluate(
@@ -453,7 +492,8 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on ``dataset``. Classification: top1/top5. Detection: voc07_map
-    (and, with ``"coco"`` in ``metrics``, coco_ap/coco_ap50/coco_ap75)."""
+    (and, with ``"coco"`` in ``metrics``, coco_ap/coco_ap50/coco_ap75). Segmentation:
+    pixel_accuracy and mean_iou. Pose: keypoint AP (OKS) with the annotated boxes."""
     if model.task != dataset.task:
         raise InvalidInputError(
             f"a {model.task} model cannot be evaluated on a {dataset.task} dataset"
@@ -467,7 +507,11 @@ def evaluate(
         raise InvalidInputError("the dataset is empty")
     t0 = time.perf_counter()
     report: dict[str, Any] = {"images": n, "task": model.task}
-    if model.task == "classification":
+    if model.task == "pose":
+        report.update(_evaluate_pose(model, dataset, n, progress))
+    elif model.task == "segmentation":
+        report.update(_evaluate_segmentation(model, dataset, n, progress))
+    elif model.task == "classification":
         probs, labels = [], []
         for i in range(n):
             image, label = dataset[i]

@@ -327,6 +327,14 @@ def open_dataset(
     layout = (
         "VOC" if (p / "Annotations").is_dir() else "COCO" if (p / "annotations").is_dir() else ""
     )
+    if task == "pose":
+        from .keypoints import COCOKeypoints
+
+        return COCOKeypoints(p, split)
+    if task == "segmentation":
+        from .segmentation import open_segmentation
+
+        return open_segmentation(p, split)
     if layout and task == "classification":
         raise InvalidInputError(
             f"{p} is a {layout} detection dataset; a classification model needs class folders or a .rec file"

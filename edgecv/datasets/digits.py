@@ -238,7 +238,13 @@ def generate(
                     )
 
         voc, coco = staging / "voc", staging / "coco"
-        for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "SegmentationClass"):
+        for sub in (
+            "JPEGImages",
+            "Annotations",
+            "ImageSets/Main",
+            "ImageSets/Segmentation",
+            "SegmentationClass",
+        ):
             (voc / sub).mkdir(parents=True, exist_ok=True)
         (coco / "annotations").mkdir(parents=True, exist_ok=True)
         (voc / "labels.txt").write_text("\n".join(CLASSES) + "\n")
@@ -274,7 +280,8 @@ def generate(
                 for r in label:
                     row = [int(v) for v in r[:5]]  # whole pixels, not crowd
                     annotations.append(coco_annotation(len(annotations) + 1, n + 1, row))
-            (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+            for task_dir in ("Main", "Segmentation"):
+                (voc / "ImageSets" / task_dir / f"{split}.txt").write_text("\n".join(ids) + "\n")
             categories = [
                 {"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)
             ]

@@ -104,20 +104,11 @@ def train(
     net = zoo.get_model(model, pretrained=pretrained or False, classes=list(train_set.classes))
     data_cfg = spec.data if config.input_size is None else spec.data.scaled(config.input_size)
     net.edgecv_meta = zoo.ModelMeta(spec, data_cfg, tuple(train_set.classes))
-    if spec.task == "classification":
-        from .classification import ClassificationTask
-
-        task: Any = ClassificationTask(net, train_set, config, data_cfg)
-    elif spec.family == "yolo3":
-        from .detection import YoloTask
-
-        task = YoloTask(net, train_set, config, data_cfg)
-        if backbone:
-            task.load_backbone(backbone)
-    else:
-        raise InvalidInputError(
-            f"edgecv trains classification models and YOLOv3 detectors, not {spec.family}"
-        )
+    task = _make_task(spec, net, train_set, config, data_cfg)
+    if backbone:
+        if not hasattr(task, "load_backbone"):
+            raise InvalidInputError(f"--backbone applies to detectors, not to {model}")
+        task.load_backbone(backbone)
 
     ctxs = contexts(config.contexts)
     net.collect_params().reset_ctx(ctxs)
@@ -204,6 +195,31 @@ def train(
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     return report
+
+
+def _make_task(spec: Any, net: Any, train_set: Any, config: TrainConfig, data_cfg: Any) -> Any:
+    """The task object the shared loop drives: batches, losses, validation."""
+    if spec.task == "classification":
+        from .classification import ClassificationTask
+
+        return ClassificationTask(net, train_set, config, data_cfg)
+    if spec.family == "yolo3":
+        from .detection import YoloTask
+
+        return YoloTask(net, train_set, config, data_cfg)
+    if spec.family == "ssd":
+        from .ssd import SSDTask
+
+        return SSDTask(net, train_set, config, data_cfg)
+    if spec.task == "segmentation":
+        from .segmentation import SegmentationTask
+
+        return SegmentationTask(net, train_set, config, data_cfg)
+    if spec.task == "pose":
+        from .pose import PoseTask
+
+        return PoseTask(net, train_set, config, data_cfg)
+    raise InvalidInputError(f"edgecv has no training recipe for {spec.family} models")
 
 
 def _headline(val: dict[str, Any] | None) -> dict[str, float]:

@@ -3,7 +3,8 @@
 
 Attribute trees follow GluonCV's (backbone blocks copied onto the model as conv1, bn1,
 relu, maxpool, layer1..4; ``head``; ``auxlayer``), so its ``.params`` files load unchanged.
-The auxiliary head exists for that reason and for training; inference never uses it.
+The auxiliary head exists for that reason and for training (``training_outputs = True``
+makes the forward return its scores too); inference never uses it.
 
 The forward returns per-pixel class scores at the input resolution (bilinear upsampling
 with aligned corners, as GluonCV's ``BilinearResize2D``). Sizes are static, as a compiled
@@ -171,6 +172,7 @@ class SegmentationModel(HybridBlock):
         if head not in _HEADS:
             raise ValueError(f"segmentation head must be one of {sorted(_HEADS)}, got {head!r}")
         self.classes = classes
+        self.training_outputs = False  # True: (scores, auxiliary scores), for training
         with self.name_scope():
             base = ResNetV1b(depth, deep_stem=True, stem_width=64, dilated=True)
             for name, block in base.stem_and_layers().items():
@@ -210,8 +212,11 @@ class SegmentationModel(HybridBlock):
 
     def hybrid_forward(self, F, x):  # noqa: N803
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return _resize(F, self.head(x), self.input_size)
+        c3 = self.layer3(self.layer2(self.layer1(x)))
+        out = _resize(F, self.head(self.layer4(c3)), self.input_size)
+        if self.training_outputs and self.auxlayer is not None:
+            return out, _resize(F, self.auxlayer(c3), self.input_size)
+        return out
 
 
 def segmentation(head: str, depth: int, classes: int, **kwargs) -> SegmentationModel:
