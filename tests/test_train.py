@@ -124,6 +124,42 @@ def test_training_refuses_bad_setups(tmp_path, digits_root, capsys):
         TrainConfig.from_dict({"epochz": 3})
 
 
+def test_mixup_blends_images_and_targets(digits_root):
+    """Mixup (Zhang et al. 2018) as the recipe applies it: one Beta(a, a) weight per batch,
+    each sample blended with the batch reversed, targets (smoothed one-hot) blended alike;
+    off in the last ``mixup_off_epochs`` epochs."""
+    from edgecv import zoo
+    from edgecv.datasets import ImageFolder
+    from edgecv.train.classification import ClassificationTask
+
+    data = ImageFolder(digits_root / "classification" / "train")
+    net = zoo.get_model("mobilenet0.25_digits", pretrained=False)
+    spec = zoo.MODELS.get("mobilenet0.25_digits")
+
+    def batch(cfg: TrainConfig, epoch: int):
+        task = ClassificationTask(net, data, cfg, spec.data)
+        return next(task.batches(np.random.RandomState(5), epoch))
+
+    base = dict(batch_size=6, label_smoothing=0.1, hflip=False, epochs=4)
+    plain_x, plain_y = batch(TrainConfig(**base), 0)
+    mixed_x, mixed_y = batch(TrainConfig(**base, mixup_alpha=0.4, mixup_off_epochs=1), 0)
+    # the augmentation draws come first, then one Beta draw: recover the weight from a pixel
+    diff = plain_x - plain_x[::-1]
+    i = np.unravel_index(np.argmax(np.abs(diff)), diff.shape)
+    lam = float((mixed_x[i] - plain_x[::-1][i]) / diff[i])
+    assert 0 < lam < 1
+    np.testing.assert_allclose(mixed_x, lam * plain_x + (1 - lam) * plain_x[::-1], atol=1e-4)
+    np.testing.assert_allclose(mixed_y, lam * plain_y + (1 - lam) * plain_y[::-1], atol=1e-5)
+    np.testing.assert_allclose(mixed_y.sum(axis=1), 1.0, rtol=1e-6)
+    labels = plain_y.argmax(axis=1)
+    assert (labels != labels[::-1]).any()  # some pairs of different digits were blended
+    # the last epoch trains without mixup
+    last_x, last_y = batch(TrainConfig(**base, mixup_alpha=0.4, mixup_off_epochs=1), 3)
+    plain_last_x, plain_last_y = batch(TrainConfig(**base), 3)
+    np.testing.assert_array_equal(last_x, plain_last_x)
+    np.testing.assert_array_equal(last_y, plain_last_y)
+
+
 def test_yolo_targets_by_hand():
     import mxnet as mx
 
