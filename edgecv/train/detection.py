@@ -66,9 +66,11 @@ def augment(
     mean: tuple[float, ...],
     rng: np.random.RandomState,
     config: TrainConfig,
+    resize: str = "letterbox",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Color distortion, random expand (zoom out onto a mean-colored canvas), random
-    crop, optional flip, then letterbox to ``size``. Returns (float RGB image, boxes)."""
+    crop, optional flip, then letterbox to ``size`` (``resize="stretch"``: resize to it, as
+    SSD's preprocessing does). Returns (float RGB image, boxes)."""
     import cv2
 
     image = color_jitter(image_bgr[..., ::-1], rng, config.extra.get("color", 0.3))
@@ -90,14 +92,18 @@ def augment(
     if config.hflip and rng.rand() < 0.5:
         image = image[:, ::-1]
         boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-    scale = min(size[0] / h, size[1] / w)
-    nh, nw = int(round(h * scale)), int(round(w * scale))
-    resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_LINEAR)
-    out = np.empty((size[0], size[1], 3), np.float32)
-    out[:] = mean
-    oy, ox = (size[0] - nh) // 2, (size[1] - nw) // 2
-    out[oy : oy + nh, ox : ox + nw] = resized
-    boxes[:, :4] = boxes[:, :4] * scale + np.array([ox, oy, ox, oy], np.float32)
+    if resize == "stretch":
+        out = cv2.resize(np.ascontiguousarray(image), size[::-1], interpolation=cv2.INTER_LINEAR)
+        boxes[:, :4] *= np.array([size[1] / w, size[0] / h] * 2, np.float32)
+    else:
+        scale = min(size[0] / h, size[1] / w)
+        nh, nw = int(round(h * scale)), int(round(w * scale))
+        resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        out = np.empty((size[0], size[1], 3), np.float32)
+        out[:] = mean
+        oy, ox = (size[0] - nh) // 2, (size[1] - nw) // 2
+        out[oy : oy + nh, ox : ox + nw] = resized
+        boxes[:, :4] = boxes[:, :4] * scale + np.array([ox, oy, ox, oy], np.float32)
     keep = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
     return out, boxes[keep]
 
