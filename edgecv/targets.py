@@ -24,7 +24,7 @@ from .errors import EdgecvError, InvalidInputError, UnknownNameError
 from .registry import Registry
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMPLEMENTED_PRECISIONS = ("fp32", "int8")  # what `compile` builds today, whatever a target supports
+IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")  # what `compile` builds today, whatever a target supports
 TVM_KINDS = {"cpu": ("llvm",), "cuda": ("cuda",)}  # device → TVM target kinds
 DEVICES = tuple(TVM_KINDS)
 _SM = re.compile(r"sm_\d{2,3}[a-z]?")

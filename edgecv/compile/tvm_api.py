@@ -25,9 +25,7 @@ def versions() -> dict[str, str]:
     return {"tvm": tvm.__version__, "tvm_ffi": tvm_ffi.__version__}
 
 
-def import_onnx(
-    model: Any, embed_params: bool = False
-) -> tuple[Any, list[tuple[str, np.ndarray]]]:
+def import_onnx(model: Any, embed_params: bool = False) -> tuple[Any, list[tuple[str, np.ndarray]]]:
     """ONNX model → (Relax module whose ``main`` takes (input, *params), ordered params).
 
     ``embed_params``: the weights stay constants of the graph instead (no params), as the
@@ -57,6 +55,24 @@ def offload_kernels(
     if library != "dnnl":
         raise EdgecvError(f"no offload rewrite for kernel library {library!r}")
     return offload.offload(offload.prepare(mod), quant, keep_float)
+
+
+def to_fp16(mod: Any) -> Any:
+    """Half precision: TVM's mixed-precision pass with float16 accumulation, so that convs
+    and matmuls compute in fp16 on hardware that has it (GPUs, ARMv8.2-A cores with
+    fullfp16); ops that need float32 range (softmax, reductions) stay float32 where the pass
+    keeps them so. The graph's input and outputs stay float32 (casts at the edges). Weights
+    must be constants of the graph: they are converted once, here."""
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential(
+        [
+            relax.transform.ToMixedPrecision(out_dtype="float16"),
+            relax.transform.FoldConstant(),
+            relax.transform.DeadCodeElimination(),
+        ]
+    )(mod)
 
 
 def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = None) -> None:

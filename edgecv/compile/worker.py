@@ -29,11 +29,13 @@ def build_library(
     linker: str | None,
     kernels: list[str],
     int8: dict[str, Any] | None = None,
+    fp16: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build ``library`` (and ``weights``) from ``onnx_path`` in a child process.
 
     ``int8``: {"inputs": {layer key (hex): [scale, signed]}, "keep_float": [selectors]}
-    makes the calibrated layers int8. Returns the parameter entries of the weights file
+    makes the calibrated layers int8; ``fp16``: half precision (weights embedded in the
+    library as fp16 constants). Returns the parameter entries of the weights file
     and the offload summary."""
     with tempfile.TemporaryDirectory(prefix="edgecv-build-") as tmp:
         job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
@@ -47,6 +49,7 @@ def build_library(
                     "linker": linker,
                     "kernels": kernels,
                     "int8": int8,
+                    "fp16": fp16,
                     "result": str(result),
                 }
             )
@@ -71,7 +74,11 @@ def build_library(
 
 
 def build_into(
-    writer: Any, target: Any, kernels: list[str], int8: dict[str, Any] | None = None
+    writer: Any,
+    target: Any,
+    kernels: list[str],
+    int8: dict[str, Any] | None = None,
+    fp16: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """:func:`build_library` from an artifact writer's ONNX model into its library and
     weights files, for a resolved target."""
@@ -85,6 +92,7 @@ def build_into(
         target.linker,
         kernels,
         int8,
+        fp16,
     )
 
 
@@ -97,7 +105,16 @@ def _main(job_path: str) -> int:
         from ..artifact import write_weights
         from . import tvm_api
 
-        mod, params = tvm_api.import_onnx(onnx.load(job["onnx"]), embed_params=bool(job["kernels"]))
+        fp16 = bool(job.get("fp16"))
+        if fp16 and job["kernels"]:
+            raise EdgecvError(
+                "fp16 artifacts are TVM-generated code: compile them with --kernels tvm"
+            )
+        mod, params = tvm_api.import_onnx(
+            onnx.load(job["onnx"]), embed_params=bool(job["kernels"]) or fp16
+        )
+        if fp16:
+            mod = tvm_api.to_fp16(mod)
         offloaded: dict[str, Any] = {}
         quant, keep_float = None, []
         if job.get("int8"):
@@ -114,7 +131,9 @@ def _main(job_path: str) -> int:
     except Exception as err:  # reported to the parent, which raises it
         ours = isinstance(err, EdgecvError)
         message = str(err) if ours else f"{type(err).__name__}: {err}"
-        result.write_text(json.dumps({"error": message, "kind": type(err).__name__ if ours else ""}))
+        result.write_text(
+            json.dumps({"error": message, "kind": type(err).__name__ if ours else ""})
+        )
         return 1
     result.write_text(json.dumps({"params": entries, "offloaded": offloaded}))
     return 0

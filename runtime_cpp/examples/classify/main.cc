@@ -1,6 +1,8 @@
 // edgecv-classify: the smallest device app. Loads an artifact, reads a binary PPM (P6)
 // image, prints the top classes (or, for a detector, the detections), and can save the raw
-// network outputs as .npy files. Build it against the installed package:
+// network outputs as .npy files. With --list FILE it classifies every PPM that FILE lists
+// (one path per line) and prints "path<TAB>top-1 index<TAB>score" for each: an accuracy
+// run on the device, with the model loaded once. Build it against the installed package:
 //   cmake -S . -B build -DCMAKE_PREFIX_PATH=<edgecv install prefix> && cmake --build build
 #include <edgecv/error.h>
 #include <edgecv/predictor.h>
@@ -70,19 +72,37 @@ void WriteNpy(const std::string& path, const edgecv::Tensor& t) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string outputs_dir;  // --save-outputs DIR: the raw network outputs as DIR/<name>.npy
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--save-outputs" && i + 1 < args.size()) {
-      outputs_dir = args[i + 1];
-      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
-      break;
+  std::string list;         // --list FILE: PPM paths, one per line
+  for (const char* flag : {"--save-outputs", "--list"}) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i] == flag && i + 1 < args.size()) {
+        (args[i] == "--list" ? list : outputs_dir) = args[i + 1];
+        args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+        break;
+      }
     }
   }
-  if (args.size() < 2 || args.size() > 3) {
-    std::cerr << "usage: " << argv[0] << " ARTIFACT_DIR IMAGE.ppm [TOP_K] [--save-outputs DIR]\n";
+  if (list.empty() ? (args.size() < 2 || args.size() > 3) : args.size() != 1) {
+    std::cerr << "usage: " << argv[0] << " ARTIFACT_DIR IMAGE.ppm [TOP_K] [--save-outputs DIR]\n"
+              << "       " << argv[0] << " ARTIFACT_DIR --list FILE\n";
     return 2;
   }
   try {
     auto predictor = edgecv::Predictor::Open(args[0]);
+    if (!list.empty()) {
+      std::ifstream paths(list);
+      if (!paths) throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, "cannot open " + list);
+      edgecv::RunOptions options;
+      options.top_k = 1;
+      for (std::string path; std::getline(paths, path);) {
+        if (path.empty()) continue;
+        edgecv::Result r = predictor->Run(ReadPpm(path).view(), options);
+        if (r.classifications.empty())
+          throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, "--list needs a classification artifact");
+        std::printf("%s\t%d\t%.9g\n", path.c_str(), r.classifications[0].index, r.classifications[0].score);
+      }
+      return 0;
+    }
     edgecv::Image image = ReadPpm(args[1]);
     edgecv::RunOptions options;
     options.top_k = args.size() > 2 ? std::stoi(args[2]) : -1;
