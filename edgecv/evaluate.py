@@ -394,6 +394,7 @@ class FloatModel:
         self.classes = list(meta.classes)
         data = meta.data if input_size is None else meta.data.scaled(input_size)
         self.input_shape = (1, 3, *data.input_size)
+        self.data = data
         self._pre = _native().Preprocessor(json.dumps(preprocess_ops(data)), list(self.input_shape))
         if self.task == "detection":
             net.raw_outputs = False
@@ -439,6 +440,48 @@ class FloatModel:
         b = np.clip(b, 0, np.array([w, h, w, h], np.float32))
         return ids[keep].astype(np.int32), scores.asnumpy().reshape(-1)[keep], b
 
+    def pose(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One pose per person box ((P, 4) corners, image pixels): keypoints (P, K, 2) in
+        image pixels and their heatmap peaks (P, K). The artifact's C++ person crop and
+        heatmap decode around the MXNet network; the crop is normalised with the
+        arithmetic of the C++ normalize step, in float32."""
+        import mxnet as mx
+
+        from .compile import preprocess_ops
+        from .runtime import _native
+
+        native, k = _native(), len(self.classes)
+        b = np.asarray(boxes, np.float32)
+        b = b.reshape(0, 4) if b.size == 0 else b
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise InvalidInputError(f"person boxes must be (N, 4) corners, got shape {b.shape}")
+        if not len(b):
+            return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
+        scale = next(op["scale"] for op in preprocess_ops(self.data) if op["op"] == "person_crop")
+        h_in, w_in = self.data.input_size
+        h, w = image.shape[:2]
+        source = np.ascontiguousarray(image[..., ::-1] if self.data.color == "RGB" else image)
+        mean = np.array(self.data.mean, np.float32)
+        inv_std = np.float32(1) / np.array(self.data.std, np.float32)
+        crops, tensors = [], []
+        for i, box in enumerate(b):
+            try:
+                crop = native.person_crop(box.tolist(), w_in, h_in, scale, w, h)
+            except InvalidInputError as err:
+                raise InvalidInputError(f"box {i}: {err}") from None
+            patch = native.crop_resize(source, list(crop), w_in, h_in)
+            tensors.append(((patch.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1))
+            crops.append(crop)
+        ctx = next(iter(self.net.collect_params().values())).list_ctx()[0]
+        heatmaps = self.net(mx.nd.array(np.stack(tensors), ctx=ctx)).asnumpy()
+        decoded = [
+            native.decode_heatmaps(heatmaps[i : i + 1], list(c)) for i, c in enumerate(crops)
+        ]
+        return (
+            np.array([d[0] for d in decoded], np.float32).reshape(-1, k, 2),
+            np.array([d[1] for d in decoded], np.float32).reshape(-1, k),
+        )
+
 
 class ArtifactModel:
     """A compiled artifact through the C++ runtime."""
@@ -459,6 +502,10 @@ class ArtifactModel:
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(self.predictor.run(image).labels)
+
+    def pose(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, np.ndarray]:
+        r = self.predictor.run_pose(image, boxes)
+        return np.asarray(r.keypoints, np.float32), np.asarray(r.scores, np.float32)
 
 
 Model = FloatModel | ArtifactModel
@@ -481,6 +528,49 @@ def _evaluate_segmentation(
         "pixel_accuracy": result["pixel_accuracy"],
         "mean_iou": result["mean_iou"],
         "iou_per_class": dict(zip(dataset.classes, result["iou"], strict=True)),
+    }
+
+
+def _evaluate_pose(
+    model: Model, dataset: Any, n: int, progress: Callable[[int, int], None] | None
+) -> dict[str, Any]:
+    """COCO keypoint AP with the ground-truth person boxes as the pose model's input (the
+    "GT boxes" protocol of SimpleBaseline's tables: it scores the pose model alone, no
+    detector). Crowd and unlabelled people (``ignore``) are neither posed nor scored. A
+    pose's score is the mean of its keypoints' heatmap peaks; OKS sigmas are the dataset's
+    (``dataset.sigmas``; COCO's 17 for COCO, else a uniform one, see
+    :func:`edgecv.datasets.keypoints.default_sigmas`)."""
+    from .datasets.keypoints import default_sigmas
+
+    sigmas = getattr(dataset, "sigmas", None)
+    sigmas = default_sigmas(dataset.classes) if sigmas is None else sigmas
+    gts, preds = [], []
+    for i in range(n):
+        image, label = dataset[i]
+        people = label.kept()
+        keypoints, scores = model.pose(image, people.boxes)
+        gts.append(
+            [
+                {"keypoints": kp, "area": a}
+                for kp, a in zip(people.keypoints, people.areas, strict=True)
+            ]
+        )
+        preds.append(
+            [
+                {"keypoints": kp, "score": float(s.mean())}
+                for kp, s in zip(keypoints, scores, strict=True)
+            ]
+        )
+        if progress:
+            progress(i + 1, n)
+    if not any(gts):
+        raise InvalidInputError(f"the first {n} images hold no person with labelled keypoints")
+    ap = keypoint_ap(gts, preds, sigmas)
+    return {
+        "keypoint_ap": ap["oks_ap"],
+        "keypoint_ap50": ap["oks_ap50"],
+        "keypoint_ap75": ap["oks_ap75"],
+        "people": sum(len(g) for g in gts),
     }
 
 

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edgecv.compile import CompileOptions, compile_model
 from edgecv.datasets import open_dataset
+from edgecv.evaluate import ArtifactModel, evaluate, load_model
 from edgecv.datasets.segmentation import (
     COCOSegmentation,
     VOCSegmentation,
@@ -189,3 +191,21 @@ def test_fcn_training_lowers_the_loss(tmp_path, digits_root):
     assert val["images"] == 16 and 0 <= val["mean_iou"] <= 1
     # the network learnt at least the background: most pixels right
     assert val["pixel_accuracy"] > 0.5, val
+
+    # the trained weights compile with their own 11 classes (saved beside them), and the
+    # artifact scores what the float model scores through the same evaluation code
+    weights = tmp_path / "seg" / "fcn_resnet50_voc.params"
+    assert (tmp_path / "seg" / "fcn_resnet50_voc.classes.txt").read_text().split() == [
+        "background",
+        *(str(d) for d in range(10)),
+    ]
+    art = compile_model(
+        CompileOptions("fcn_resnet50_voc", input_size=64, pretrained=str(weights),
+                       out_dir=str(tmp_path / "art"))
+    )  # fmt: skip
+    data = open_dataset(digits_root / "voc", "val", task="segmentation")
+    float_report = evaluate(load_model("fcn_resnet50_voc", str(weights), input_size=64), data)
+    art_report = evaluate(ArtifactModel(art), data)
+    assert len(ArtifactModel(art).classes) == 11
+    assert abs(float_report["pixel_accuracy"] - art_report["pixel_accuracy"]) < 0.005
+    assert abs(float_report["mean_iou"] - art_report["mean_iou"]) < 0.005

@@ -8,7 +8,9 @@ image contains a training scan. From them a seeded generator writes, in seconds:
   random size, position and color on a varied background (ImageNet class-folder layout);
 - ``voc/``: scenes of 1-4 digits (128x128) in Pascal VOC layout (JPEGImages, Annotations,
   ImageSets/Main, SegmentationClass with a ``labels.txt``);
-- ``coco/``: the same scenes in COCO layout (``annotations/instances_{train,val}.json``).
+- ``coco/``: the same scenes in COCO layout (``annotations/instances_{train,val}.json``),
+  and a keypoint set for pose models (``annotations/person_keypoints_{train,val}.json``):
+  five keypoints per digit from its ink (see :func:`ink_keypoints`).
 
 The same seed gives the same files, byte for byte.
 """
@@ -30,6 +32,8 @@ CLASSES = tuple(str(d) for d in range(10))
 CLASSIFICATION_SIZE = 32
 SCENE_SIZE = 128
 VAL_FRACTION = 0.2
+KEYPOINTS = ("top", "bottom", "left", "right", "center")
+SKELETON = ((1, 5), (2, 5), (3, 5), (4, 5))  # COCO's 1-based pairs: each extreme to the center
 
 
 @dataclass(frozen=True)
@@ -134,18 +138,42 @@ def _ink_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
+def ink_keypoints(mask: np.ndarray) -> np.ndarray:
+    """The :data:`KEYPOINTS` of one digit's ink mask (H, W) bool as (5, 2) float x, y in
+    pixel indices (pixel (x, y) is the point x, y, as the runtime's crops sample): the
+    topmost, bottommost, leftmost and rightmost ink pixel, each the mean of the pixels tied
+    on that extreme row or column (so a mirrored digit gives mirrored points), and the ink
+    centroid."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise InvalidInputError("the mask has no ink")
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    top, bottom = ys == ys.min(), ys == ys.max()
+    left, right = xs == xs.min(), xs == xs.max()
+    return np.array(
+        [
+            [xs[top].mean(), ys.min()],
+            [xs[bottom].mean(), ys.max()],
+            [xs.min(), ys[left].mean()],
+            [xs.max(), ys[right].mean()],
+            [xs.mean(), ys.mean()],
+        ]
+    )
+
+
 def render_scene(
     scans: Scans, rng: np.random.RandomState, size: int = SCENE_SIZE, max_digits: int = 4
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A scene of 1..max_digits digits that do not overlap.
 
     Returns (uint8 BGR image, label (N, 6) of tight ink boxes ``x0, y0, x1, y1, class, 0``,
-    segmentation map uint8 with 0 background and class + 1 on ink pixels).
+    segmentation map uint8 with 0 background and class + 1 on ink pixels, ink masks
+    (N, size, size) bool, one per label row).
     """
     canvas = _background(rng, size, size)
     seg = np.zeros((size, size), np.uint8)
     placed: list[tuple[int, int, int, int]] = []
-    rows = []
+    rows, masks = [], []
     for _ in range(rng.randint(1, max_digits + 1)):
         for _attempt in range(30):
             side = int(rng.randint(size // 8, int(size * 0.38)))
@@ -166,8 +194,9 @@ def render_scene(
         placed.append(box)
         seg[mask] = scans.labels[k] + 1
         rows.append([*ink, float(scans.labels[k]), 0.0])
+        masks.append(mask)
     label = np.array(rows, np.float32).reshape(-1, 6)
-    return _to_uint8(canvas), label, seg
+    return _to_uint8(canvas), label, seg, np.array(masks, bool).reshape(-1, size, size)
 
 
 def _voc_xml(image_id: str, size: int, label: np.ndarray) -> str:
@@ -182,6 +211,35 @@ def _voc_xml(image_id: str, size: int, label: np.ndarray) -> str:
         f"  <size><width>{size}</width><height>{size}</height><depth>3</depth></size>\n"
         f"{objects}</annotation>\n"
     )
+
+
+# the keypoint set's one category (COCO keypoints format)
+_DIGIT = {
+    "id": 1,
+    "name": "digit",
+    "supercategory": "digit",
+    "keypoints": list(KEYPOINTS),
+    "skeleton": [list(p) for p in SKELETON],
+}
+
+
+def _keypoint_annotation(
+    ann_id: int, image_id: int, row: np.ndarray, mask: np.ndarray
+) -> dict[str, object]:
+    """A COCO keypoints annotation of one digit: its box (as in ``instances_*.json``), the
+    ink area (COCO's ``area`` is the segment's) and :func:`ink_keypoints`, all visible."""
+    x0, y0, x1, y1 = (int(v) for v in row[:4])
+    points = [[round(float(x), 2), round(float(y), 2), 2] for x, y in ink_keypoints(mask)]
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": int(mask.sum()),
+        "iscrowd": 0,
+        "num_keypoints": len(points),
+        "keypoints": [v for p in points for v in p],
+    }
 
 
 def _palette() -> np.ndarray:
@@ -256,10 +314,10 @@ def generate(
         ):
             rng = np.random.RandomState([seed, 2, int(split == "val")])
             (coco / split).mkdir(parents=True, exist_ok=True)
-            ids, images, annotations = [], [], []
+            ids, images, annotations, poses = [], [], [], []
             for n in range(count):
                 image_id = f"{split}_{n:05d}"
-                image, label, seg = render_scene(subset, rng)
+                image, label, seg, masks = render_scene(subset, rng)
                 cv2.imwrite(str(voc / "JPEGImages" / f"{image_id}.jpg"), image, jpeg)
                 cv2.imwrite(str(coco / split / f"{image_id}.jpg"), image, jpeg)
                 (voc / "Annotations" / f"{image_id}.xml").write_text(
@@ -280,6 +338,8 @@ def generate(
                 for r in label:
                     row = [int(v) for v in r[:5]]  # whole pixels, not crowd
                     annotations.append(coco_annotation(len(annotations) + 1, n + 1, row))
+                for r, mask in zip(label, masks, strict=True):
+                    poses.append(_keypoint_annotation(len(poses) + 1, n + 1, r, mask))
             for task_dir in ("Main", "Segmentation"):
                 (voc / "ImageSets" / task_dir / f"{split}.txt").write_text("\n".join(ids) + "\n")
             categories = [
@@ -287,6 +347,9 @@ def generate(
             ]
             (coco / "annotations" / f"instances_{split}.json").write_text(
                 json.dumps({"images": images, "annotations": annotations, "categories": categories})
+            )
+            (coco / "annotations" / f"person_keypoints_{split}.json").write_text(
+                json.dumps({"images": images, "annotations": poses, "categories": [_DIGIT]})
             )
         (staging / "README.txt").write_text(
             f"edgecv digits dataset, seed {seed}: built from scikit-learn's handwritten digits "

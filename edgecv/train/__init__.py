@@ -7,7 +7,9 @@ per-epoch seeded generators, so a resumed run repeats the uninterrupted one.
 
 Output folder: ``log.jsonl`` (config, then one record per logged step and per epoch),
 ``checkpoint.*`` after every epoch (``resume=True`` continues from it), and at the end
-``<model>.params`` and ``report.json`` (config, history, validation metrics).
+``<model>.params`` with its class names in ``<model>.classes.txt`` (``get_model`` /
+``compile --pretrained`` rebuild the model with them) and ``report.json`` (config,
+history, validation metrics).
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def train(
             train_samples=len(train_set),
             val_samples=len(val_data) if val_data else 0,
         )
-    n_batches = config.batches_per_epoch(len(train_set))
+    # samples per epoch: images, or what the task trains on (pose: person instances)
+    n_batches = config.batches_per_epoch(getattr(task, "num_samples", len(train_set)))
     schedule = LRSchedule(config, n_batches)
     if start >= config.epochs:
         raise InvalidInputError(f"the run in {out_dir} already finished its {config.epochs} epochs")
@@ -184,6 +187,7 @@ def train(
     weights = out_dir / f"{model}.params"
     net.collect_params().reset_ctx(mx.cpu())
     net.save_parameters(str(weights))
+    zoo.classes_file(weights).write_text("\n".join(train_set.classes) + "\n")
     report = {
         "model": model,
         "data": str(data),
@@ -225,7 +229,7 @@ def _make_task(spec: Any, net: Any, train_set: Any, config: TrainConfig, data_cf
 def _headline(val: dict[str, Any] | None) -> dict[str, float]:
     if not val:
         return {}
-    return {k: v for k, v in val.items() if k in ("top1", "voc07_map")}
+    return {k: v for k, v in val.items() if k in ("top1", "voc07_map", "mean_iou", "keypoint_ap")}
 
 
 __all__ = ["TrainConfig", "train"]

@@ -52,6 +52,8 @@ def get_model(
 
     spec = MODELS.get(name)
     names = label_set(spec.classes)
+    if classes is None and pretrained not in (None, True, False):
+        classes = trained_classes(pretrained)
     if classes is not None:
         if isinstance(classes, int):
             if classes < 1:
@@ -85,6 +87,22 @@ def get_model(
         )
     net.edgecv_meta = ModelMeta(spec=spec, data=spec.data, classes=names)
     return net
+
+
+def classes_file(weights: str | os.PathLike[str]) -> Path:
+    """Where edgecv's training writes the class names of a weights file, beside it."""
+    path = Path(weights)
+    return path.with_name(path.stem + ".classes.txt")
+
+
+def trained_classes(weights: str | os.PathLike[str]) -> tuple[str, ...] | None:
+    """The class (pose: joint) names saved with weights that edgecv trained, if any: a
+    model trained on other classes than its zoo name's rebuilds with them."""
+    path = classes_file(weights)
+    if not path.is_file():
+        return None
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    return names or None
 
 
 def shipped_weights(name: str) -> Path | None:
