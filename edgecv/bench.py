@@ -60,18 +60,46 @@ def model_flops(onnx_path: str | os.PathLike[str]) -> int:
         elif node.op_type in ("Gemm", "MatMul") and node.output[0] in shapes:
             a = shapes.get(node.input[0], [])
             k = a[-1] if a else 0
-            if node.op_type == "Gemm" and any(at.name == "transA" and at.i for at in node.attribute):
+            if node.op_type == "Gemm" and any(
+                at.name == "transA" and at.i for at in node.attribute
+            ):
                 k = a[0]
             total += 2 * int(np.prod(shapes[node.output[0]], dtype=np.int64)) * int(k)
     return total
 
 
 def peak_gflops(n: int = 2048, repeat: int = 5) -> float:
-    """This machine's attainable single-precision GFLOP/s: a large GEMM (NumPy's BLAS)."""
+    """This machine's attainable single-precision GFLOP/s: the faster of two large GEMMs,
+    NumPy's BLAS and oneDNN's (the library the artifacts call, when the runtime has it:
+    OpenBLAS alone understates the peak that oneDNN's kernels then exceed)."""
     a = np.random.RandomState(0).rand(n, n).astype(np.float32)
     b = np.random.RandomState(1).rand(n, n).astype(np.float32)
     best = _time(lambda: a @ b, 1, repeat)["min_ms"]
+    dnnl = _dnnl_gemm_ms(a, b, repeat)
+    if dnnl is not None:
+        best = min(best, dnnl)
     return 2 * n**3 / (best * 1e-3) / 1e9
+
+
+def _dnnl_gemm_ms(a: np.ndarray, b: np.ndarray, repeat: int) -> float | None:
+    """Best time of ``a @ b.T`` through oneDNN's inner product (the runtime's dense kernel),
+    or None where the runtime lacks oneDNN or TVM's Python package is missing."""
+    try:
+        import tvm
+
+        from .compile import local_kernel_libraries
+
+        if "dnnl" not in local_kernel_libraries():
+            return None
+        dense = tvm.get_global_func("edgecv.dnnl.dense")
+    except (ImportError, ValueError, AttributeError):
+        return None
+    n = a.shape[0]
+    x, w = tvm.runtime.tensor(a), tvm.runtime.tensor(b)
+    bias = tvm.runtime.tensor(np.zeros(n, np.float32))
+    out = tvm.runtime.tensor(np.empty((n, n), np.float32))
+    settings = tvm.runtime.ShapeTuple([1, 0, 0, 0, 0x5EED])  # version, no activation, key
+    return _time(lambda: dense(x, w, bias, settings, out), 1, repeat)["min_ms"]
 
 
 def _rss_kib(field: str) -> int:

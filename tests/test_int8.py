@@ -38,7 +38,9 @@ def test_weights_quantise_per_output_channel():
     assert q.dtype == np.int8 and q.shape == w.shape and s.shape == (6,)
     assert s[1] == 1.0 and not q[0, 1].any()
     rows = w.reshape(6, -1)
-    assert np.allclose(s, np.where(np.abs(rows).max(1) > 0, np.abs(rows).max(1) / 127, 1), rtol=1e-6)
+    assert np.allclose(
+        s, np.where(np.abs(rows).max(1) > 0, np.abs(rows).max(1) / 127, 1), rtol=1e-6
+    )
     err = np.abs(q.reshape(6, -1) * s[:, None] - rows)
     assert np.all(err <= s[:, None] / 2 + 1e-6)  # round to nearest
     assert np.abs(q).max() == 127
@@ -185,15 +187,21 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
             return const(f"{name}_w", w)
         if w.ndim == 4:
             q, s = quantize_weights(w.reshape(1, *w.shape))
-            return const(f"{name}_w", q.reshape(w.shape).astype(np.float32) * s[:, None, None, None])
+            return const(
+                f"{name}_w", q.reshape(w.shape).astype(np.float32) * s[:, None, None, None]
+            )
         q, s = quantize_weights(w.T.copy())  # Gemm weight K x N; quantised per output (N)
         return const(f"{name}_w", (q.astype(np.float32) * s[:, None]).T)
 
     def conv(name, x, group, pads):
         nodes.append(
             helper.make_node(
-                "Conv", [qdq(name, x), weight(name), const(f"{name}_b", weights[name + "_b"])],
-                [name], group=group, pads=pads, kernel_shape=list(weights[name].shape[2:]),
+                "Conv",
+                [qdq(name, x), weight(name), const(f"{name}_b", weights[name + "_b"])],
+                [name],
+                group=group,
+                pads=pads,
+                kernel_shape=list(weights[name].shape[2:]),
             )
         )
         return name
@@ -212,19 +220,27 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
     nodes.append(helper.make_node("GlobalAveragePool", ["r5"], ["p"]))
     nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
     nodes.append(
-        helper.make_node("Gemm", [qdq("d", "f"), weight("d"), const("d_b", weights["d_b"])], ["logits"])
+        helper.make_node(
+            "Gemm", [qdq("d", "f"), weight("d"), const("d_b", weights["d_b"])], ["logits"]
+        )
     )
     f32 = TensorProto.FLOAT
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("data", f32, [1, 3, 12, 10])],
-        [helper.make_tensor_value_info("logits", f32, None), helper.make_tensor_value_info("r2", f32, None)],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("data", f32, [1, 3, 12, 10])],
+        [
+            helper.make_tensor_value_info("logits", f32, None),
+            helper.make_tensor_value_info("r2", f32, None),
+        ],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-@needs_dnnl
-def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
+def _qdq_case():
+    """A small graph, per-layer input scales as calibration would set them, ONNX Runtime's
+    literal quantise/dequantise result, and the Quantization (keys from the rewrite's plan)."""
     rng = np.random.RandomState(0)
     weights = {}
     for name, cin, cout, k, group, _ in _layers():
@@ -255,7 +271,9 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     literal = ort.SessionOptions()
     literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     expected = ort.InferenceSession(
-        _int8_graph(scales, weights).SerializeToString(), literal, providers=["CPUExecutionProvider"]
+        _int8_graph(scales, weights).SerializeToString(),
+        literal,
+        providers=["CPUExecutionProvider"],
     ).run(None, {"data": x})
 
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
@@ -263,6 +281,12 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     keys = [int(layer["key"], 16) for layer in plan["layers"]]  # graph order: c1 ... c5, d
     names = ["c1", "c2", "c3", "c4", "c5", "d"]
     quant = Quantization({k: scales[n] for k, n in zip(keys, names, strict=True)})
+    return weights, x, quant, expected
+
+
+@needs_dnnl
+def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
+    weights, x, quant, expected = _qdq_case()
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
     assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
@@ -280,7 +304,41 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     built = _runtime.kernel_layers()
     assert {b["kernel"] for b in built} == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}
     assert {b["src"] for b in built} == {"s8", "u8"}
-    assert all(b["weights"] == "s8" and not b["implementation"].startswith("ref") for b in built), built
+    assert all(b["weights"] == "s8" and not b["implementation"].startswith("ref") for b in built), (
+        built
+    )
+
+
+def test_integer_relax_ops_match_onnxruntime_qdq(tmp_path):
+    """The int8 path for targets without a kernel library (ARM): the same calibrated layers
+    become int8/uint8 x int8 -> int32 Relax conv2d/matmul in TVM-generated code; no float
+    conv or matmul is left, and the result is ONNX Runtime's literal QDQ arithmetic."""
+    from tvm import relax
+
+    from edgecv.compile.integer import integerize
+    from edgecv.compile.offload import prepare
+
+    weights, x, quant, expected = _qdq_case()
+    mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
+    mod, stats = integerize(prepare(mod), quant)
+    assert stats["int8"] == 6 and stats["conv2d"] == 5 and stats["dense"] == 1
+    heavy = [
+        b.value
+        for block in mod["main"].body.blocks
+        for b in block.bindings
+        if isinstance(b.value, relax.Call)
+        and getattr(b.value.op, "name", "") in ("relax.nn.conv2d", "relax.matmul")
+    ]
+    assert len(heavy) == 6
+    for call in heavy:
+        assert str(call.args[0].ty.dtype) in ("int8", "uint8"), call.args[0].ty
+        assert str(call.args[1].ty.dtype) == "int8"
+        assert str(call.ty.dtype) == "int32"
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
+    got = tvm_api.run(tmp_path / "q.so", [x], [])
+    for g, e in zip(got, expected, strict=True):
+        scale = float(np.abs(e).max())
+        assert float(np.abs(g - e).max()) <= 1e-3 * scale, (g, e)
 
 
 @needs_dnnl
@@ -296,9 +354,23 @@ def test_int8_kernels_reject_bad_scales():
     ones = tvm.runtime.tensor(np.ones(8, np.float32))
     conv(f(1, 4, 4, 3), w, ones, f(8), good, f(1, 4, 4, 8))
     with pytest.raises(ValueError, match="input scale must be positive"):
-        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 12]), f(1, 4, 4, 8))
+        conv(
+            f(1, 4, 4, 3),
+            w,
+            ones,
+            f(8),
+            tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 12]),
+            f(1, 4, 4, 8),
+        )
     with pytest.raises(ValueError, match="weight scales must be positive"):
-        conv(f(1, 4, 4, 3), w, f(8), f(8), tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 13]), f(1, 4, 4, 8))
+        conv(
+            f(1, 4, 4, 3),
+            w,
+            f(8),
+            f(8),
+            tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 13]),
+            f(1, 4, 4, 8),
+        )
     with pytest.raises(TypeError, match="int8"):
         conv(f(1, 4, 4, 3), f(1, 8, 3, 1, 1), ones, f(8), good, f(1, 4, 4, 8))
     u8 = tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.uint8))  # quantised input, wrong sign
@@ -347,7 +419,10 @@ def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path, capsy
     from edgecv.cli import main
 
     assert main(["info", str(out)]) == 0
-    assert "28 layers int8, float: none; percentile on 32 images; top1 float" in capsys.readouterr().out
+    assert (
+        "28 layers int8, float: none; percentile on 32 images; top1 float"
+        in capsys.readouterr().out
+    )
     # the table is reusable; a table of another model is refused by name
     again = _digits_int8(tmp_path / "again", calibration_table=str(out / "calibration.json"))
     assert json.loads((again / "manifest.json").read_text())["precision"] == "int8"

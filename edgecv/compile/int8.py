@@ -1,14 +1,14 @@
 """``edgecv compile --int8``: calibrate, build the integer artifact, and guard its accuracy.
 
-  1. the float artifact is compiled first (checked against ONNX Runtime like any other);
-  2. calibration runs it on the calibration images through the C++ runtime and records each
-     layer's input range (edgecv/calibration.py), or a saved table is read;
-  3. the int8 library is built from the same ONNX graph, with the calibrated layers as
-     oneDNN int8 calls (edgecv/compile/offload.py);
-  4. with evaluation data, the task metric of both artifacts is measured by the same
-     evaluation code; if int8 loses more than ``max_drop`` points, the layers whose inputs
-     quantise worst (lowest SQNR in the table) go back to float, 1, 2, 4, ... of them,
-     until the drop is within bounds, or the compile fails with the per-layer table.
+1. the float artifact is compiled first (checked against ONNX Runtime like any other);
+2. calibration runs it on the calibration images through the C++ runtime and records each
+   layer's input range (edgecv/calibration.py), or a saved table is read;
+3. the int8 library is built from the same ONNX graph, with the calibrated layers as
+   oneDNN int8 calls (edgecv/compile/offload.py);
+4. with evaluation data, the task metric of both artifacts is measured by the same
+   evaluation code; if int8 loses more than ``max_drop`` points, the layers whose inputs
+   quantise worst (lowest SQNR in the table) go back to float, 1, 2, 4, ... of them,
+   until the drop is within bounds, or the compile fails with the per-layer table.
 """
 
 from __future__ import annotations
@@ -42,14 +42,24 @@ def compile_int8(options: Any, step: Any) -> Path:
     from ..runtime import Predictor
     from ..targets import resolve_target
     from . import _choose_kernels, compile_model, default_out_dir
+    from . import local_kernel_libraries as _local_libraries
     from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
     kernels = _choose_kernels(options.kernels, target)
-    if not kernels:
+    # targets without a kernel library (ARM) get integer ops in TVM-generated code
+    # (integer.py); calibration and the accuracy gate still run here, on x86 artifacts
+    in_tvm = not target.target.kernels
+    here = resolve_target("x86_64", None, "int8")
+    if not kernels and not in_tvm:
         raise InvalidInputError(
             f"int8 on {target.label} runs on oneDNN's integer kernels, which this edgecv runtime "
             "lacks (install libdnnl-dev and reinstall edgecv; --kernels tvm has no int8 path)"
+        )
+    if in_tvm and "dnnl" not in _local_libraries():
+        raise InvalidInputError(
+            f"int8 for {target.label} is calibrated on this machine with oneDNN's float kernels, "
+            "which this edgecv runtime lacks (install libdnnl-dev and reinstall edgecv)"
         )
     if not (options.calib_data or options.calibration_table):
         raise InvalidInputError(
@@ -80,8 +90,15 @@ def compile_int8(options: Any, step: Any) -> Path:
 
     with tempfile.TemporaryDirectory(prefix="edgecv-int8-") as tmp:
         step("compiling the float artifact (the reference, and what calibration runs)")
+        reference = {"target": "x86_64", "arch": None} if in_tvm else {}
         float_dir = compile_model(
-            replace(options, precision="fp32", out_dir=str(Path(tmp) / "float"), kernels=kernels[0]),
+            replace(
+                options,
+                precision="fp32",
+                out_dir=str(Path(tmp) / "float"),
+                kernels=kernels[0] if kernels else "dnnl",
+                **reference,
+            ),
             step,
         )
         float_doc = read_manifest(float_dir)
@@ -111,12 +128,16 @@ def compile_int8(options: Any, step: Any) -> Path:
             )
         sqnr = {e["key"]: e.get("sqnr_db") for e in table["layers"]}
 
-        def build(writer: ArtifactWriter, keep_float: list[Any]) -> tuple[list[dict], dict]:
+        def build(
+            writer: ArtifactWriter, keep_float: list[Any], for_target: Any = target
+        ) -> tuple[list[dict], dict]:
             for name in float_doc["sha256"]:  # the ONNX model and any data files (SSD priors)
                 if name not in (LIBRARY, WEIGHTS):
                     shutil.copyfile(float_dir / name, writer.path(name))
             inputs = calibration.table_inputs(table)
-            return build_into(writer, target, kernels, {"inputs": inputs, "keep_float": keep_float})
+            return build_into(
+                writer, for_target, kernels, {"inputs": inputs, "keep_float": keep_float}
+            )
 
         keep: list[Any] = list(recipe.keep_float)
         gate: dict[str, Any] = {"max_drop_points": options.max_drop}
@@ -137,18 +158,32 @@ def compile_int8(options: Any, step: Any) -> Path:
             fallback = ranked[:extra]
             with ArtifactWriter(staging) as writer:
                 step(
-                    "building the int8 library"
+                    f"building the int8 library for {target.label}"
                     + (f" ({len(fallback)} most sensitive layers in float)" if fallback else "")
                 )
                 params, offloaded = build(writer, keep + fallback)
                 writer.commit({**float_doc, "params": params, "precision": "int8"})
             if eval_set is None:
                 break
+            judged = staging
+            if in_tvm and not target.is_native:
+                # the same integer graph built for this machine: int32 accumulation is exact,
+                # so it scores what the device computes (up to float rounding in the epilogues)
+                judged = Path(tmp) / "twin"
+                with ArtifactWriter(judged) as writer:
+                    step("building the same int8 graph for x86_64 to evaluate it here")
+                    twin_params, _ = build(writer, keep + fallback, here)
+                    writer.commit({**float_doc, "params": twin_params, "precision": "int8",
+                                   "kernels": []})  # fmt: skip
             step(f"evaluating the int8 artifact on {len(eval_set)} images")
-            _, int8_metric = _metric(evaluate(ArtifactModel(staging), eval_set))
+            _, int8_metric = _metric(evaluate(ArtifactModel(judged), eval_set))
             drop = float_metric - int8_metric
             attempts.append(
-                {"float_layers": len(fallback), "int8": round(int8_metric, 3), "drop": round(drop, 3)}
+                {
+                    "float_layers": len(fallback),
+                    "int8": round(int8_metric, 3),
+                    "drop": round(drop, 3),
+                }
             )
             if drop <= options.max_drop:
                 gate.update(int8=round(int8_metric, 3), drop=round(drop, 3), passed=True)
@@ -173,7 +208,11 @@ def compile_int8(options: Any, step: Any) -> Path:
         # parity with the float artifact on a real calibration-style input (reported, not
         # gated: int8 differs by design; the gate above is on the task metric)
         int8_doc = read_manifest(staging)
-        agreement = _agreement(float_dir, staging, calib_images)
+        agreement = (
+            _agreement(float_dir, staging, calib_images)
+            if target.is_native
+            else {"not_run": f"built for {target.label}"}
+        )
         with ArtifactWriter(out_dir) as writer:
             for name in int8_doc["sha256"]:
                 shutil.copyfile(staging / name, writer.path(name))
@@ -186,7 +225,9 @@ def compile_int8(options: Any, step: Any) -> Path:
                 "calibration_images": table["images"],
                 "calibration_data": table["data"],
                 "layers_int8": offloaded["int8"],
-                "layers_float": [e["index"] for e in offloaded["layers"] if e["precision"] != "int8"],
+                "layers_float": [
+                    e["index"] for e in offloaded["layers"] if e["precision"] != "int8"
+                ],
                 "vs_float": agreement,
                 **({"accuracy": gate} if eval_set is not None else {}),
             }
@@ -196,6 +237,16 @@ def compile_int8(options: Any, step: Any) -> Path:
                 "files": {**int8_doc["files"], "calibration": CALIBRATION_FILE},
                 "report": report,
             }
+            if in_tvm:  # the reference was an x86 oneDNN build: describe the device's library
+                doc["target"], doc["kernels"] = target.manifest(), []
+                report["int8"]["engine"] = "tvm (integer Relax operators)"
+                if not target.is_native:
+                    report["parity"] = {
+                        **report["parity"],
+                        "tvm_vs_onnxruntime_max_abs": None,
+                        "output_scale": None,
+                        "tvm_not_run": f"built for {target.label}",
+                    }
             doc.pop("sha256", None)
             return writer.commit(doc)
 

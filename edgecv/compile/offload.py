@@ -670,6 +670,25 @@ def layer_selectors(func: Any, layers: list[_Layer]) -> dict[str, set[int]]:
     }
 
 
+def resolve_keep_float(func: Any, layers: list[_Layer], keep_float: list[str | int]) -> set[int]:
+    """Layer indices named by ``keep_float`` (indices, or the groups of
+    :func:`layer_selectors`)."""
+    groups = layer_selectors(func, layers)
+    floats: set[int] = set()
+    for item in keep_float:
+        if isinstance(item, int):
+            floats.add(item)
+        elif item in groups:
+            floats |= groups[item]
+        else:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"unknown layer selector {item!r} (a layer index, or one of {sorted(groups)})"
+            )
+    return floats
+
+
 def offload(
     mod: Any, quant: Quantization | None = None, keep_float: list[str | int] = ()
 ) -> tuple[Any, dict[str, Any]]:
@@ -686,19 +705,7 @@ def offload(
     index = {id(layer): i for i, layer in enumerate(layers)}
     floats: set[int] = set()
     if quant is not None:
-        groups = layer_selectors(mod["main"], layers)
-        for item in keep_float:
-            if isinstance(item, int):
-                floats.add(item)
-            elif item in groups:
-                floats |= groups[item]
-            else:
-                from ..errors import InvalidInputError
-
-                raise InvalidInputError(
-                    f"unknown layer selector {item!r} (a layer index, or one of {sorted(groups)})"
-                )
-        floats |= quant.keep_float
+        floats = resolve_keep_float(mod["main"], layers, keep_float) | quant.keep_float
     summary: list[dict[str, Any]] = [{} for _ in layers]
     by_end = {layer.end.var: layer for layer in layers}
     skipped = {

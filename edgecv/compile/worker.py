@@ -110,20 +110,26 @@ def _main(job_path: str) -> int:
             raise EdgecvError(
                 "fp16 artifacts are TVM-generated code: compile them with --kernels tvm"
             )
+        int8 = job.get("int8")
         mod, params = tvm_api.import_onnx(
-            onnx.load(job["onnx"]), embed_params=bool(job["kernels"]) or fp16
+            onnx.load(job["onnx"]), embed_params=bool(job["kernels"]) or fp16 or bool(int8)
         )
         if fp16:
             mod = tvm_api.to_fp16(mod)
         offloaded: dict[str, Any] = {}
         quant, keep_float = None, []
-        if job.get("int8"):
+        if int8:
             from .offload import Quantization
 
             quant = Quantization(
-                {int(k, 16): (float(s), bool(sg)) for k, (s, sg) in job["int8"]["inputs"].items()}
+                {int(k, 16): (float(s), bool(sg)) for k, (s, sg) in int8["inputs"].items()}
             )
-            keep_float = job["int8"].get("keep_float", [])
+            keep_float = int8.get("keep_float", [])
+            if not job["kernels"]:  # no kernel library: integer ops in TVM-generated code
+                from .integer import integerize
+                from .offload import prepare
+
+                mod, offloaded = integerize(prepare(mod), quant, keep_float)
         for library in job["kernels"]:
             mod, offloaded = tvm_api.offload_kernels(mod, library, quant, keep_float)
         tvm_api.build(mod, job["target"], Path(job["library"]), linker=job["linker"])
