@@ -281,6 +281,48 @@ def test_int8_arm_artifact_computes_in_integers_within_half_a_point(
     assert abs(acc - gate["float"]) <= 0.5, (acc, gate)
 
 
+def test_int8_arm_detector_within_one_map_point(aarch64_build, tmp_path):
+    """The shipped digits detector in int8 for the rpi5, run under qemu by the device app on
+    40 held-out scenes: VOC07 mAP within 1.0 point of the float model (issue 7), and equal
+    to what the x86 build of the same integer graph scored in the compile's gate."""
+    from edgecv.datasets import open_dataset
+    from edgecv.datasets.digits import generate
+    from edgecv.evaluate import VOC07MAP
+
+    _, exe = aarch64_build
+    data = generate(tmp_path / "d", seed=0, train_per_scan=0, scenes=(64, 40))  # held-out split
+    art = compile_model(
+        CompileOptions("yolo3_mobilenet0.25_digits", target="rpi5", precision="int8",
+                       calib_data=str(data / "voc"), eval_data=str(data / "voc"),
+                       out_dir=str(tmp_path / "int8"))
+    )  # fmt: skip
+    gate = read_manifest(art)["report"]["int8"]["accuracy"]
+    assert gate["passed"] and gate["images"] == 40 and gate["float"] > 70, gate
+    val = open_dataset(data / "voc", "val", task="detection")
+    images = tmp_path / "images"
+    images.mkdir()
+    paths = [str(_ppm(images / f"{i}.ppm", val[i][0])) for i in range(len(val))]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    out = _run(["qemu-aarch64", "-L", SYSROOT, exe, art, "--list", listing]).stdout
+    found: dict[str, list] = {p: [] for p in paths}
+    for line in out.strip().splitlines():
+        path, cls, score, box = line.split("\t")
+        found[path].append((int(cls), float(score), [float(v) for v in box.split()]))
+    metric = VOC07MAP(len(val.classes))
+    for i, path in enumerate(paths):
+        d = found[path]
+        metric.update(
+            np.array([x[0] for x in d], np.int32),
+            np.array([x[1] for x in d], np.float32),
+            np.array([x[2] for x in d], np.float32).reshape(-1, 4),
+            val[i][1],
+        )
+    arm = 100 * metric.get()
+    assert abs(arm - gate["float"]) <= 1.0, (arm, gate)
+    assert abs(arm - gate["int8"]) <= 0.2, (arm, gate)  # the x86 twin scored the same graph
+
+
 # --- CUDA: built here without a GPU, inspected -----------------------------------------------
 
 

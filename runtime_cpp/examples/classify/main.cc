@@ -1,8 +1,9 @@
 // edgecv-classify: the smallest device app. Loads an artifact, reads a binary PPM (P6)
 // image, prints the top classes (or, for a detector, the detections), and can save the raw
-// network outputs as .npy files. With --list FILE it classifies every PPM that FILE lists
-// (one path per line) and prints "path<TAB>top-1 index<TAB>score" for each: an accuracy
-// run on the device, with the model loaded once. Build it against the installed package:
+// network outputs as .npy files. With --list FILE it runs every PPM that FILE lists (one
+// path per line) and prints "path<TAB>top-1 index<TAB>score" for each (a detector: one line
+// "path<TAB>class<TAB>score<TAB>x1 y1 x2 y2" per detection): an accuracy run on the device,
+// with the model loaded once. Build it against the installed package:
 //   cmake -S . -B build -DCMAKE_PREFIX_PATH=<edgecv install prefix> && cmake --build build
 #include <edgecv/error.h>
 #include <edgecv/predictor.h>
@@ -97,9 +98,10 @@ int main(int argc, char** argv) {
       for (std::string path; std::getline(paths, path);) {
         if (path.empty()) continue;
         edgecv::Result r = predictor->Run(ReadPpm(path).view(), options);
-        if (r.classifications.empty())
-          throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, "--list needs a classification artifact");
-        std::printf("%s\t%d\t%.9g\n", path.c_str(), r.classifications[0].index, r.classifications[0].score);
+        if (!r.classifications.empty())
+          std::printf("%s\t%d\t%.9g\n", path.c_str(), r.classifications[0].index, r.classifications[0].score);
+        for (const auto& d : r.detections)  // detectors: a line per detection, none if none
+          std::printf("%s\t%d\t%.9g\t%.3f %.3f %.3f %.3f\n", path.c_str(), d.class_id, d.score, d.x1, d.y1, d.x2, d.y2);
       }
       return 0;
     }
