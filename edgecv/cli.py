@@ -97,6 +97,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         keep_float=_layer_list(args.keep_float),
         eval_data=args.eval_data,
         max_drop=args.max_drop,
+        tuning_db=args.tuning_db,
     )
     int8_only = [
         flag
@@ -121,6 +122,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
     )
     out = compile_model(options, step=_Steps())
     print(out)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .compile.tune import TuneOptions, tune_model
+    from .zoo.catalog import MODELS
+
+    MODELS.get(args.model)
+    summary = tune_model(
+        TuneOptions(
+            model=args.model,
+            db=args.db,
+            trials=args.trials,
+            target=args.target,
+            input_size=args.input_size,
+            pretrained=args.pretrained,
+            kernels=args.kernels,
+        ),
+        step=_Steps(),
+    )
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -479,7 +501,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="points of top-1 / mAP that int8 may lose (default 1.0); beyond it the most "
         "sensitive layers go back to float, or the compile fails with a per-layer table",
     )
+    s.add_argument(
+        "--tuning-db", help="apply this MetaSchedule database (made by `edgecv tune`), no tuning"
+    )
     s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser(
+        "tune", help="tune TVM's generated code for a model (MetaSchedule) into a reusable database"
+    )
+    s.add_argument("model")
+    s.add_argument("--db", required=True, help="database directory (created, or extended)")
+    s.add_argument("--trials", type=int, default=64, help="measured trials in all (default 64)")
+    s.add_argument("--target", default="x86_64", help="a target this machine runs")
+    s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
+    s.add_argument("--pretrained", help="local .params weights file")
+    s.add_argument("--kernels", default="auto", help="as for compile: auto | dnnl | tvm")
+    s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("run", help="run an artifact on images: classes, detections, masks, poses")
     s.add_argument("artifact")

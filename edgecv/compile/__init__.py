@@ -50,6 +50,7 @@ class CompileOptions:
     keep_float: list[str | int] | None = None
     eval_data: str | None = None
     max_drop: float = 1.0  # points of the task metric int8 may lose against float
+    tuning_db: str | None = None  # a MetaSchedule database made by `edgecv tune`
 
 
 def default_out_dir(model: str, target: str, precision: str) -> Path:
@@ -173,6 +174,14 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
     out_dir = Path(
         options.out_dir or default_out_dir(options.model, target.label, options.precision)
     )
+    tuning: dict[str, Any] = {}
+    if options.tuning_db:
+        from .tune import check_database, database_records
+
+        tuning = {
+            "database": str(check_database(options.tuning_db)),
+            "records": database_records(options.tuning_db),
+        }
     timings: dict[str, float] = {}
 
     with ArtifactWriter(out_dir) as writer:
@@ -207,7 +216,11 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                     f"fp16 artifacts are TVM-generated code; --kernels {options.kernels} is fp32/int8 only"
                 )
             kernels = []
-        param_entries, offloaded = build_into(writer, target, kernels, fp16=fp16)
+        if tuning:
+            step(f"applying the tuning database {tuning['database']} ({tuning['records']} records)")
+        param_entries, offloaded = build_into(
+            writer, target, kernels, fp16=fp16, tuning_db=tuning.get("database")
+        )
         timings["compile_s"] = time.perf_counter() - t0
         device_code = _check_device_code(writer.path(LIBRARY), target)
 
@@ -262,6 +275,7 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
                 },
                 **({"device_code": device_code} if device_code else {}),
                 **({"offloaded": offloaded} if kernels else {}),
+                **({"tuning": tuning} if tuning else {}),
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "built_on": f"{platform.system()} {platform.machine()}",
             },

@@ -75,11 +75,18 @@ def to_fp16(mod: Any) -> Any:
     )(mod)
 
 
-def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = None) -> None:
+def build(
+    mod: Any,
+    target: dict[str, Any],
+    library: Path,
+    linker: str | None = None,
+    tuning_db: str | None = None,
+) -> None:
     """Compile a Relax module for ``target`` and write the shared library.
 
     ``linker``: the C++ compiler that links the library for another CPU (a cross compiler);
     None links with the native one. CUDA targets get TVM's default GPU schedules.
+    ``tuning_db``: a MetaSchedule database (``edgecv tune``) whose schedules are applied.
     """
     import tvm
     from tvm.support import cc
@@ -91,7 +98,12 @@ def build(mod: Any, target: dict[str, Any], library: Path, linker: str | None = 
         pipeline["relax_pipeline"] = _gpu_pipeline(tvm_target)
     try:
         with tvm_target, _environ(TVM_CUDA_COMPILE_MODE="nvcc"):
-            executable = tvm.compile(mod, target=tvm_target, **pipeline)
+            if tuning_db:
+                from .tune import build_tuned
+
+                executable = build_tuned(mod, tvm_target, tuning_db)
+            else:
+                executable = tvm.compile(mod, target=tvm_target, **pipeline)
         fcompile = cc.cross_compiler(linker) if linker else None
         executable.export_library(str(library), fcompile=fcompile)
     except Exception as err:  # TVM, nvcc and the linker all fail with long texts: keep the end

@@ -30,35 +30,43 @@ def build_library(
     kernels: list[str],
     int8: dict[str, Any] | None = None,
     fp16: bool = False,
+    tuning_db: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build ``library`` (and ``weights``) from ``onnx_path`` in a child process.
 
     ``int8``: {"inputs": {layer key (hex): [scale, signed]}, "keep_float": [selectors]}
     makes the calibrated layers int8; ``fp16``: half precision (weights embedded in the
-    library as fp16 constants). Returns the parameter entries of the weights file
-    and the offload summary."""
+    library as fp16 constants); ``tuning_db``: apply that MetaSchedule database (edgecv
+    tune). Returns the parameter entries of the weights file and the offload summary."""
+    done = run_job(
+        {
+            "onnx": str(onnx_path),
+            "target": target,
+            "library": str(library),
+            "weights": str(weights),
+            "linker": linker,
+            "kernels": kernels,
+            "int8": int8,
+            "fp16": fp16,
+            "tuning_db": tuning_db,
+        }
+    )
+    return done["params"], done["offloaded"]
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run a build (or tuning) job in a child process; its result, or its error raised."""
     with tempfile.TemporaryDirectory(prefix="edgecv-build-") as tmp:
-        job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job.write_text(
-            json.dumps(
-                {
-                    "onnx": str(onnx_path),
-                    "target": target,
-                    "library": str(library),
-                    "weights": str(weights),
-                    "linker": linker,
-                    "kernels": kernels,
-                    "int8": int8,
-                    "fp16": fp16,
-                    "result": str(result),
-                }
+        path, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        path.write_text(json.dumps({**job, "result": str(result)}))
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "edgecv.compile.worker", str(path)],
+                capture_output=True,
+                text=True,
             )
-        )
-        proc = subprocess.run(
-            [sys.executable, "-m", "edgecv.compile.worker", str(job)],
-            capture_output=True,
-            text=True,
-        )
+        except KeyboardInterrupt:  # the child got the interrupt too and stops
+            raise
         done = json.loads(result.read_text()) if result.is_file() else None
     if done is not None and "error" in done:
         from .. import errors
@@ -70,7 +78,7 @@ def build_library(
     if proc.returncode != 0 or done is None:
         tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
         raise EdgecvError(f"the TVM build process failed (exit {proc.returncode}): {tail}")
-    return done["params"], done["offloaded"]
+    return done
 
 
 def build_into(
@@ -79,6 +87,7 @@ def build_into(
     kernels: list[str],
     int8: dict[str, Any] | None = None,
     fp16: bool = False,
+    tuning_db: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """:func:`build_library` from an artifact writer's ONNX model into its library and
     weights files, for a resolved target."""
@@ -93,6 +102,7 @@ def build_into(
         kernels,
         int8,
         fp16,
+        tuning_db,
     )
 
 
@@ -132,7 +142,14 @@ def _main(job_path: str) -> int:
                 mod, offloaded = integerize(prepare(mod), quant, keep_float)
         for library in job["kernels"]:
             mod, offloaded = tvm_api.offload_kernels(mod, library, quant, keep_float)
-        tvm_api.build(mod, job["target"], Path(job["library"]), linker=job["linker"])
+        if job.get("tune"):
+            from .tune import tune_in_worker
+
+            result.write_text(json.dumps(tune_in_worker(mod, job["target"], job["tune"])))
+            return 0
+        tvm_api.build(
+            mod, job["target"], Path(job["library"]), linker=job["linker"], tuning_db=job.get("tuning_db")
+        )
         entries = write_weights(Path(job["weights"]), params)
     except Exception as err:  # reported to the parent, which raises it
         ours = isinstance(err, EdgecvError)
