@@ -124,7 +124,6 @@ def tune_model(options: TuneOptions, step: Any = lambda _: None) -> dict[str, An
 
 def tune_in_worker(mod: Any, target: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """The tuning itself (in the build child process): MetaSchedule on ``mod``."""
-    import tvm
     from tvm.s_tir import meta_schedule as ms
 
     tvm_target = _with_cores(target)
