@@ -15,8 +15,8 @@ mirrors half of the crops when the keypoint names hold left/right pairs (COCO's
 ``left_eye``/``right_eye``, the digits' ``left``/``right``), swapping their heatmaps; a set
 without such names is never mirrored, as its mirror image could not be labelled.
 
-An epoch is as many batches as the shared loop plans from the number of images (its
-learning-rate schedule counts on that), of person instances drawn from a seeded shuffle.
+An epoch is one seeded shuffle of the person instances (``num_samples``, which the shared
+loop plans its batches and learning-rate schedule from).
 """
 
 from __future__ import annotations
