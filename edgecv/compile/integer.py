@@ -73,14 +73,7 @@ def integerize(
         if b is not None
     } - set(by_end)
     summary = [
-        {
-            "index": i,
-            "kind": layer.kind,
-            "key": f"{keys[i]:016x}",
-            "weight_shape": list(folded[i][0].shape),
-            "precision": "int8" if qs[i] is not None else "float32",
-            "reads_input": layer.src_nchw,
-        }
+        offload.layer_summary(i, layer, keys[i], folded[i][0], qs[i] is not None)
         for i, layer in enumerate(layers)
     ]
 

@@ -670,6 +670,20 @@ def layer_selectors(func: Any, layers: list[_Layer]) -> dict[str, set[int]]:
     }
 
 
+def layer_summary(
+    index: int, layer: _Layer, key: int, weight: np.ndarray, int8: bool
+) -> dict[str, Any]:
+    """One layer's entry in a rewrite's summary (the artifact report lists them)."""
+    return {
+        "index": index,
+        "kind": layer.kind,
+        "key": f"{key:016x}",
+        "weight_shape": list(weight.shape),
+        "precision": "int8" if int8 else "float32",
+        "reads_input": layer.src_nchw,
+    }
+
+
 def resolve_keep_float(func: Any, layers: list[_Layer], keep_float: list[str | int]) -> set[int]:
     """Layer indices named by ``keep_float`` (indices, or the groups of
     :func:`layer_selectors`)."""
@@ -763,14 +777,7 @@ def offload(
                     out_ty = relax.TensorType(
                         list(_shape(binding.var)), "int8" if out[1] else "uint8"
                     )
-            summary[i] = {
-                "index": i,
-                "kind": layer.kind,
-                "key": f"{float_key:016x}",
-                "weight_shape": list(weight.shape),
-                "precision": "float32" if q is None else "int8",
-                "reads_input": layer.src_nchw,
-            }
+            summary[i] = layer_summary(i, layer, float_key, weight, q is not None)
             args = [self.visit_expr(layer.data), *weights]
             if layer.residual is not None:
                 args.append(self.visit_expr(layer.residual))

@@ -201,6 +201,21 @@ def coco_annotation(ann_id: int, image_id: int, row: Any) -> dict[str, Any]:
     }
 
 
+def voc_split(root: Path, task: str, folders: Sequence[str], split: str) -> tuple[Path, list[str]]:
+    """A VOC root's image ids for ``split`` of ``ImageSets/<task>``, after checking that the
+    root, ``JPEGImages`` and ``folders`` exist; errors name what is missing."""
+    root = _require_dir(root, "VOC root")
+    for sub in ("JPEGImages", *folders, f"ImageSets/{task}"):
+        _require_dir(root / sub, f"VOC folder {sub}")
+    split_file = root / "ImageSets" / task / f"{split}.txt"
+    if not split_file.is_file():
+        raise InvalidInputError(f"VOC split file not found: {split_file}")
+    ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise InvalidInputError(f"VOC split {split_file} lists no images")
+    return root, ids
+
+
 class VOCDetection(_Detection):
     """Pascal VOC: ``root/Annotations/<id>.xml``, ``root/JPEGImages/<id>.jpg`` and
     ``root/ImageSets/Main/<split>.txt``. Classes: ``classes``, else ``root/labels.txt``,
@@ -212,12 +227,7 @@ class VOCDetection(_Detection):
         split: str = "train",
         classes: Sequence[str] | None = None,
     ):
-        self.root = _require_dir(Path(root), "VOC root")
-        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-            _require_dir(self.root / sub, f"VOC folder {sub}")
-        split_file = self.root / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
-            raise InvalidInputError(f"VOC split file not found: {split_file}")
+        self.root, self.ids = voc_split(Path(root), "Main", ("Annotations",), split)
         if classes is not None:
             self.classes = tuple(classes)
         elif (self.root / "labels.txt").is_file():
@@ -225,9 +235,6 @@ class VOCDetection(_Detection):
         else:
             self.classes = label_set("voc")
         index = {name: i for i, name in enumerate(self.classes)}
-        self.ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-        if not self.ids:
-            raise InvalidInputError(f"VOC split {split_file} lists no images")
         self._labels = [self._parse(i, index) for i in self.ids]
 
     def _parse(self, image_id: str, index: dict[str, int]) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from . import coco_annotation
+from .segmentation import voc_palette
 
 CLASSES = tuple(str(d) for d in range(10))
 CLASSIFICATION_SIZE = 32
@@ -242,20 +243,6 @@ def _keypoint_annotation(
     }
 
 
-def _palette() -> np.ndarray:
-    """The VOC color palette (bit-interleaved class index), for SegmentationClass PNGs."""
-    pal = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
-
-
 def generate(
     out: str | os.PathLike[str],
     seed: int = 0,
@@ -306,7 +293,7 @@ def generate(
             (voc / sub).mkdir(parents=True, exist_ok=True)
         (coco / "annotations").mkdir(parents=True, exist_ok=True)
         (voc / "labels.txt").write_text("\n".join(CLASSES) + "\n")
-        palette = _palette()
+        palette = voc_palette()
         jpeg = [cv2.IMWRITE_JPEG_QUALITY, 95]
         for split, subset, count in (
             ("train", train_scans, scenes[0]),

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..zoo import label_set
-from . import Dataset, _read_label_file, _require_dir, decode_image
+from . import Dataset, _read_label_file, _require_dir, decode_image, voc_split
 
 IGNORE = 255
 
@@ -87,25 +87,17 @@ class VOCSegmentation(Dataset):
         split: str = "train",
         classes: Sequence[str] | None = None,
     ):
-        self.root = _require_dir(Path(root), "VOC root")
-        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-            _require_dir(self.root / sub, f"VOC folder {sub}")
-        split_file = self.root / "ImageSets" / "Segmentation" / f"{split}.txt"
-        if not split_file.is_file():
-            raise InvalidInputError(f"VOC segmentation split file not found: {split_file}")
+        self.root, self.ids = voc_split(Path(root), "Segmentation", ("SegmentationClass",), split)
         if classes is not None:
             self.classes = tuple(classes)
         elif (self.root / "labels.txt").is_file():
             self.classes = ("background", *_read_label_file(self.root / "labels.txt"))
         else:
             self.classes = label_set("voc_seg")
-        self.ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-        if not self.ids:
-            raise InvalidInputError(f"VOC split {split_file} lists no images")
         for i in self.ids:
             for path in (self.mask_path(i), self.image_path(i)):
                 if not path.is_file():
-                    raise InvalidInputError(f"{split_file} lists {i}, but {path} is missing")
+                    raise InvalidInputError(f"the {split} split lists {i}, but {path} is missing")
 
     def image_path(self, image_id: str) -> Path:
         base = self.root / "JPEGImages" / image_id

@@ -108,7 +108,43 @@ def augment(
     return out, boxes[keep]
 
 
-class YoloTask:
+class DetectorTask:
+    """What YOLOv3 and SSD training share: raw outputs while training, validation by the
+    evaluation code, a backbone started from one of edgecv's classifiers."""
+
+    net: Any
+
+    def copy_backbone(self, path: str, name: str, block: Any) -> None:
+        """Copy classification model ``name``'s feature weights (a ``.params`` file at
+        ``path``) into ``block``, parameter by parameter in order."""
+        import mxnet as mx
+
+        from .. import zoo
+
+        spec = self.net.edgecv_meta.spec
+        saved = mx.nd.load(str(path))
+        out_w = [v for k, v in saved.items() if k.endswith("output.weight")]
+        if not out_w:
+            raise InvalidInputError(f"{path} is not a {name} classification weights file")
+        classifier = zoo.get_model(name, pretrained=path, classes=int(out_w[0].shape[0]))
+        src = list(classifier.features.collect_params().values())
+        dst = list(block.collect_params().values())
+        if len(src) < len(dst) or any(s.shape != d.shape for s, d in zip(src, dst, strict=False)):
+            raise InvalidInputError(f"{path}: {name} features do not match {spec.name}'s backbone")
+        for s, d in zip(src, dst, strict=False):
+            d.set_data(s.data())
+
+    def train_mode(self) -> None:
+        self.net.raw_outputs = True
+        self.net.hybridize(static_alloc=True)
+
+    def validate(self, float_model: Any, evaluate: Any, val: Any) -> dict[str, Any]:
+        report = evaluate(float_model(self.net), val)
+        self.train_mode()
+        return {k: v for k, v in report.items() if k != "voc07_ap_per_class"}
+
+
+class YoloTask(DetectorTask):
     def __init__(self, net: Any, dataset: Any, config: TrainConfig, data: Any):
         import mxnet as mx
 
@@ -146,35 +182,12 @@ class YoloTask:
 
     def load_backbone(self, path: str) -> None:
         """Copy a classification model's feature weights (same backbone) into the stages."""
-        import mxnet as mx
-
-        from .. import zoo
-
         spec = self.net.edgecv_meta.spec
         kind = spec.kwargs.get("backbone")
         name = (
             "darknet53" if kind == "darknet53" else f"mobilenet{spec.kwargs.get('multiplier', 1.0)}"
         )
-        saved = mx.nd.load(str(path))
-        out_w = [v for k, v in saved.items() if k.endswith("output.weight")]
-        if not out_w:
-            raise InvalidInputError(f"{path} is not a {name} classification weights file")
-        classifier = zoo.get_model(name, pretrained=path, classes=int(out_w[0].shape[0]))
-        src = list(classifier.features.collect_params().values())
-        dst = list(self.net.stages.collect_params().values())
-        if len(src) < len(dst) or any(s.shape != d.shape for s, d in zip(src, dst, strict=False)):
-            raise InvalidInputError(f"{path}: {name} features do not match {spec.name}'s backbone")
-        for s, d in zip(src, dst, strict=False):
-            d.set_data(s.data())
-
-    def train_mode(self) -> None:
-        self.net.raw_outputs = True
-        self.net.hybridize(static_alloc=True)
-
-    def validate(self, float_model: Any, evaluate: Any, val: Any) -> dict[str, Any]:
-        report = evaluate(float_model(self.net), val)
-        self.train_mode()
-        return {k: v for k, v in report.items() if k != "voc07_ap_per_class"}
+        self.copy_backbone(path, name, self.net.stages)
 
     def targets(self, boxes: np.ndarray) -> tuple[np.ndarray, ...]:
         """One image's targets over all predictions: objectness, center, log-size, box

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .common import TrainConfig, normalise
-from .detection import augment
+from .detection import DetectorTask, augment
 
 POSITIVE_IOU = 0.5
 NEGATIVE_RATIO = 3
@@ -112,7 +112,7 @@ def multibox_loss(cls_pred: Any, box_pred: Any, cls_t: Any, box_t: Any) -> Any:
     return nd.broadcast_div(l_cls + l_box, n_pos) * cls_pred.shape[0]
 
 
-class SSDTask:
+class SSDTask(DetectorTask):
     def __init__(self, net: Any, dataset: Any, config: TrainConfig, data: Any):
         import mxnet as mx
 
@@ -134,9 +134,6 @@ class SSDTask:
     def load_backbone(self, path: str) -> None:
         """Copy a classification model's feature weights (same backbone) into the base
         network; the layers SSD adds after it keep their initialisation."""
-        import mxnet as mx
-
-        from .. import zoo
         from ..zoo.ssd import CONFIGS
 
         spec = self.net.edgecv_meta.spec
@@ -145,26 +142,7 @@ class SSDTask:
             raise InvalidInputError(
                 f"{spec.name}: VGG-atrous backbones cannot load a classifier's weights"
             )
-        saved = mx.nd.load(str(path))
-        out_w = [v for k, v in saved.items() if k.endswith("output.weight")]
-        if not out_w:
-            raise InvalidInputError(f"{path} is not a {name} classification weights file")
-        classifier = zoo.get_model(name, pretrained=path, classes=int(out_w[0].shape[0]))
-        src = list(classifier.features.collect_params().values())
-        dst = list(self.net.features.base.collect_params().values())
-        if len(src) < len(dst) or any(s.shape != d.shape for s, d in zip(src, dst, strict=False)):
-            raise InvalidInputError(f"{path}: {name} features do not match {spec.name}'s backbone")
-        for s, d in zip(src, dst, strict=False):
-            d.set_data(s.data())
-
-    def train_mode(self) -> None:
-        self.net.raw_outputs = True
-        self.net.hybridize(static_alloc=True)
-
-    def validate(self, float_model: Any, evaluate: Any, val: Any) -> dict[str, Any]:
-        report = evaluate(float_model(self.net), val)
-        self.train_mode()
-        return {k: v for k, v in report.items() if k != "voc07_ap_per_class"}
+        self.copy_backbone(path, name, self.net.features.base)
 
     def targets(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One image's prior classes (N,) and box offsets (N, 4)."""
