@@ -214,7 +214,20 @@ def test_offloaded_transposed_convs_match_onnxruntime(tmp_path):
         assert op not in names, f"{op} left in the TVM graph: {names}"
     assert "relax.permute_dims" not in names, names
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    from edgecv import _runtime
+
+    _runtime.clear_kernel_cache()
+    _runtime.kernel_layers(reset=True)
     got = tvm_api.run(tmp_path / "m.so", [x], [])[0]
+    deconvs = [
+        layer["implementation"]
+        for layer in _runtime.kernel_layers()
+        if layer["kernel"] == "edgecv.dnnl.conv2d_transpose"
+    ]
+    # the 4x4 stride-2 layer runs as four 2x2 convolutions (one per output phase), the
+    # others as oneDNN transposed convolutions; none on a reference kernel
+    assert sum("(sub-pixel)" in impl for impl in deconvs) == 4 and len(deconvs) == 7, deconvs
+    assert not any(impl.startswith("ref") for impl in deconvs), deconvs
     assert got.shape == expected.shape == (1, 5, 40, 56)
     scale = float(np.abs(expected).max())
     assert scale > 0.1
