@@ -216,6 +216,18 @@ def voc_split(root: Path, task: str, folders: Sequence[str], split: str) -> tupl
     return root, ids
 
 
+def voc_classes(
+    root: Path, classes: Sequence[str] | None, default: str, first: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """Class names: ``classes``, else ``first`` + the lines of ``root/labels.txt``, else
+    label set ``default``."""
+    if classes is not None:
+        return tuple(classes)
+    if (root / "labels.txt").is_file():
+        return (*first, *_read_label_file(root / "labels.txt"))
+    return label_set(default)
+
+
 class VOCDetection(_Detection):
     """Pascal VOC: ``root/Annotations/<id>.xml``, ``root/JPEGImages/<id>.jpg`` and
     ``root/ImageSets/Main/<split>.txt``. Classes: ``classes``, else ``root/labels.txt``,
@@ -228,12 +240,7 @@ class VOCDetection(_Detection):
         classes: Sequence[str] | None = None,
     ):
         self.root, self.ids = voc_split(Path(root), "Main", ("Annotations",), split)
-        if classes is not None:
-            self.classes = tuple(classes)
-        elif (self.root / "labels.txt").is_file():
-            self.classes = _read_label_file(self.root / "labels.txt")
-        else:
-            self.classes = label_set("voc")
+        self.classes = voc_classes(self.root, classes, "voc")
         index = {name: i for i, name in enumerate(self.classes)}
         self._labels = [self._parse(i, index) for i in self.ids]
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..zoo import label_set
-from . import Dataset, _read_label_file, _require_dir, decode_image, voc_split
+from . import Dataset, _require_dir, decode_image, voc_classes, voc_split
 
 IGNORE = 255
 
@@ -88,12 +87,7 @@ class VOCSegmentation(Dataset):
         classes: Sequence[str] | None = None,
     ):
         self.root, self.ids = voc_split(Path(root), "Segmentation", ("SegmentationClass",), split)
-        if classes is not None:
-            self.classes = tuple(classes)
-        elif (self.root / "labels.txt").is_file():
-            self.classes = ("background", *_read_label_file(self.root / "labels.txt"))
-        else:
-            self.classes = label_set("voc_seg")
+        self.classes = voc_classes(self.root, classes, "voc_seg", ("background",))
         for i in self.ids:
             for path in (self.mask_path(i), self.image_path(i)):
                 if not path.is_file():
