@@ -12,7 +12,8 @@ import pytest
 
 from edgecv import _runtime
 from edgecv.datasets import COCODetection, open_dataset
-from edgecv.datasets.digits import KEYPOINTS, _palette, ink_keypoints, load_scans, render_scene
+from edgecv.datasets.digits import KEYPOINTS, ink_keypoints, load_scans, render_scene
+from edgecv.datasets.segmentation import voc_palette
 from edgecv.datasets.keypoints import UNIFORM_SIGMA, COCOKeypoints, default_sigmas
 from edgecv.errors import InvalidInputError
 from edgecv.evaluate import COCO_KEYPOINT_SIGMAS, evaluate
@@ -81,7 +82,7 @@ def test_digits_keypoint_files(digits_root):
             np.testing.assert_array_equal(a.boxes, b[:, :4])
             assert not a.ignore.any() and np.all(a.keypoints[:, :, 2] == 2)
     # the keypoints again, from the ink of the (lossless) segmentation PNGs of the VOC copy
-    palette = _palette()
+    palette = voc_palette()
     val = COCOKeypoints(root, "val")
     for i in range(len(val)):
         stem = val.images[i]["file_name"].rsplit(".", 1)[0]
