@@ -34,8 +34,8 @@ def test_unknown_model_and_target_exit_2():
     assert out.returncode == 2 and "did you mean" in out.stderr and "Traceback" not in out.stderr
     out = edgecv("compile", "resnet18_v1", "--target", "x86")
     assert out.returncode == 2 and "unknown target 'x86'" in out.stderr
-    out = edgecv("compile", "resnet18_v1", "--target", "rpi4", "--int8")
-    assert out.returncode == 3 and "does not support precision 'int8'" in out.stderr
+    out = edgecv("compile", "resnet18_v1", "--target", "rpi4", "--fp16")
+    assert out.returncode == 3 and "does not support precision 'fp16'" in out.stderr
     out = edgecv("compile", "resnet18_v1", "--int8")  # x86 has int8, but it needs calibration
     assert out.returncode == 3 and "needs calibration" in out.stderr, out.stderr
     out = edgecv("compile", "resnet18_v1", "--calib-data", "somewhere")
