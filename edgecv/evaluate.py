@@ -395,7 +395,9 @@ class FloatModel:
         data = meta.data if input_size is None else meta.data.scaled(input_size)
         self.input_shape = (1, 3, *data.input_size)
         self.data = data
-        self._pre = _native().Preprocessor(json.dumps(preprocess_ops(data)), list(self.input_shape))
+        ops = preprocess_ops(data)
+        self._pre = _native().Preprocessor(json.dumps(ops), list(self.input_shape))
+        self._crop_scale = next((op["scale"] for op in ops if op["op"] == "person_crop"), None)
         if self.task == "detection":
             net.raw_outputs = False
             net.hybridize()  # drops a graph cached with the raw outputs
@@ -442,12 +444,10 @@ class FloatModel:
 
     def pose(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, np.ndarray]:
         """One pose per person box ((P, 4) corners, image pixels): keypoints (P, K, 2) in
-        image pixels and their heatmap peaks (P, K). The artifact's C++ person crop and
-        heatmap decode around the MXNet network; the crop is normalised with the
-        arithmetic of the C++ normalize step, in float32."""
+        image pixels and their heatmap peaks (P, K). The artifact's C++ person crop,
+        preprocessing and heatmap decode around the MXNet network."""
         import mxnet as mx
 
-        from .compile import preprocess_ops
         from .runtime import _native
 
         native, k = _native(), len(self.classes)
@@ -457,20 +457,15 @@ class FloatModel:
             raise InvalidInputError(f"person boxes must be (N, 4) corners, got shape {b.shape}")
         if not len(b):
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
-        scale = next(op["scale"] for op in preprocess_ops(self.data) if op["op"] == "person_crop")
         h_in, w_in = self.data.input_size
         h, w = image.shape[:2]
-        source = np.ascontiguousarray(image[..., ::-1] if self.data.color == "RGB" else image)
-        mean = np.array(self.data.mean, np.float32)
-        inv_std = np.float32(1) / np.array(self.data.std, np.float32)
         crops, tensors = [], []
         for i, box in enumerate(b):
             try:
-                crop = native.person_crop(box.tolist(), w_in, h_in, scale, w, h)
+                crop = native.person_crop(box.tolist(), w_in, h_in, self._crop_scale, w, h)
             except InvalidInputError as err:
                 raise InvalidInputError(f"box {i}: {err}") from None
-            patch = native.crop_resize(source, list(crop), w_in, h_in)
-            tensors.append(((patch.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1))
+            tensors.append(self._pre.run_crop(image, list(crop), "bgr")[0])
             crops.append(crop)
         ctx = next(iter(self.net.collect_params().values())).list_ctx()[0]
         heatmaps = self.net(mx.nd.array(np.stack(tensors), ctx=ctx)).asnumpy()

@@ -4,7 +4,8 @@
 2. calibration runs it on the calibration images through the C++ runtime and records each
    layer's input range (edgecv/calibration.py), or a saved table is read;
 3. the int8 library is built from the same ONNX graph, with the calibrated layers as
-   oneDNN int8 calls (edgecv/compile/offload.py);
+   oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without a kernel library
+   (ARM), as integer Relax operators (edgecv/compile/integer.py);
 4. with evaluation data, the task metric of both artifacts is measured by the same
    evaluation code; if int8 loses more than ``max_drop`` points, the layers whose inputs
    quantise worst (lowest SQNR in the table) go back to float, 1, 2, 4, ... of them,
@@ -42,7 +43,7 @@ def compile_int8(options: Any, step: Any) -> Path:
     from ..runtime import Predictor
     from ..targets import resolve_target
     from . import _choose_kernels, compile_model, default_out_dir
-    from . import local_kernel_libraries as _local_libraries
+    from . import local_kernel_libraries
     from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
@@ -56,7 +57,7 @@ def compile_int8(options: Any, step: Any) -> Path:
             f"int8 on {target.label} runs on oneDNN's integer kernels, which this edgecv runtime "
             "lacks (install libdnnl-dev and reinstall edgecv; --kernels tvm has no int8 path)"
         )
-    if in_tvm and "dnnl" not in _local_libraries():
+    if in_tvm and "dnnl" not in local_kernel_libraries():
         raise InvalidInputError(
             f"int8 for {target.label} is calibrated on this machine with oneDNN's float kernels, "
             "which this edgecv runtime lacks (install libdnnl-dev and reinstall edgecv)"

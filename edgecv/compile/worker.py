@@ -59,14 +59,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgecv-build-") as tmp:
         path, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
         path.write_text(json.dumps({**job, "result": str(result)}))
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "edgecv.compile.worker", str(path)],
-                capture_output=True,
-                text=True,
-            )
-        except KeyboardInterrupt:  # the child got the interrupt too and stops
-            raise
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgecv.compile.worker", str(path)],
+            capture_output=True,
+            text=True,
+        )
         done = json.loads(result.read_text()) if result.is_file() else None
     if done is not None and "error" in done:
         from .. import errors
@@ -115,12 +112,7 @@ def _main(job_path: str) -> int:
         from ..artifact import write_weights
         from . import tvm_api
 
-        fp16 = bool(job.get("fp16"))
-        if fp16 and job["kernels"]:
-            raise EdgecvError(
-                "fp16 artifacts are TVM-generated code: compile them with --kernels tvm"
-            )
-        int8 = job.get("int8")
+        fp16, int8 = bool(job.get("fp16")), job.get("int8")
         mod, params = tvm_api.import_onnx(
             onnx.load(job["onnx"]), embed_params=bool(job["kernels"]) or fp16 or bool(int8)
         )
@@ -148,7 +140,11 @@ def _main(job_path: str) -> int:
             result.write_text(json.dumps(tune_in_worker(mod, job["target"], job["tune"])))
             return 0
         tvm_api.build(
-            mod, job["target"], Path(job["library"]), linker=job["linker"], tuning_db=job.get("tuning_db")
+            mod,
+            job["target"],
+            Path(job["library"]),
+            linker=job["linker"],
+            tuning_db=job.get("tuning_db"),
         )
         entries = write_weights(Path(job["weights"]), params)
     except Exception as err:  # reported to the parent, which raises it

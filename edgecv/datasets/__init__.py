@@ -17,7 +17,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -274,11 +274,48 @@ class VOCDetection(_Detection):
         return np.array(rows, np.float32).reshape(-1, 6)
 
     def image_path(self, index: int) -> Path:
-        base = self.root / "JPEGImages" / self.ids[index]
-        for suffix in (".jpg", ".png", ".jpeg"):
-            if base.with_suffix(suffix).is_file():
-                return base.with_suffix(suffix)
-        return base.with_suffix(".jpg")
+        return voc_image(self.root, self.ids[index])
+
+
+def voc_image(root: Path, image_id: str) -> Path:
+    """``root/JPEGImages/<image_id>`` as .jpg, .png or .jpeg (.jpg if none exists)."""
+    base = root / "JPEGImages" / image_id
+    for suffix in (".jpg", ".png", ".jpeg"):
+        if base.with_suffix(suffix).is_file():
+            return base.with_suffix(suffix)
+    return base.with_suffix(".jpg")
+
+
+# COCO annotation files: file name prefix -> (what a missing file is called, its format)
+_COCO_FILES = {
+    "instances": ("annotation", "instances"),
+    "person_keypoints": ("keypoints", "keypoints"),
+}
+
+
+class COCOFile(NamedTuple):
+    root: Path
+    path: Path  # root/annotations/<prefix>_<split>.json
+    doc: Any  # its JSON
+    image_dir: Path  # root/<split> or root/images/<split>
+
+
+def read_coco(root: str | os.PathLike[str], split: str, prefix: str) -> COCOFile:
+    """A COCO root's ``annotations/<prefix>_<split>.json`` (prefix ``instances`` or
+    ``person_keypoints``), parsed, and its image folder; errors name what is missing."""
+    missing, kind = _COCO_FILES[prefix]
+    root = _require_dir(Path(root), "COCO root")
+    path = root / "annotations" / f"{prefix}_{split}.json"
+    if not path.is_file():
+        raise InvalidInputError(f"COCO {missing} file not found: {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(f"{path} is not a COCO {kind} file: {err}") from None
+    image_dir = next((d for d in (root / split, root / "images" / split) if d.is_dir()), None)
+    if image_dir is None:
+        raise InvalidInputError(f"COCO image folder not found: {root / split}")
+    return COCOFile(root, path, doc, image_dir)
 
 
 class COCODetection(_Detection):
@@ -287,25 +324,15 @@ class COCODetection(_Detection):
     annotations are marked difficult (ignored by the metrics)."""
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train"):
-        self.root = _require_dir(Path(root), "COCO root")
-        self.annotation_file = self.root / "annotations" / f"instances_{split}.json"
-        if not self.annotation_file.is_file():
-            raise InvalidInputError(f"COCO annotation file not found: {self.annotation_file}")
+        self.root, self.annotation_file, doc, self.image_dir = read_coco(root, split, "instances")
         try:
-            doc = json.loads(self.annotation_file.read_text())
             categories = sorted(doc["categories"], key=lambda c: c["id"])
             images = doc["images"]
             annotations = doc.get("annotations", [])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (KeyError, TypeError) as err:
             raise InvalidInputError(
                 f"{self.annotation_file} is not a COCO instances file: {err}"
             ) from None
-        image_dir = next(
-            (d for d in (self.root / split, self.root / "images" / split) if d.is_dir()), None
-        )
-        if image_dir is None:
-            raise InvalidInputError(f"COCO image folder not found: {self.root / split}")
-        self.image_dir = image_dir
         self.category_ids = [c["id"] for c in categories]
         self.classes = tuple(c["name"] for c in categories)
         index = {cid: i for i, cid in enumerate(self.category_ids)}

@@ -9,7 +9,6 @@ annotations and annotations without a labelled keypoint stay in the label but ar
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from . import Dataset, _require_dir, decode_image
+from . import Dataset, decode_image, read_coco
 
 # the OKS sigma of every keypoint of a set that is not COCO's 17 and brings no sigmas of
 # its own: between COCO's face points (.025-.035) and its body joints (.062-.107)
@@ -119,17 +118,13 @@ class COCOKeypoints(Dataset):
     task = "pose"
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train"):
-        self.root = _require_dir(Path(root), "COCO root")
-        self.annotation_file = self.root / "annotations" / f"person_keypoints_{split}.json"
-        path = self.annotation_file
-        if not path.is_file():
-            raise InvalidInputError(f"COCO keypoints file not found: {path}")
+        self.root, path, doc, self.image_dir = read_coco(root, split, "person_keypoints")
+        self.annotation_file = path
         try:
-            doc = json.loads(path.read_text())
             categories = list(doc["categories"])
             images = sorted(doc["images"], key=lambda im: im["id"])
             annotations = list(doc.get("annotations", []))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (KeyError, TypeError) as err:
             raise InvalidInputError(f"{path} is not a COCO keypoints file: {err!r}") from None
         unnamed = [im["id"] for im in images if "file_name" not in im]
         if unnamed:
@@ -139,12 +134,6 @@ class COCOKeypoints(Dataset):
         self.classes = tuple(str(n) for n in category["keypoints"])
         self.skeleton = _skeleton(category, len(self.classes), path)
         self.sigmas = _sigmas(category, self.classes, path)
-        image_dir = next(
-            (d for d in (self.root / split, self.root / "images" / split) if d.is_dir()), None
-        )
-        if image_dir is None:
-            raise InvalidInputError(f"COCO image folder not found: {self.root / split}")
-        self.image_dir = image_dir
         self.images = images
         rows: dict[Any, list[tuple]] = {im["id"]: [] for im in images}
         for ann in annotations:

@@ -8,7 +8,6 @@ COCO's crowd regions). ``classes`` starts with ``"background"``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from . import Dataset, _require_dir, decode_image, voc_classes, voc_split
+from . import Dataset, decode_image, read_coco, voc_classes, voc_image, voc_split
 
 IGNORE = 255
 
@@ -94,15 +93,7 @@ class VOCSegmentation(Dataset):
                     raise InvalidInputError(f"the {split} split lists {i}, but {path} is missing")
 
     def image_path(self, image_id: str) -> Path:
-        base = self.root / "JPEGImages" / image_id
-        return next(
-            (
-                base.with_suffix(s)
-                for s in (".jpg", ".png", ".jpeg")
-                if base.with_suffix(s).is_file()
-            ),
-            base.with_suffix(".jpg"),
-        )
+        return voc_image(self.root, image_id)
 
     def mask_path(self, image_id: str) -> Path:
         return self.root / "SegmentationClass" / f"{image_id}.png"
@@ -130,25 +121,16 @@ class COCOSegmentation(Dataset):
     task = "segmentation"
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train"):
-        self.root = _require_dir(Path(root), "COCO root")
-        self.annotation_file = self.root / "annotations" / f"instances_{split}.json"
-        if not self.annotation_file.is_file():
-            raise InvalidInputError(f"COCO annotation file not found: {self.annotation_file}")
+        self.root, self.annotation_file, doc, self.image_dir = read_coco(root, split, "instances")
         try:
-            doc = json.loads(self.annotation_file.read_text())
             categories = sorted(doc["categories"], key=lambda c: c["id"])
             images = sorted(doc["images"], key=lambda im: im["id"])
             annotations = doc.get("annotations", [])
             sizes = {im["id"]: (int(im["height"]), int(im["width"])) for im in images}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise InvalidInputError(
                 f"{self.annotation_file} is not a COCO instances file with image sizes: {err}"
             ) from None
-        self.image_dir = next(
-            (d for d in (self.root / split, self.root / "images" / split) if d.is_dir()), None
-        )
-        if self.image_dir is None:
-            raise InvalidInputError(f"COCO image folder not found: {self.root / split}")
         self.classes = ("background", *(c["name"] for c in categories))
         index = {c["id"]: i + 1 for i, c in enumerate(categories)}
         self.images = images

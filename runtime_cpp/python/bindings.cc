@@ -330,7 +330,16 @@ PYBIND11_MODULE(_runtime, m) {
              return Preprocessor(json::Value::Parse(ops_json), input_shape);
            }),
            py::arg("ops_json"), py::arg("input_shape"))
-      .def("run", &PreprocessTuple, py::arg("image"), py::arg("order") = "bgr");
+      .def("run", &PreprocessTuple, py::arg("image"), py::arg("order") = "bgr")
+      .def(
+          "run_crop",
+          [](const Preprocessor& pre, const py::array& image, std::vector<float> crop, const std::string& order) {
+            py::array keep;
+            ImageView v = ToImageView(image, order, keep);
+            return ToArray(pre.Normalize(pre.TransformCrop(v, ToCrop(crop))));
+          },
+          py::arg("image"), py::arg("crop"), py::arg("order") = "bgr",
+          "Pose models: the network input (1, 3, H, W) for a person crop (x0, y0, width, height)");
 
   m.def(
       "resize_bilinear",
