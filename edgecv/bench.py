@@ -23,21 +23,46 @@ import numpy as np
 from .artifact import read_manifest
 
 
-def _time(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    samples.sort()
+def _summary(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
     return {
         "median_ms": statistics.median(samples),
         "p90_ms": samples[min(len(samples) - 1, int(0.9 * len(samples)))],
         "min_ms": samples[0],
         "runs": len(samples),
     }
+
+
+def _time(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
+    return _time_interleaved([fn], warmup, repeat)[0][0]
+
+
+def _time_interleaved(
+    fns: list[Callable[[], Any]], warmup: int, repeat: int, block: int = 5
+) -> list[tuple[dict[str, float], list[Any]]]:
+    """Time several functions in alternating blocks of ``block`` runs (a×5, b×5, a×5, ...),
+    so that a slow spell of a shared machine falls on all of them alike rather than on
+    whichever ran during it. Each block starts with an untimed run: a thread pool that
+    spins for a while after its last call (ONNX Runtime's, OpenMP's) must not be timed
+    against the other side. Runs are not alternated one by one for that reason (measured:
+    ResNet-50 21 -> 65 ms with ORT's pool spinning between every run). Returns, per
+    function, the summary of its timed runs and what those runs returned."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    results: list[list[Any]] = [[] for _ in fns]
+    while len(samples[0]) < repeat:
+        n = min(block, repeat - len(samples[0]))
+        for fn, own, got in zip(fns, samples, results):
+            if len(fns) > 1:
+                fn()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = fn()
+                own.append((time.perf_counter() - t0) * 1e3)
+                got.append(r)
+    return [(_summary(own), got) for own, got in zip(samples, results)]
 
 
 def model_flops(onnx_path: str | os.PathLike[str]) -> int:
@@ -155,28 +180,12 @@ def bench_artifact(
     flops = model_flops(onnx_path)
     peak = peak_gflops() if peak is None else peak
 
+    # memory: each side's growth while it loads and runs its first inference
     with _PeakMemory() as edge_mem:
         t0 = time.perf_counter()
         predictor = Predictor(directory)
         predictor.run_tensor(x)
         first_ms = (time.perf_counter() - t0) * 1e3
-        stages: list[dict[str, float]] = []
-        _runtime.kernel_stats(reset=True)
-        edge = _time(lambda: stages.append(predictor.run_tensor(x).timings), warmup, repeat)
-        kernels = _runtime.kernel_stats(reset=True)
-    network = sorted(t["inference_ms"] for t in stages[warmup:])
-    post = sorted(t["postprocess_ms"] for t in stages[warmup:])
-    edge["network_median_ms"] = statistics.median(network)
-    edge["postprocess_median_ms"] = statistics.median(post)
-    edge["first_run_ms"] = first_ms
-    edge["peak_memory_mib"] = edge_mem.mib
-    if kernels:  # per inference: time in the kernel library; the rest is TVM-generated code
-        runs = warmup + repeat
-        library_ms = sum(k["total_ms"] for k in kernels.values()) / runs
-        edge["kernel_library_ms"] = library_ms
-        edge["kernel_calls"] = {name: k["calls"] // runs for name, k in kernels.items()}
-        edge["tvm_code_ms"] = max(0.0, statistics.mean(network) - library_ms)
-
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -185,7 +194,33 @@ def bench_artifact(
         session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         session.run(None, {"data": x})
         ort_first_ms = (time.perf_counter() - t0) * 1e3
-        ref = _time(lambda: session.run(None, {"data": x}), warmup, repeat)
+
+    # latency: the two run in alternating blocks (see _time_interleaved)
+    _runtime.kernel_stats(reset=True)
+    calls = 0
+
+    def run_edgecv() -> dict[str, float]:
+        nonlocal calls
+        calls += 1
+        return predictor.run_tensor(x).timings
+
+    (edge, stages), (ref, _) = _time_interleaved(
+        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat
+    )
+    kernels = _runtime.kernel_stats(reset=True)
+    network = sorted(t["inference_ms"] for t in stages)
+    post = sorted(t["postprocess_ms"] for t in stages)
+    edge["network_median_ms"] = statistics.median(network)
+    edge["postprocess_median_ms"] = statistics.median(post)
+    edge["first_run_ms"] = first_ms
+    edge["peak_memory_mib"] = edge_mem.mib
+    if kernels:  # per inference: time in the kernel library; the rest is TVM-generated code
+        runs = calls
+        library_ms = sum(k["total_ms"] for k in kernels.values()) / runs
+        edge["kernel_library_ms"] = library_ms
+        edge["kernel_calls"] = {name: k["calls"] // runs for name, k in kernels.items()}
+        edge["tvm_code_ms"] = max(0.0, statistics.mean(network) - library_ms)
+
     ref["first_run_ms"] = ort_first_ms
     ref["peak_memory_mib"] = ort_mem.mib
     a = predictor.run_tensor(x).outputs[0]

@@ -234,6 +234,96 @@ def test_offloaded_transposed_convs_match_onnxruntime(tmp_path):
     assert float(np.abs(got - expected).max()) <= RTOL * scale
 
 
+def _winograd_model() -> tuple[onnx.ModelProto, tuple[int, ...]]:
+    """3×3 stride-1 convs where oneDNN's Winograd kernels apply: residual added before and
+    after the activation, leaky ReLU, ReLU6, channels that fill the 16-channel blocks
+    partly (24), a stride-2 conv (direct) between them, and a map too small for Winograd."""
+    g = _Graph(seed=7)
+    a = g.op("Relu", [g.bn(g.conv("data", 3, 32, 3, pads=[1, 1, 1, 1]), 32)])  # NCHW input
+    b = g.op(  # add, then ReLU: a ResNet block's end
+        "Relu", [g.op("Add", [g.bn(g.conv(a, 32, 32, 3, bias=False, pads=[1, 1, 1, 1]), 32), a])]
+    )
+    c = g.op(  # leaky ReLU, then add: Darknet's
+        "Add", [g.op("LeakyRelu", [g.conv(b, 32, 32, 3, pads=[1, 1, 1, 1])], alpha=0.1), b]
+    )
+    d = g.op(
+        "Clip",
+        [g.conv(c, 32, 24, 3, pads=[1, 1, 1, 1]), g.const(np.float32(0)), g.const(np.float32(6))],
+    )
+    e = g.conv(d, 24, 32, 3, strides=[2, 2], pads=[1, 1, 1, 1])  # 12x10 -> 6x5: direct
+    f = g.op("Relu", [g.conv(e, 32, 16, 3, pads=[1, 1, 1, 1])])  # 6x5 = 30 pixels: direct
+    head = g.conv(g.op("Relu", [g.conv(d, 24, 16, 3, pads=[1, 1, 1, 1])]), 16, 5, 1)
+    f32 = TensorProto.FLOAT
+    model = g.model(
+        [helper.make_tensor_value_info("data", f32, [1, 3, 24, 20])],
+        [
+            helper.make_tensor_value_info(head, f32, None),
+            helper.make_tensor_value_info(f, f32, None),
+        ],
+    )
+    return model, (1, 3, 24, 20)
+
+
+def test_winograd_convs_match_onnxruntime(tmp_path):
+    """Float 3×3 stride-1 convs run as Winograd F(4x4/2x2, 3x3) in oneDNN's blocked layout
+    (the activation and residual applied while converting back to NHWC): the same results
+    as ONNX Runtime's direct convolution to within the usual tolerance."""
+    model, shape = _winograd_model()
+    x = np.random.RandomState(5).uniform(-2, 2, shape).astype(np.float32)
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})
+    mod, _ = tvm_api.import_onnx(model, embed_params=True)
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    assert stats["conv2d"] == 8, stats
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    from edgecv import _runtime
+
+    _runtime.clear_kernel_cache()
+    _runtime.kernel_layers(reset=True)
+    got = tvm_api.run(tmp_path / "m.so", [x], [])
+    impls = [layer["implementation"] for layer in _runtime.kernel_layers()]
+    # the four 3x3 stride-1 convs on the 24x20 map, not the NCHW input's, the stride-2 one,
+    # the one on 30 pixels or the 1x1 head
+    assert sum("(winograd)" in i for i in impls) == 4, impls
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        scale = float(np.abs(e).max())
+        assert scale > 0.1
+        assert float(np.abs(g - e).max()) <= RTOL * scale
+
+
+def test_winograd_can_be_turned_off(tmp_path):
+    """EDGECV_DNNL_WINOGRAD=0: every conv on oneDNN's direct kernels (read once per process,
+    so checked in a fresh one)."""
+    import subprocess
+    import sys
+
+    model, _ = _winograd_model()
+    mod, _ = tvm_api.import_onnx(model, embed_params=True)
+    mod, _ = tvm_api.offload_kernels(mod, "dnnl")
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    script = (
+        "import numpy as np\n"
+        "from edgecv import _runtime\n"
+        "from edgecv.compile import tvm_api\n"
+        f"tvm_api.run({str(tmp_path / 'm.so')!r}, [np.ones((1, 3, 24, 20), np.float32)], [])\n"
+        "print('|'.join(l['implementation'] for l in _runtime.kernel_layers()))\n"
+    )
+    import os
+
+    env = dict(os.environ, EDGECV_DNNL_WINOGRAD="0")
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    impls = out.split("|")
+    assert len(impls) == 8 and not any("winograd" in i for i in impls), impls
+
+
 def test_kernels_reject_bad_tensors():
     """Called with tensors that do not fit the layer: an error naming it, not a crash."""
     import tvm
