@@ -22,9 +22,14 @@ SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -nam
 # aarch64 wheels, runtime only: see runtime_cpp/tools/fetch_tvm_runtime.py)
 CROSS_PACKAGES := g++-aarch64-linux-gnu qemu-user
 CROSS_RUNTIME  := build/tvm-runtime/aarch64
+# XNNPACK for aarch64 (ARM artifacts run their convolutions in it): Debian's arm64 packages,
+# unpacked here (dpkg -x; nothing installed), for the cross-built runtime to link and bundle
+CROSS_XNNPACK  := build/xnnpack/aarch64
+CROSS_XNNPACK_DEBS := libxnnpack0 libxnnpack-dev libpthreadpool0 libpthreadpool-dev libcpuinfo0
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/kernels_dnnl.cc)
-KERNEL_PACKAGES := libdnnl-dev
+# oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/kernels_dnnl.cc);
+# XNNPACK: ARM artifacts (and x86 ones with --kernels xnnpack) in it (kernels_xnnpack.cc)
+KERNEL_PACKAGES := libdnnl-dev libxnnpack-dev libpthreadpool-dev
 
 demo: $(VENV)/.installed
 	$(BIN)/edgecv compile $(DEMO_CLS) --target $(DEMO_TARGET) --out $(DEMO_ART)/$(DEMO_CLS)-$(DEMO_TARGET)-fp32
@@ -48,13 +53,13 @@ $(VENV)/.installed: $(BIN)/python $(SOURCES) | kernel-libs
 	touch $@
 
 # GluonCV is a test-only reference; --no-deps keeps it from upgrading numpy or pulling torch
-$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS
+$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked
 	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
 	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
 	touch $@
 
 kernel-libs:
-	@test -f /usr/include/oneapi/dnnl/dnnl.hpp || \
+	@test -f /usr/include/oneapi/dnnl/dnnl.hpp -a -f /usr/include/xnnpack.h -a -f /usr/include/pthreadpool.h || \
 	  { $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KERNEL_PACKAGES); }
 
@@ -65,6 +70,14 @@ cross-tools:
 
 $(CROSS_RUNTIME)/VERSIONS: runtime_cpp/tools/fetch_tvm_runtime.py | $(VENV)/.installed
 	$(BIN)/python runtime_cpp/tools/fetch_tvm_runtime.py --out $(CROSS_RUNTIME) --platform manylinux_2_28_aarch64
+
+$(CROSS_XNNPACK)/.unpacked:
+	@dpkg --print-foreign-architectures | grep -qx arm64 || \
+	  { $(SUDO) dpkg --add-architecture arm64 && { $(SUDO) apt-get update -qq || true; }; }
+	rm -rf $(CROSS_XNNPACK) && mkdir -p $(CROSS_XNNPACK)/debs
+	cd $(CROSS_XNNPACK)/debs && apt-get download -qq $(addsuffix :arm64,$(CROSS_XNNPACK_DEBS))
+	for d in $(CROSS_XNNPACK)/debs/*.deb; do dpkg -x $$d $(CROSS_XNNPACK); done
+	touch $@
 
 clean:
 	rm -rf build artifacts $(VENV)

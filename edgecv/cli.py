@@ -461,10 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--kernels",
         default="auto",
-        choices=["auto", "tvm", "dnnl"],
+        choices=["auto", "tvm", "dnnl", "xnnpack"],
         help="where convolutions and dense layers run: a kernel library the target offers "
-        "(dnnl: oneDNN, x86) or TVM-generated code (tvm); auto: the target's library when the "
-        "runtime here has it",
+        "(dnnl: oneDNN, x86; xnnpack: XNNPACK, ARM and x86) or TVM-generated code (tvm); auto: "
+        "the target's first library (when the runtime here has it, for this machine's targets)",
     )
     prec = s.add_mutually_exclusive_group()
     prec.add_argument(
@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", default="x86_64", help="a target this machine runs")
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file")
-    s.add_argument("--kernels", default="auto", help="as for compile: auto | dnnl | tvm")
+    s.add_argument("--kernels", default="auto", help="as for compile: auto | dnnl | xnnpack | tvm")
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("run", help="run an artifact on images: classes, detections, masks, poses")

@@ -24,7 +24,11 @@ from .errors import EdgecvError, InvalidInputError, UnknownNameError
 from .registry import Registry
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")  # what `compile` builds today, whatever a target supports
+IMPLEMENTED_PRECISIONS = (
+    "fp32",
+    "fp16",
+    "int8",
+)  # what `compile` builds today, whatever a target supports
 TVM_KINDS = {"cpu": ("llvm",), "cuda": ("cuda",)}  # device → TVM target kinds
 DEVICES = tuple(TVM_KINDS)
 _SM = re.compile(r"sm_\d{2,3}[a-z]?")
@@ -52,7 +56,7 @@ class Target:
     cross_compiler: str | None = None  # CPU targets: C++ compiler that links for host_triple
     host: str | None = None  # GPU targets: default host CPU target
     archs: tuple[GpuArch, ...] = ()  # GPU targets
-    kernels: tuple[str, ...] = ()  # kernel libraries layers can be offloaded to ("dnnl")
+    kernels: tuple[str, ...] = ()  # kernel libraries layers can be offloaded to (first: default)
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -214,7 +218,15 @@ def parse_target(path: Path) -> Target:
     )
 
 
-KERNEL_LIBRARIES = ("dnnl",)
+KERNEL_LIBRARIES = ("dnnl", "xnnpack")
+# what to install (Debian packages) for the edgecv runtime to be built with each library
+KERNEL_PACKAGES = {
+    "dnnl": "oneDNN: libdnnl-dev",
+    "xnnpack": "XNNPACK: libxnnpack-dev libpthreadpool-dev",
+}
+# the libraries whose kernels have int8 versions (the others' targets get int8 as integer
+# ops in TVM-generated code)
+INT8_KERNEL_LIBRARIES = ("dnnl",)
 
 
 def _parse_kernels(data: dict[str, Any], path: Path) -> tuple[str, ...]:

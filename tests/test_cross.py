@@ -29,6 +29,7 @@ from conftest import PARITY_SIZE, REPO, SAMPLE_IMAGE, random_params_file
 pytestmark = pytest.mark.targets
 
 CROSS_RUNTIME = REPO / "build" / "tvm-runtime" / "aarch64"
+CROSS_XNNPACK = REPO / "build" / "xnnpack" / "aarch64"
 TOOLCHAIN = REPO / "runtime_cpp" / "cmake" / "aarch64-linux-gnu.cmake"
 SYSROOT = "/usr/aarch64-linux-gnu"
 EM_X86_64, EM_AARCH64 = 62, 183
@@ -66,6 +67,9 @@ def aarch64_build(tmp_path_factory):
         f"no aarch64 TVM runtime in {CROSS_RUNTIME}: run `make test` (it fetches it)"
     )
     assert not (CROSS_RUNTIME / "lib" / "libtvm_compiler.so").exists()
+    assert (CROSS_XNNPACK / "usr" / "include" / "xnnpack.h").is_file(), (
+        f"no arm64 XNNPACK in {CROSS_XNNPACK}: run `make test` (it unpacks Debian's packages)"
+    )
     build = tmp_path_factory.mktemp("aarch64-build")
     prefix = tmp_path_factory.mktemp("aarch64-prefix")
     cmake = shutil.which("cmake")
@@ -74,6 +78,7 @@ def aarch64_build(tmp_path_factory):
             cmake, "-S", REPO, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
             f"-DEDGECV_TVM_LIB_DIR={CROSS_RUNTIME / 'lib'}", f"-DEDGECV_TVM_FFI_DIR={CROSS_RUNTIME}",
             f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DEDGECV_BUILD_TESTS=ON",
+            f"-DEDGECV_XNNPACK_ROOT={CROSS_XNNPACK}", "-DEDGECV_WITH_XNNPACK=ON",
         ]
     )  # fmt: skip
     _run([cmake, "--build", build, "-j2"])
@@ -89,6 +94,9 @@ def aarch64_build(tmp_path_factory):
     exe = app / "edgecv-classify"
     assert _elf_machine(exe) == EM_AARCH64
     assert _elf_machine(prefix / "lib" / "libtvm_runtime.so") == EM_AARCH64
+    # the install brings XNNPACK (and what it needs) along: ARM artifacts call it
+    assert _elf_machine(prefix / "lib" / "libXNNPACK.so.0") == EM_AARCH64
+    assert (prefix / "lib" / "libcpuinfo.so.0").is_file()
     return build, exe
 
 
@@ -143,6 +151,7 @@ def test_aarch64_artifact_under_qemu_matches_x86(
     assert doc["target"]["host_triple"] == "aarch64-linux-gnu"
     assert doc["target"]["tvm"]["mtriple"] == "aarch64-linux-gnu"
     assert doc["report"]["parity"]["tvm_not_run"] == f"built for {target}"
+    assert doc["kernels"] == ["xnnpack"]  # ARM convolutions run in XNNPACK
     assert _elf_machine(arm / "model.so") == EM_AARCH64
     with pytest.raises(ArtifactError, match="built for aarch64-linux-gnu"):
         Predictor(arm)  # this x86 runtime refuses it by name, before loading the library

@@ -26,6 +26,15 @@ from conftest import random_params_file
 pytestmark = pytest.mark.skipif(
     "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
 )
+LIBRARIES = [
+    pytest.param(
+        lib,
+        marks=pytest.mark.skipif(
+            lib not in local_kernel_libraries(), reason=f"runtime built without {lib}"
+        ),
+    )
+    for lib in ("dnnl", "xnnpack")
+]
 RTOL = 1e-4  # of the output scale
 
 
@@ -128,7 +137,8 @@ def _op_names(mod) -> list[str]:
     return names
 
 
-def test_offloaded_graph_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_offloaded_graph_matches_onnxruntime(tmp_path, library):
     model = _model()
     x = np.random.RandomState(1).uniform(-2, 2, (1, 8, 21, 19)).astype(np.float32)
     expected = ort.InferenceSession(
@@ -136,7 +146,7 @@ def test_offloaded_graph_matches_onnxruntime(tmp_path):
     ).run(None, {"data": x})
     mod, params = tvm_api.import_onnx(model, embed_params=True)
     assert params == []
-    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    mod, stats = tvm_api.offload_kernels(mod, library)
     # every conv and the dense layer left TVM, with BN, bias, activations and adds folded in
     assert stats["conv2d"] == 6 and stats["dense"] == 1, stats
     names = _op_names(mod)
@@ -154,8 +164,21 @@ def test_offloaded_graph_matches_onnxruntime(tmp_path):
     assert names.count("relax.call_dps_packed") == 7
     # only the NHWC↔NCHW transposes that cannot be avoided: none at the input or the head
     assert names.count("relax.permute_dims") <= 1, names
+    assert all(
+        str(b.value.args[0].global_symbol).startswith(f"edgecv.{library}.")
+        for block in mod["main"].body.blocks
+        for b in block.bindings
+        if getattr(b.value, "op", None) is not None
+        and str(getattr(b.value.op, "name", "")) == "relax.call_dps_packed"
+    )
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    from edgecv import _runtime
+
+    _runtime.kernel_stats(reset=True)
     got = tvm_api.run(tmp_path / "m.so", [x], [])
+    calls = _runtime.kernel_stats(reset=True)
+    assert calls[f"edgecv.{library}.conv2d"]["calls"] == 6, calls
+    assert calls[f"edgecv.{library}.dense"]["calls"] == 1, calls
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape
         scale = float(np.abs(e).max())
@@ -397,9 +420,9 @@ def test_runtime_without_the_library_refuses_clearly(both_ways, tmp_path):
     shutil.copytree(both_ways["dnnl"], bad)
     doc = read_manifest(bad)
     doc.pop("manifest_sha256")
-    doc["kernels"] = ["dnnl", "xnnpack"]  # a library this runtime was not built with
+    doc["kernels"] = ["dnnl", "acl"]  # a library this runtime was not built with
     (bad / "manifest.json").write_text(seal_manifest(doc))
-    with pytest.raises(ArtifactError, match="calls xnnpack kernels"):
+    with pytest.raises(ArtifactError, match="calls acl kernels"):
         Predictor(bad)
 
 

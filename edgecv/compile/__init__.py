@@ -18,7 +18,7 @@ from .. import __version__
 from ..artifact import LIBRARY, ONNX, SCHEMA, SCHEMA_VERSION, WEIGHTS, ArtifactWriter
 from ..errors import EdgecvError, InvalidInputError
 from ..registry import DataConfig
-from ..targets import ResolvedTarget, check_toolchain, resolve_target
+from ..targets import KERNEL_PACKAGES, ResolvedTarget, check_toolchain, resolve_target
 
 Step = Callable[[str], None]
 # fp16 artifacts checked against ONNX Runtime's float32 (where they can run): fp16 carries
@@ -203,9 +203,10 @@ def compile_model(options: CompileOptions, step: Step = lambda _: None) -> Path:
         step(f"compiling with TVM for {target.label} ({target.tvm})")
         kernels = _choose_kernels(options.kernels, target)
         if not kernels and options.kernels == "auto" and target.target.kernels:
+            library = target.target.kernels[0]
             step(
-                f"note: the runtime here lacks {target.target.kernels[0]} kernels "
-                "(oneDNN: libdnnl-dev); compiling with TVM alone, which is far slower"
+                f"note: the runtime here lacks {library} kernels "
+                f"({KERNEL_PACKAGES[library]}); compiling with TVM alone, which is far slower"
             )
         if kernels:
             step(f"convolutions and dense layers go to {', '.join(kernels)}")
@@ -319,7 +320,7 @@ def _choose_kernels(requested: str, target: ResolvedTarget) -> list[str]:
             return []  # nothing here could run (and check) the artifact: TVM alone
         raise EdgecvError(
             f"the edgecv runtime here was built without {library} kernels, so the artifact "
-            "could not be checked: install oneDNN (Debian: libdnnl-dev) and reinstall edgecv, "
+            f"could not be checked: install {KERNEL_PACKAGES[library]} and reinstall edgecv, "
             "or compile with --kernels tvm"
         )
     return [library]

@@ -41,17 +41,25 @@ def compile_int8(options: Any, step: Any) -> Path:
     from .. import calibration, zoo
     from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
-    from ..targets import resolve_target
+    from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
     from . import _choose_kernels, compile_model, default_out_dir
     from . import local_kernel_libraries
     from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
     kernels = _choose_kernels(options.kernels, target)
-    # targets without a kernel library (ARM) get integer ops in TVM-generated code
-    # (integer.py); calibration and the accuracy gate still run here, on x86 artifacts
-    in_tvm = not target.target.kernels
+    # targets without a kernel library that has int8 kernels (ARM: XNNPACK's wrapper is
+    # float only) get integer ops in TVM-generated code (integer.py); calibration and the
+    # accuracy gate still run here, on x86 artifacts
+    in_tvm = not any(k in INT8_KERNEL_LIBRARIES for k in target.target.kernels)
     here = resolve_target("x86_64", None, "int8")
+    if in_tvm:
+        kernels = []
+    elif kernels and kernels[0] not in INT8_KERNEL_LIBRARIES:
+        raise InvalidInputError(
+            f"{kernels[0]} has no int8 kernels in edgecv: int8 on {target.label} runs on "
+            f"{', '.join(INT8_KERNEL_LIBRARIES)} (--kernels auto)"
+        )
     if not kernels and not in_tvm:
         raise InvalidInputError(
             f"int8 on {target.label} runs on oneDNN's integer kernels, which this edgecv runtime "

@@ -1,9 +1,13 @@
-"""Kernel-library offload: convolutions and dense layers leave the TVM graph for oneDNN.
+"""Kernel-library offload: convolutions and dense layers leave the TVM graph for oneDNN
+(x86) or XNNPACK (ARM).
 
 Untuned TVM code on a CPU is unscheduled and single-threaded (ResNet-18: 1.5 s against
-ONNX Runtime's 8 ms). oneDNN has tuned x86 kernels for exactly the layers that dominate
-vision models, so they are replaced by calls to functions that edgecv's C++ runtime
-registers (``runtime_cpp/src/kernels_dnnl.cc``); everything else stays TVM-generated.
+ONNX Runtime's 8 ms). oneDNN has tuned x86 kernels, XNNPACK tuned ARM (NEON) ones, for
+exactly the layers that dominate vision models, so they are replaced by calls to functions
+that edgecv's C++ runtime registers (``runtime_cpp/src/kernels_dnnl.cc``,
+``kernels_xnnpack.cc``); everything else stays TVM-generated. Both libraries take the same
+arguments and settings; XNNPACK's wrapper has no transposed convolutions (they stay in TVM)
+and no int8.
 
 The rewrite, on the imported Relax module:
   1. inference decomposition (batch norm → affine), constant folding, ONNX ``Clip`` with
@@ -43,6 +47,11 @@ import numpy as np
 CONV = "edgecv.dnnl.conv2d"
 DECONV = "edgecv.dnnl.conv2d_transpose"
 DENSE = "edgecv.dnnl.dense"
+# the float kernel functions of each library, by layer kind
+KERNELS = {
+    "dnnl": {"conv": CONV, "deconv": DECONV, "dense": DENSE},
+    "xnnpack": {"conv": "edgecv.xnnpack.conv2d", "dense": "edgecv.xnnpack.dense"},
+}
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
 SETTINGS_VERSION = 1
@@ -80,7 +89,7 @@ class _Layer:
         return self.absorbed[-1] if self.absorbed else self.head
 
 
-def prepare(mod: Any) -> Any:
+def prepare(mod: Any, library: str = "dnnl") -> Any:
     """Steps before the rewrite: decomposition, folding, NHWC activations."""
     import tvm
     from tvm import relax
@@ -95,7 +104,8 @@ def prepare(mod: Any) -> Any:
     mod = _normalize_ops(mod)
     # transposed convolutions go NHWC only when every one of them will be offloaded: TVM
     # legalizes them in NCHW only
-    deconv_layout = "NHWC" if _deconvs_offloadable(mod["main"]) else "NCHW"
+    offloadable = "deconv" in KERNELS[library] and _deconvs_offloadable(mod["main"])
+    deconv_layout = "NHWC" if offloadable else "NCHW"
     layouts = {
         "relax.nn.conv2d": ["NHWC", "OHWI"],
         "relax.image.resize2d": ["NHWC"],
@@ -437,8 +447,8 @@ def _extend(layer: _Layer, user: Any) -> bool:
     return False
 
 
-def _plan(func: Any) -> list[_Layer]:
-    """Find the layers to offload in ``func``'s dataflow block."""
+def _plan(func: Any, kinds: Any = ("conv", "deconv", "dense")) -> list[_Layer]:
+    """Find the layers (of the given kinds) to offload in ``func``'s dataflow block."""
     from tvm import relax
 
     bindings = [b for block in func.body.blocks for b in block.bindings]
@@ -466,7 +476,7 @@ def _plan(func: Any) -> list[_Layer]:
     layers = []
     for b in bindings:
         layer = _head(b)
-        if layer is None:
+        if layer is None or layer.kind not in kinds:
             continue
         if layer.kind != "dense":
             layer.transposes.append(_nchw_source(layer, bound, uses))
@@ -704,9 +714,13 @@ def resolve_keep_float(func: Any, layers: list[_Layer], keep_float: list[str | i
 
 
 def offload(
-    mod: Any, quant: Quantization | None = None, keep_float: list[str | int] = ()
+    mod: Any,
+    quant: Quantization | None = None,
+    keep_float: list[str | int] = (),
+    library: str = "dnnl",
 ) -> tuple[Any, dict[str, Any]]:
-    """Replace conv2d / dense layers of ``mod["main"]`` by oneDNN calls.
+    """Replace conv2d / dense layers of ``mod["main"]`` by calls to ``library``'s kernels
+    (oneDNN: "dnnl", or "xnnpack").
 
     ``quant``: calibration results; the layers it covers become int8 calls, except those
     named in ``keep_float`` (layer indices in graph order, or "input" / "output").
@@ -715,7 +729,10 @@ def offload(
     """
     from tvm import relax
 
-    layers = _plan(mod["main"])
+    kernels = KERNELS[library]
+    if quant is not None and library != "dnnl":
+        raise ValueError(f"no int8 kernels in {library}")
+    layers = _plan(mod["main"], tuple(kernels))
     index = {id(layer): i for i, layer in enumerate(layers)}
     floats: set[int] = set()
     if quant is not None:
@@ -766,7 +783,7 @@ def offload(
             out_ty = binding.var.ty
             if q is None:
                 weights = [relax.const(weight), relax.const(bias)]
-                kernel = {"conv": CONV, "deconv": DECONV, "dense": DENSE}[layer.kind]
+                kernel = kernels[layer.kind]
             else:
                 wq, wscale = quantize_weights(weight)
                 settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias], out)

@@ -49,12 +49,12 @@ def offload_kernels(
     mod: Any, library: str, quant: Any = None, keep_float: list[str | int] = ()
 ) -> tuple[Any, dict[str, Any]]:
     """Move convolutions and dense layers to ``library``'s kernels (see offload.py);
-    ``quant`` (an ``offload.Quantization``) makes the calibrated layers int8."""
+    ``quant`` (an ``offload.Quantization``) makes the calibrated layers int8 (oneDNN)."""
     from . import offload
 
-    if library != "dnnl":
+    if library not in offload.KERNELS:
         raise EdgecvError(f"no offload rewrite for kernel library {library!r}")
-    return offload.offload(offload.prepare(mod), quant, keep_float)
+    return offload.offload(offload.prepare(mod, library), quant, keep_float, library)
 
 
 def to_fp16(mod: Any) -> Any:

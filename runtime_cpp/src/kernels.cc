@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "edgecv/error.h"
+#include "kernel_common.h"
 #include "kernels_internal.h"
 
 namespace edgecv {
@@ -11,6 +12,9 @@ const std::vector<std::string>& KernelLibraries() {
   static const std::vector<std::string> libraries{
 #ifdef EDGECV_WITH_DNNL
       "dnnl",
+#endif
+#ifdef EDGECV_WITH_XNNPACK
+      "xnnpack",
 #endif
   };
   return libraries;
@@ -22,25 +26,42 @@ void RegisterKernels() {
 #ifdef EDGECV_WITH_DNNL
     RegisterDnnlKernels();
 #endif
+#ifdef EDGECV_WITH_XNNPACK
+    RegisterXnnpackKernels();
+#endif
   });
 }
 
+namespace {
+std::mutex book_mutex;
+std::map<std::string, KernelStat> stats;
+std::vector<KernelLayer> layers;
+}  // namespace
+
+void kernel::AccountCall(const char* kernel, double ms) {
+  std::lock_guard<std::mutex> lock(book_mutex);
+  KernelStat& st = stats[kernel];
+  st.calls += 1;
+  st.total_ms += ms;
+}
+
+void kernel::LogLayer(KernelLayer layer) {
+  std::lock_guard<std::mutex> lock(book_mutex);
+  layers.push_back(std::move(layer));
+}
+
 std::map<std::string, KernelStat> KernelStats(bool reset) {
-#ifdef EDGECV_WITH_DNNL
-  return DnnlStats(reset);
-#else
-  (void)reset;
-  return {};
-#endif
+  std::lock_guard<std::mutex> lock(book_mutex);
+  std::map<std::string, KernelStat> out = stats;
+  if (reset) stats.clear();
+  return out;
 }
 
 std::vector<KernelLayer> KernelLayers(bool reset) {
-#ifdef EDGECV_WITH_DNNL
-  return DnnlLayers(reset);
-#else
-  (void)reset;
-  return {};
-#endif
+  std::lock_guard<std::mutex> lock(book_mutex);
+  std::vector<KernelLayer> out = layers;
+  if (reset) layers.clear();
+  return out;
 }
 
 void StartObserving(const std::map<int64_t, double>& ranges, int bins) {
@@ -64,6 +85,9 @@ std::map<int64_t, ObservedInput> StopObserving() {
 void ClearKernelCache() {
 #ifdef EDGECV_WITH_DNNL
   ClearDnnlCache();
+#endif
+#ifdef EDGECV_WITH_XNNPACK
+  ClearXnnpackCache();
 #endif
 }
 

@@ -36,6 +36,7 @@
 #include <tvm/ffi/error.h>
 #include <tvm/ffi/function.h>
 
+#include "kernel_common.h"
 #include "kernels_internal.h"
 
 namespace edgecv {
@@ -45,32 +46,20 @@ namespace ffi = tvm::ffi;
 using dnnl::memory;
 using dims = memory::dims;
 
-constexpr int64_t kSettingsVersion = 1;
-enum Activation : int64_t { kNone = 0, kRelu = 1, kClip = 2 };
-
-float FloatBits(int64_t bits) {
-  const uint32_t u = static_cast<uint32_t>(bits);
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+using kernel::Activate;
+using kernel::CheckTensor;
+using kernel::Count;
+using kernel::Data;
+using kernel::FloatBits;
+using kernel::kClip;
+using kernel::kNone;
+using kernel::kRelu;
+using kernel::kSettingsVersion;
+using kernel::Threads;
 
 // oneDNN (Debian's build) runs on OpenMP. Other libraries in the process may have lowered
 // the calling thread's OpenMP thread count (importing MXNet sets it to 1), so each call
-// sets it: EDGECV_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this process may use.
-int Threads() {
-  static const int threads = [] {
-    for (const char* var : {"EDGECV_NUM_THREADS", "OMP_NUM_THREADS"}) {
-      const char* v = std::getenv(var);
-      if (v != nullptr && std::atoi(v) > 0) return std::atoi(v);
-    }
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    return omp_get_num_procs();
-  }();
-  return threads;
-}
-
+// sets it.
 void UseThreads() {
   if (omp_get_max_threads() != Threads()) omp_set_num_threads(Threads());
 }
@@ -80,31 +69,7 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-const DLTensor* CheckTensor(const ffi::AnyView& arg, const char* what, int ndim, DLDataTypeCode code = kDLFloat,
-                            int bits = 32) {
-  const DLTensor* t = arg.cast<DLTensor*>();
-  if (t->device.device_type != kDLCPU) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " is not in CPU memory";
-  if (t->dtype.code != code || t->dtype.bits != bits || t->dtype.lanes != 1)
-    TVM_FFI_THROW(TypeError) << "edgecv.dnnl: " << what << " is not " << (code == kDLFloat ? "float" : "int") << bits;
-  if (t->ndim != ndim) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " has " << t->ndim << " dims, expected " << ndim;
-  if (t->strides != nullptr) {  // compact row-major only
-    int64_t expect = 1;
-    for (int i = ndim - 1; i >= 0; --i) {
-      if (t->shape[i] != 1 && t->strides[i] != expect)
-        TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " is not a compact tensor";
-      expect *= t->shape[i];
-    }
-  }
-  return t;
-}
-
-void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
-dims Dims(const DLTensor* t) { return dims(t->shape, t->shape + t->ndim); }
-int64_t Count(const DLTensor* t) {
-  int64_t n = 1;
-  for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
-  return n;
-}
+dims Dims(const DLTensor* t) { return kernel::Dims(t); }
 
 // residual_order: 1 = add the residual, then activate; 2 = activate, then add.
 // *residual_index: the position of the residual add among the post-ops.
@@ -168,7 +133,7 @@ class Cache {
     auto [it, fresh] = layers_.emplace(key, std::move(layer));
     if (fresh) {
       const Layer& l = *it->second;
-      built_.push_back(KernelLayer{kernel, impl, TypeName(l.src.data_type()), TypeName(l.weights.get_desc().data_type()),
+      kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), TypeName(l.weights.get_desc().data_type()),
                                    TypeName(l.dst.data_type())});
     }
     return it->second;
@@ -177,17 +142,10 @@ class Cache {
     std::lock_guard<std::mutex> lock(mutex_);
     layers_.clear();
   }
-  std::vector<KernelLayer> Built(bool reset) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<KernelLayer> out = built_;
-    if (reset) built_.clear();
-    return out;
-  }
 
  private:
   std::mutex mutex_;
   std::map<Key, std::shared_ptr<const Layer>> layers_;
-  std::vector<KernelLayer> built_;
 };
 
 Cache& TheCache() {
@@ -377,12 +335,6 @@ std::optional<dnnl::convolution_forward::primitive_desc> WinogradDesc(const dims
   } catch (const dnnl::error&) {
     return std::nullopt;  // no Winograd kernel for this shape on this CPU
   }
-}
-
-float Activate(float v, int64_t act, float alpha, float beta) {
-  if (act == kRelu) return v > 0.f ? v : alpha * v;
-  if (act == kClip) return std::min(std::max(v, alpha), beta);
-  return v;
 }
 
 // Runs a Winograd layer: NHWC input reordered to the blocked layout, the convolution, then
@@ -753,9 +705,6 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Run(*layer, stream, Data(x), Data(y), nullptr);
 }
 
-std::mutex stats_mutex;
-std::map<std::string, KernelStat> stats;
-
 // oneDNN reports failures as dnnl::error; TVM's VM wants ffi errors. Time is accounted
 // per kernel, so that a benchmark can tell library time from TVM-generated code.
 template <void (*F)(ffi::PackedArgs, ffi::Any*)>
@@ -766,11 +715,7 @@ void Guarded(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
   } catch (const dnnl::error& e) {
     TVM_FFI_THROW(RuntimeError) << "oneDNN: " << e.what();
   }
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::lock_guard<std::mutex> lock(stats_mutex);
-  KernelStat& st = stats[name];
-  st.calls += 1;
-  st.total_ms += ms;
+  kernel::AccountCall(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace
@@ -787,16 +732,7 @@ void RegisterDnnlKernels() {
   }
 }
 
-std::map<std::string, KernelStat> DnnlStats(bool reset) {
-  std::lock_guard<std::mutex> lock(stats_mutex);
-  std::map<std::string, KernelStat> out = stats;
-  if (reset) stats.clear();
-  return out;
-}
-
 void ClearDnnlCache() { TheCache().Clear(); }
-
-std::vector<KernelLayer> DnnlLayers(bool reset) { return TheCache().Built(reset); }
 
 void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins) { TheObserver().Start(ranges, bins); }
 

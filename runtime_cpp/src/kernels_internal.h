@@ -11,10 +11,12 @@ namespace edgecv {
 #ifdef EDGECV_WITH_DNNL
 void RegisterDnnlKernels();
 void ClearDnnlCache();
-std::map<std::string, KernelStat> DnnlStats(bool reset);
-std::vector<KernelLayer> DnnlLayers(bool reset);
 void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins);
 std::map<int64_t, ObservedInput> DnnlStopObserving();
+#endif
+#ifdef EDGECV_WITH_XNNPACK
+void RegisterXnnpackKernels();
+void ClearXnnpackCache();
 #endif
 
 }  // namespace edgecv

@@ -1,0 +1,93 @@
+// What the kernel-library wrappers (kernels_dnnl.cc, kernels_xnnpack.cc) share: the layer
+// settings' layout, argument checks, the thread count, the activation, and bookkeeping.
+#pragma once
+
+#include <dlpack/dlpack.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+#include <tvm/ffi/any.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+
+#include "edgecv/kernels.h"
+
+namespace edgecv {
+namespace kernel {
+
+// Version of the settings edgecv/compile/offload.py writes (SETTINGS_VERSION there).
+constexpr int64_t kSettingsVersion = 1;
+enum Activation : int64_t { kNone = 0, kRelu = 1, kClip = 2 };
+
+// settings carry floats as their IEEE bits
+inline float FloatBits(int64_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits);
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Threads for the libraries: EDGECV_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this
+// process may use.
+inline int Threads() {
+  static const int threads = [] {
+    for (const char* var : {"EDGECV_NUM_THREADS", "OMP_NUM_THREADS"}) {
+      const char* v = std::getenv(var);
+      if (v != nullptr && std::atoi(v) > 0) return std::atoi(v);
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return threads;
+}
+
+// A CPU tensor of `ndim` dims, compact row-major, of the given type; else an error naming it.
+inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* what, int ndim, DLDataTypeCode code = kDLFloat,
+                                   int bits = 32) {
+  const DLTensor* t = arg.cast<DLTensor*>();
+  if (t->device.device_type != kDLCPU) TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " is not in CPU memory";
+  if (t->dtype.code != code || t->dtype.bits != bits || t->dtype.lanes != 1)
+    TVM_FFI_THROW(TypeError) << "edgecv kernels: " << what << " is not " << (code == kDLFloat ? "float" : "int") << bits;
+  if (t->ndim != ndim)
+    TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " has " << t->ndim << " dims, expected " << ndim;
+  if (t->strides != nullptr) {
+    int64_t expect = 1;
+    for (int i = ndim - 1; i >= 0; --i) {
+      if (t->shape[i] != 1 && t->strides[i] != expect)
+        TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " is not a compact tensor";
+      expect *= t->shape[i];
+    }
+  }
+  return t;
+}
+
+inline void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
+inline std::vector<int64_t> Dims(const DLTensor* t) { return std::vector<int64_t>(t->shape, t->shape + t->ndim); }
+inline int64_t Count(const DLTensor* t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
+  return n;
+}
+
+// The layer's activation as oneDNN defines it: ReLU with slope alpha below 0 (leaky when
+// alpha != 0), clip to [alpha, beta].
+inline float Activate(float v, int64_t act, float alpha, float beta) {
+  if (act == kRelu) return v > 0.f ? v : alpha * v;
+  if (act == kClip) return std::min(std::max(v, alpha), beta);
+  return v;
+}
+
+// Bookkeeping shared by the libraries (kernels.cc): time per kernel function, the log of
+// layers built.
+void AccountCall(const char* kernel, double ms);
+void LogLayer(KernelLayer layer);
+
+}  // namespace kernel
+}  // namespace edgecv

@@ -1,0 +1,292 @@
+// XNNPACK kernels called from compiled graphs: the ARM targets' convolutions and dense
+// layers (edgecv/compile/offload.py writes the calls, with the settings of the oneDNN ones):
+//   edgecv.xnnpack.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
+//   edgecv.xnnpack.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
+// float32 only. XNNPACK fuses a clamp (ReLU, ReLU6) into its operators; a leaky ReLU or a
+// residual add is applied in one pass over the output after it. Operators (weights packed
+// by XNNPACK) are cached under the layer's content key and input shape, as for oneDNN.
+#include <pthreadpool.h>
+#include <xnnpack.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/function.h>
+
+#include "kernel_common.h"
+#include "kernels_internal.h"
+
+namespace edgecv {
+namespace {
+
+namespace ffi = tvm::ffi;
+using kernel::Activate;
+using kernel::CheckTensor;
+using kernel::Count;
+using kernel::Data;
+using kernel::Dims;
+using kernel::FloatBits;
+using kernel::kClip;
+using kernel::kNone;
+using kernel::kRelu;
+using kernel::kSettingsVersion;
+
+void Check(xnn_status status, const char* what) {
+  if (status != xnn_status_success) TVM_FFI_THROW(RuntimeError) << "XNNPACK: " << what << " failed (status " << status << ")";
+}
+
+pthreadpool_t Pool() {
+  static struct Holder {
+    Holder() {
+      Check(xnn_initialize(nullptr), "initialisation (is this CPU supported?)");
+      pool = pthreadpool_create(static_cast<size_t>(kernel::Threads()));
+    }
+    pthreadpool_t pool;
+  } holder;
+  return holder.pool;
+}
+
+struct OperatorDeleter {
+  void operator()(xnn_operator* op) const { xnn_delete_operator(op); }
+};
+
+// One layer: the XNNPACK operator (its packed weights inside) and what runs after it.
+struct Layer {
+  std::unique_ptr<xnn_operator, OperatorDeleter> op;
+  bool after = false;  // activation / residual applied by Epilogue
+  int64_t act = kNone, residual_order = 0;
+  float alpha = 0, beta = 0;
+  std::mutex mutex;  // an operator holds the pointers of its last setup: one call at a time
+};
+
+using Key = std::tuple<int64_t, std::vector<int64_t>>;
+
+class Cache {
+ public:
+  template <typename Make>
+  std::shared_ptr<Layer> Get(const Key& key, const char* kernel, Make make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = layers_.find(key);
+    if (it != layers_.end()) return it->second;
+    std::shared_ptr<Layer> layer = make();
+    layers_.emplace(key, layer);
+    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32"});
+    return layer;
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    layers_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<Key, std::shared_ptr<Layer>> layers_;
+};
+
+Cache& TheCache() {
+  static Cache cache;
+  return cache;
+}
+
+// The clamp XNNPACK fuses: ReLU (slope 0) and clip; anything else runs after the operator.
+bool Fusable(int64_t act, float alpha, bool residual) { return !residual && (act == kNone || act == kClip || alpha == 0.f); }
+
+void Bounds(const Layer& l, float* lo, float* hi) {
+  *lo = -std::numeric_limits<float>::infinity();
+  *hi = std::numeric_limits<float>::infinity();
+  if (l.after) return;
+  if (l.act == kRelu) *lo = 0.f;
+  if (l.act == kClip) {
+    *lo = l.alpha;
+    *hi = l.beta;
+  }
+}
+
+struct EpilogueTask {
+  const Layer* layer;
+  float* y;
+  const float* residual;
+};
+
+void EpilogueTile(void* context, size_t start, size_t count) {
+  const EpilogueTask& t = *static_cast<const EpilogueTask*>(context);
+  const Layer& l = *t.layer;
+  for (size_t i = start; i < start + count; ++i) {
+    float v = t.y[i];
+    if (t.residual != nullptr && l.residual_order == 1) v += t.residual[i];
+    v = Activate(v, l.act, l.alpha, l.beta);
+    if (t.residual != nullptr && l.residual_order == 2) v += t.residual[i];
+    t.y[i] = v;
+  }
+}
+
+// the activation XNNPACK could not fuse and the residual add, over the pool's threads
+void Epilogue(const Layer& l, float* y, const float* residual, int64_t n) {
+  if (!l.after) return;
+  EpilogueTask task{&l, y, residual};
+  pthreadpool_parallelize_1d_tile_1d(Pool(), EpilogueTile, &task, static_cast<size_t>(n), 16384, 0);
+}
+
+// NCHW <-> NHWC for the graph's input and output layers
+void ToNhwc(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ci = 0; ci < c; ++ci)
+      for (int64_t p = 0; p < hw; ++p) y[(b * hw + p) * c + ci] = x[(b * c + ci) * hw + p];
+}
+void ToNchw(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t ci = 0; ci < c; ++ci) y[(b * c + ci) * hw + p] = x[(b * hw + p) * c + ci];
+}
+
+// settings: as edgecv.dnnl.conv2d's (float): 0 version, 1-2 strides, 3-6 pads (t, l, b, r),
+// 7-8 dilation, 9 groups, 10 act, 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW,
+// 15 dst NCHW, 16 key. Weights: G x O/G x I/G x KH x KW.
+void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
+  const char* name = "edgecv.xnnpack.conv2d";
+  if (args.size() != 5 && args.size() != 6) TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
+  const bool has_residual = args.size() == 6;
+  const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
+  if (s.size() != 17 || s[0] != kSettingsVersion)
+    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
+  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
+  const DLTensor* x = CheckTensor(args[0], "input", 4);
+  const DLTensor* w = CheckTensor(args[1], "weights", 5);
+  const DLTensor* b = CheckTensor(args[2], "bias", 1);
+  const DLTensor* res = has_residual ? CheckTensor(args[3], "residual", 4) : nullptr;
+  const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
+  const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
+  // dims as N, H, W, C whatever the layout
+  const auto nhwc = [](const DLTensor* t, bool is_nchw) {
+    return is_nchw ? std::vector<int64_t>{t->shape[0], t->shape[2], t->shape[3], t->shape[1]} : Dims(t);
+  };
+  const std::vector<int64_t> xd = nhwc(x, src_nchw), yd = nhwc(y, dst_nchw);
+  const int64_t groups = s[9], og = w->shape[1], ig = w->shape[2], kh = w->shape[3], kw = w->shape[4];
+  if (groups != w->shape[0] || xd[3] != groups * ig || yd[3] != groups * og || b->shape[0] != groups * og ||
+      xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
+    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
+  const int64_t key = s[16];
+  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&] {
+    auto l = std::make_shared<Layer>();
+    l->act = s[10];
+    l->alpha = FloatBits(s[11]);
+    l->beta = FloatBits(s[12]);
+    l->residual_order = s[13];
+    l->after = !Fusable(l->act, l->alpha, res != nullptr);
+    // XNNPACK's kernel layout: G x O/G x KH x KW x I/G
+    const float* from = static_cast<const float*>(Data(w));
+    std::vector<float> packed(static_cast<size_t>(Count(w)));
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t o = 0; o < og; ++o)
+        for (int64_t i = 0; i < ig; ++i)
+          for (int64_t r = 0; r < kh; ++r)
+            for (int64_t c = 0; c < kw; ++c)
+              packed[(((g * og + o) * kh + r) * kw + c) * ig + i] = from[(((g * og + o) * ig + i) * kh + r) * kw + c];
+    float lo, hi;
+    Bounds(*l, &lo, &hi);
+    xnn_operator_t op = nullptr;
+    Pool();
+    Check(xnn_create_convolution2d_nhwc_f32(
+              static_cast<uint32_t>(s[3]), static_cast<uint32_t>(s[6]), static_cast<uint32_t>(s[5]),
+              static_cast<uint32_t>(s[4]), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
+              static_cast<uint32_t>(s[1]), static_cast<uint32_t>(s[2]), static_cast<uint32_t>(s[7]),
+              static_cast<uint32_t>(s[8]), static_cast<uint32_t>(groups), static_cast<size_t>(ig),
+              static_cast<size_t>(og), static_cast<size_t>(groups * ig), static_cast<size_t>(groups * og), packed.data(),
+              static_cast<const float*>(Data(b)), lo, hi, 0, &op),
+          "creating a convolution");
+    l->op.reset(op);  // XNNPACK copied and packed the weights
+    return l;
+  });
+  // NCHW graph input / output: converted here (the first and last layers only)
+  std::vector<float> src_buf, dst_buf;
+  const float* src = static_cast<const float*>(Data(x));
+  if (src_nchw) {
+    src_buf.resize(static_cast<size_t>(Count(x)));
+    ToNhwc(src, src_buf.data(), xd[0], xd[3], xd[1] * xd[2]);
+    src = src_buf.data();
+  }
+  float* dst = static_cast<float*>(Data(y));
+  if (dst_nchw) {
+    dst_buf.resize(static_cast<size_t>(Count(y)));
+    dst = dst_buf.data();
+  }
+  std::lock_guard<std::mutex> lock(layer->mutex);
+  Check(xnn_setup_convolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
+                                         static_cast<size_t>(xd[2]), src, dst, Pool()),
+        "setting up a convolution");
+  Check(xnn_run_operator(layer->op.get(), Pool()), "running a convolution");
+  if (dst_nchw) {
+    // the residual of an NCHW output is NCHW too: convert the result first
+    ToNchw(dst, static_cast<float*>(Data(y)), yd[0], yd[3], yd[1] * yd[2]);
+    dst = static_cast<float*>(Data(y));
+  }
+  Epilogue(*layer, dst, res != nullptr ? static_cast<const float*>(Data(res)) : nullptr, Count(y));
+}
+
+// settings: 0 version, 1 act, 2-3 act alpha/beta bits, 4 key.
+void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
+  const char* name = "edgecv.xnnpack.dense";
+  if (args.size() != 5) TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
+  const ffi::Shape s = args[3].cast<ffi::Shape>();
+  if (s.size() != 5 || s[0] != kSettingsVersion)
+    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
+  const DLTensor* x = CheckTensor(args[0], "input", 2);
+  const DLTensor* w = CheckTensor(args[1], "weights", 2);
+  const DLTensor* b = CheckTensor(args[2], "bias", 1);
+  const DLTensor* y = CheckTensor(args[4], "output", 2);
+  if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] || y->shape[0] != x->shape[0])
+    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
+  auto layer = TheCache().Get(Key{s[4], Dims(x)}, name, [&] {
+    auto l = std::make_shared<Layer>();
+    l->act = s[1];
+    l->alpha = FloatBits(s[2]);
+    l->beta = FloatBits(s[3]);
+    l->after = !Fusable(l->act, l->alpha, false);
+    float lo, hi;
+    Bounds(*l, &lo, &hi);
+    xnn_operator_t op = nullptr;
+    Pool();
+    const size_t k = static_cast<size_t>(w->shape[1]), n = static_cast<size_t>(w->shape[0]);
+    Check(xnn_create_fully_connected_nc_f32(k, n, k, n, static_cast<const float*>(Data(w)),
+                                            static_cast<const float*>(Data(b)), lo, hi, 0, &op),
+          "creating a fully connected layer");
+    l->op.reset(op);
+    return l;
+  });
+  std::lock_guard<std::mutex> lock(layer->mutex);
+  Check(xnn_setup_fully_connected_nc_f32(layer->op.get(), static_cast<size_t>(x->shape[0]),
+                                         static_cast<const float*>(Data(x)), static_cast<float*>(Data(y)), Pool()),
+        "setting up a fully connected layer");
+  Check(xnn_run_operator(layer->op.get(), Pool()), "running a fully connected layer");
+  Epilogue(*layer, static_cast<float*>(Data(y)), nullptr, Count(y));
+}
+
+template <void (*F)(ffi::PackedArgs, ffi::Any*)>
+void Timed(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
+  const auto t0 = std::chrono::steady_clock::now();
+  F(args, ret);
+  kernel::AccountCall(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace
+
+void RegisterXnnpackKernels() {
+  for (auto [name, fn] : {std::pair{"edgecv.xnnpack.conv2d", &Timed<Conv2d>}, std::pair{"edgecv.xnnpack.dense", &Timed<Dense>}}) {
+    ffi::Function::SetGlobal(
+        name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
+        true);
+  }
+}
+
+void ClearXnnpackCache() { TheCache().Clear(); }
+
+}  // namespace edgecv
