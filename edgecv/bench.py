@@ -34,19 +34,21 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 
 def _time(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
-    return _time_interleaved([fn], warmup, repeat)[0][0]
+    return _time_in_blocks([fn], warmup, repeat, repeat)[0][0]
 
 
-def _time_interleaved(
-    fns: list[Callable[[], Any]], warmup: int, repeat: int, block: int = 5
+def _time_in_blocks(
+    fns: list[Callable[[], Any]], warmup: int, repeat: int, block: int
 ) -> list[tuple[dict[str, float], list[Any]]]:
-    """Time several functions in alternating blocks of ``block`` runs (a×5, b×5, a×5, ...),
-    so that a slow spell of a shared machine falls on all of them alike rather than on
-    whichever ran during it. Each block starts with an untimed run: a thread pool that
-    spins for a while after its last call (ONNX Runtime's, OpenMP's) must not be timed
-    against the other side. Runs are not alternated one by one for that reason (measured:
-    ResNet-50 21 -> 65 ms with ORT's pool spinning between every run). Returns, per
-    function, the summary of its timed runs and what those runs returned."""
+    """Time several functions in blocks of ``block`` runs each (a×block, b×block, a×block,
+    ...), each block after an untimed run, until each has ``repeat`` timed runs. Returns, per
+    function, the summary of its timed runs and what those runs returned.
+
+    The benchmark times edgecv and ONNX Runtime in one block each (``block=repeat``): each
+    side gets the machine to itself. Alternating short blocks was measured to penalise
+    whichever side runs after the other (MobileNetV2: edgecv 3.7-5.7 ms in one block, 7.5-7.9
+    ms in blocks of 5 against ORT's; one-by-one alternation, ResNet-50: 21 -> 65 ms) — the
+    two libraries' thread pools and cache contents do not hand over cleanly."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -195,7 +197,7 @@ def bench_artifact(
         session.run(None, {"data": x})
         ort_first_ms = (time.perf_counter() - t0) * 1e3
 
-    # latency: the two run in alternating blocks (see _time_interleaved)
+    # latency: all of edgecv's runs, then all of ORT's (see _time_in_blocks)
     _runtime.kernel_stats(reset=True)
     calls = 0
 
@@ -204,8 +206,8 @@ def bench_artifact(
         calls += 1
         return predictor.run_tensor(x).timings
 
-    (edge, stages), (ref, _) = _time_interleaved(
-        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat
+    (edge, stages), (ref, _) = _time_in_blocks(
+        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat, repeat
     )
     kernels = _runtime.kernel_stats(reset=True)
     network = sorted(t["inference_ms"] for t in stages)

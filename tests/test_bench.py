@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecv.bench import _time_interleaved
+from edgecv.bench import _time_in_blocks
 
 
 def test_timing_alternates_blocks_with_an_untimed_run_first():
@@ -15,7 +15,7 @@ def test_timing_alternates_blocks_with_an_untimed_run_first():
 
         return run
 
-    (a, a_got), (b, b_got) = _time_interleaved([side("a"), side("b")], warmup=1, repeat=7, block=3)
+    (a, a_got), (b, b_got) = _time_in_blocks([side("a"), side("b")], warmup=1, repeat=7, block=3)
     # warm-up of each, then blocks of 3, 3, 1 timed runs, each block after one untimed run
     assert "".join(calls) == "ab" + "aaaabbbb" + "aaaabbbb" + "aabb"
     assert a["runs"] == b["runs"] == 7 and len(a_got) == len(b_got) == 7
@@ -25,5 +25,5 @@ def test_timing_alternates_blocks_with_an_untimed_run_first():
 
 def test_timing_one_function_has_no_untimed_runs_between_blocks():
     calls = []
-    ((summary, got),) = _time_interleaved([lambda: calls.append(1)], warmup=2, repeat=6, block=5)
+    ((summary, got),) = _time_in_blocks([lambda: calls.append(1)], warmup=2, repeat=6, block=5)
     assert len(calls) == 8 and summary["runs"] == 6 and len(got) == 6
