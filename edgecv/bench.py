@@ -38,17 +38,18 @@ def _time(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
 
 
 def _time_in_blocks(
-    fns: list[Callable[[], Any]], warmup: int, repeat: int, block: int
+    fns: list[Callable[[], Any]], warmup: int, repeat: int, block: int, settle_s: float = 0.0
 ) -> list[tuple[dict[str, float], list[Any]]]:
     """Time several functions in blocks of ``block`` runs each (a×block, b×block, a×block,
-    ...), each block after an untimed run, until each has ``repeat`` timed runs. Returns, per
-    function, the summary of its timed runs and what those runs returned.
+    ...), until each has ``repeat`` timed runs, so that a slow spell of a shared machine falls
+    on all of them alike. Before each block: ``settle_s`` of sleep, then one untimed run.
+    Returns, per function, the summary of its timed runs and what those runs returned.
 
-    The benchmark times edgecv and ONNX Runtime in one block each (``block=repeat``): each
-    side gets the machine to itself. Alternating short blocks was measured to penalise
-    whichever side runs after the other (MobileNetV2: edgecv 3.7-5.7 ms in one block, 7.5-7.9
-    ms in blocks of 5 against ORT's; one-by-one alternation, ResNet-50: 21 -> 65 ms) — the
-    two libraries' thread pools and cache contents do not hand over cleanly."""
+    The sleep matters when the functions use different thread pools: ONNX Runtime's (and
+    OpenMP's) threads spin for a while after a run, taking the cores from whatever runs next.
+    Measured here, MobileNetV2 in edgecv: 3.4-3.7 ms in one block, 7.5-7.9 ms in blocks of 5
+    alternating with ORT's without the sleep, 3.75-4.0 ms with 0.2 s of it (the ORT/edgecv
+    ratio 0.91 either way, as in one block each)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -58,6 +59,7 @@ def _time_in_blocks(
         n = min(block, repeat - len(samples[0]))
         for fn, own, got in zip(fns, samples, results):
             if len(fns) > 1:
+                time.sleep(settle_s)  # the other side's spinning threads go to sleep
                 fn()
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -197,7 +199,7 @@ def bench_artifact(
         session.run(None, {"data": x})
         ort_first_ms = (time.perf_counter() - t0) * 1e3
 
-    # latency: all of edgecv's runs, then all of ORT's (see _time_in_blocks)
+    # latency: blocks of 5 runs in turns, after a pause (see _time_in_blocks)
     _runtime.kernel_stats(reset=True)
     calls = 0
 
@@ -207,7 +209,7 @@ def bench_artifact(
         return predictor.run_tensor(x).timings
 
     (edge, stages), (ref, _) = _time_in_blocks(
-        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat, repeat
+        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat, 5, 0.2
     )
     kernels = _runtime.kernel_stats(reset=True)
     network = sorted(t["inference_ms"] for t in stages)
