@@ -6,8 +6,7 @@ ONNX Runtime's 8 ms). oneDNN has tuned x86 kernels, XNNPACK tuned ARM (NEON) one
 exactly the layers that dominate vision models, so they are replaced by calls to functions
 that edgecv's C++ runtime registers (``runtime_cpp/src/kernels_dnnl.cc``,
 ``kernels_xnnpack.cc``); everything else stays TVM-generated. Both libraries take the same
-arguments and settings; XNNPACK's wrapper has no transposed convolutions (they stay in TVM)
-and no int8.
+arguments and settings; XNNPACK's wrapper is float only.
 
 The rewrite, on the imported Relax module:
   1. inference decomposition (batch norm → affine), constant folding, ONNX ``Clip`` with
@@ -50,7 +49,11 @@ DENSE = "edgecv.dnnl.dense"
 # the float kernel functions of each library, by layer kind
 KERNELS = {
     "dnnl": {"conv": CONV, "deconv": DECONV, "dense": DENSE},
-    "xnnpack": {"conv": "edgecv.xnnpack.conv2d", "dense": "edgecv.xnnpack.dense"},
+    "xnnpack": {
+        "conv": "edgecv.xnnpack.conv2d",
+        "deconv": "edgecv.xnnpack.conv2d_transpose",
+        "dense": "edgecv.xnnpack.dense",
+    },
 }
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"

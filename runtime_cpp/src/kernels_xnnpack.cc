@@ -2,6 +2,7 @@
 // layers (edgecv/compile/offload.py writes the calls, with the settings of the oneDNN ones):
 //   edgecv.xnnpack.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.xnnpack.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
+//   edgecv.xnnpack.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d
 // float32 only. XNNPACK fuses a clamp (ReLU, ReLU6) into its operators; a leaky ReLU or a
 // residual add is applied in one pass over the output after it. Operators (weights packed
 // by XNNPACK) are cached under the layer's content key and input shape, as for oneDNN.
@@ -151,8 +152,12 @@ void ToNchw(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
 // settings: as edgecv.dnnl.conv2d's (float): 0 version, 1-2 strides, 3-6 pads (t, l, b, r),
 // 7-8 dilation, 9 groups, 10 act, 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW,
 // 15 dst NCHW, 16 key. Weights: G x O/G x I/G x KH x KW.
+// kTransposed: a transposed convolution (weights as for a convolution, unflipped; the
+// bottom/right pads are those of the convolution it transposes less the output padding, so
+// XNNPACK's output adjustment stays 0).
+template <bool kTransposed>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
-  const char* name = "edgecv.xnnpack.conv2d";
+  const char* name = kTransposed ? "edgecv.xnnpack.conv2d_transpose" : "edgecv.xnnpack.conv2d";
   if (args.size() != 5 && args.size() != 6) TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
   const bool has_residual = args.size() == 6;
   const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
@@ -195,14 +200,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     Bounds(*l, &lo, &hi);
     xnn_operator_t op = nullptr;
     Pool();
-    Check(xnn_create_convolution2d_nhwc_f32(
-              static_cast<uint32_t>(s[3]), static_cast<uint32_t>(s[6]), static_cast<uint32_t>(s[5]),
-              static_cast<uint32_t>(s[4]), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
-              static_cast<uint32_t>(s[1]), static_cast<uint32_t>(s[2]), static_cast<uint32_t>(s[7]),
-              static_cast<uint32_t>(s[8]), static_cast<uint32_t>(groups), static_cast<size_t>(ig),
-              static_cast<size_t>(og), static_cast<size_t>(groups * ig), static_cast<size_t>(groups * og), packed.data(),
-              static_cast<const float*>(Data(b)), lo, hi, 0, &op),
-          "creating a convolution");
+    const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
+    const auto make = kTransposed ? xnn_create_deconvolution2d_nhwc_f32 : xnn_create_convolution2d_nhwc_f32;
+    Check(make(u(s[3]), u(s[6]), u(s[5]), u(s[4]), u(kh), u(kw), u(s[1]), u(s[2]), u(s[7]), u(s[8]), u(groups),
+               static_cast<size_t>(ig), static_cast<size_t>(og), static_cast<size_t>(groups * ig),
+               static_cast<size_t>(groups * og), packed.data(), static_cast<const float*>(Data(b)), lo, hi, 0, &op),
+          kTransposed ? "creating a transposed convolution" : "creating a convolution");
     l->op.reset(op);  // XNNPACK copied and packed the weights
     return l;
   });
@@ -220,9 +223,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     dst = dst_buf.data();
   }
   std::lock_guard<std::mutex> lock(layer->mutex);
-  Check(xnn_setup_convolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
-                                         static_cast<size_t>(xd[2]), src, dst, Pool()),
-        "setting up a convolution");
+  if constexpr (kTransposed)
+    Check(xnn_setup_deconvolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
+                                             static_cast<size_t>(xd[2]), 0, 0, src, dst, Pool()),
+          "setting up a transposed convolution");
+  else
+    Check(xnn_setup_convolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
+                                           static_cast<size_t>(xd[2]), src, dst, Pool()),
+          "setting up a convolution");
   Check(xnn_run_operator(layer->op.get(), Pool()), "running a convolution");
   if (dst_nchw) {
     // the residual of an NCHW output is NCHW too: convert the result first
@@ -280,7 +288,9 @@ void Timed(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
 }  // namespace
 
 void RegisterXnnpackKernels() {
-  for (auto [name, fn] : {std::pair{"edgecv.xnnpack.conv2d", &Timed<Conv2d>}, std::pair{"edgecv.xnnpack.dense", &Timed<Dense>}}) {
+  for (auto [name, fn] : {std::pair{"edgecv.xnnpack.conv2d", &Timed<Conv2d<false>>},
+                          std::pair{"edgecv.xnnpack.conv2d_transpose", &Timed<Conv2d<true>>},
+                          std::pair{"edgecv.xnnpack.dense", &Timed<Dense>}}) {
     ffi::Function::SetGlobal(
         name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
         true);
