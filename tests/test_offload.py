@@ -340,13 +340,13 @@ def test_winograd_can_be_turned_off(tmp_path):
     import os
 
     env = dict(os.environ, EDGECV_DNNL_WINOGRAD="0")
-    out = (
-        subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+    # run outside the source tree: `python -c` puts the working directory first on the path,
+    # and the repository's edgecv/ has no built runtime module
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
     )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip().splitlines()[-1]
     impls = out.split("|")
     assert len(impls) == 8 and not any("winograd" in i for i in impls), impls
 
