@@ -24,11 +24,8 @@ from .errors import EdgecvError, InvalidInputError, UnknownNameError
 from .registry import Registry
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMPLEMENTED_PRECISIONS = (
-    "fp32",
-    "fp16",
-    "int8",
-)  # what `compile` builds today, whatever a target supports
+# what `compile` builds today, whatever a target supports
+IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 TVM_KINDS = {"cpu": ("llvm",), "cuda": ("cuda",)}  # device → TVM target kinds
 DEVICES = tuple(TVM_KINDS)
 _SM = re.compile(r"sm_\d{2,3}[a-z]?")
@@ -218,12 +215,13 @@ def parse_target(path: Path) -> Target:
     )
 
 
-KERNEL_LIBRARIES = ("dnnl", "xnnpack")
-# what to install (Debian packages) for the edgecv runtime to be built with each library
+# the kernel libraries, and what to install (Debian packages) for the edgecv runtime to be
+# built with each
 KERNEL_PACKAGES = {
     "dnnl": "oneDNN: libdnnl-dev",
     "xnnpack": "XNNPACK: libxnnpack-dev libpthreadpool-dev",
 }
+KERNEL_LIBRARIES = tuple(KERNEL_PACKAGES)
 # the libraries whose kernels have int8 versions (the others' targets get int8 as integer
 # ops in TVM-generated code)
 INT8_KERNEL_LIBRARIES = ("dnnl",)

@@ -732,8 +732,10 @@ def offload(
     """
     from tvm import relax
 
+    from ..targets import INT8_KERNEL_LIBRARIES
+
     kernels = KERNELS[library]
-    if quant is not None and library != "dnnl":
+    if quant is not None and library not in INT8_KERNEL_LIBRARIES:
         raise ValueError(f"no int8 kernels in {library}")
     layers = _plan(mod["main"], tuple(kernels))
     index = {id(layer): i for i, layer in enumerate(layers)}

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 #include <tvm/ffi/any.h>
+#include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
 
@@ -48,6 +49,21 @@ inline int Threads() {
   return threads;
 }
 
+// A layer's settings (the shape argument offload.py writes): `size` entries of this version.
+inline tvm::ffi::Shape Settings(const tvm::ffi::AnyView& arg, size_t size, const char* kernel) {
+  const tvm::ffi::Shape s = arg.cast<tvm::ffi::Shape>();
+  if (s.size() != size || s[0] != kSettingsVersion)
+    TVM_FFI_THROW(ValueError) << kernel << ": settings of another edgecv version (recompile the artifact)";
+  return s;
+}
+
+// A conv's residual setting (0 none, 1 add then activate, 2 activate then add) against the
+// arguments it was called with.
+inline void CheckResidual(int64_t order, bool has_residual, const char* kernel) {
+  if ((order != 0) != has_residual || order < 0 || order > 2)
+    TVM_FFI_THROW(ValueError) << kernel << ": residual argument mismatch";
+}
+
 // A CPU tensor of `ndim` dims, compact row-major, of the given type; else an error naming it.
 inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* what, int ndim, DLDataTypeCode code = kDLFloat,
                                    int bits = 32) {
@@ -81,6 +97,15 @@ inline int64_t Count(const DLTensor* t) {
 inline float Activate(float v, int64_t act, float alpha, float beta) {
   if (act == kRelu) return v > 0.f ? v : alpha * v;
   if (act == kClip) return std::min(std::max(v, alpha), beta);
+  return v;
+}
+
+// The activation with the residual added before it (order 1: ResNet) or after it (order 2:
+// Darknet); order 0: no residual.
+inline float ActivateResidual(float v, float residual, int64_t order, int64_t act, float alpha, float beta) {
+  if (order == 1) v += residual;
+  v = Activate(v, act, alpha, beta);
+  if (order == 2) v += residual;
   return v;
 }
 

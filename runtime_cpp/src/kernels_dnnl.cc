@@ -11,7 +11,6 @@
 // once per process, whichever VM or address they come from.
 #include <dlpack/dlpack.h>
 #include <omp.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -46,15 +45,15 @@ namespace ffi = tvm::ffi;
 using dnnl::memory;
 using dims = memory::dims;
 
-using kernel::Activate;
+using kernel::ActivateResidual;
 using kernel::CheckTensor;
 using kernel::Count;
 using kernel::Data;
+using kernel::Dims;  // memory::dims is a vector of int64_t too
 using kernel::FloatBits;
 using kernel::kClip;
 using kernel::kNone;
 using kernel::kRelu;
-using kernel::kSettingsVersion;
 using kernel::Threads;
 
 // oneDNN (Debian's build) runs on OpenMP. Other libraries in the process may have lowered
@@ -68,8 +67,6 @@ dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
-
-dims Dims(const DLTensor* t) { return kernel::Dims(t); }
 
 // residual_order: 1 = add the residual, then activate; 2 = activate, then add.
 // *residual_index: the position of the residual add among the post-ops.
@@ -99,7 +96,7 @@ struct Layer {
   std::optional<memory::desc> user_src, user_dst;
   std::optional<dnnl::reorder> src_reorder, dst_reorder;
   memory weights, bias;
-  // Winograd layers write oneDNN's blocked layout with the bias only; WinogradEpilogue
+  // Winograd layers write oneDNN's blocked layout with the bias only; RunWinograd
   // applies the activation and residual add while converting to the caller's NHWC tensor
   bool winograd = false;
   int64_t act = kNone, residual_order = 0;
@@ -360,11 +357,8 @@ void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, co
           const float* from = blocked + (((in * blocks + cb) * h + ih) * w + iw) * 16;
           const int64_t m = std::min<int64_t>(16, c - cb * 16);
           for (int64_t ci = 0; ci < m; ++ci) {
-            float v = from[ci];
-            if (r != nullptr && l.residual_order == 1) v += r[cb * 16 + ci];
-            v = Activate(v, l.act, l.alpha, l.beta);
-            if (r != nullptr && l.residual_order == 2) v += r[cb * 16 + ci];
-            out[cb * 16 + ci] = v;
+            const float add = r != nullptr ? r[cb * 16 + ci] : 0.f;
+            out[cb * 16 + ci] = ActivateResidual(from[ci], add, l.residual_order, l.act, l.alpha, l.beta);
           }
         }
       }
@@ -535,10 +529,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (args.size() != kFixed && args.size() != kFixed + 1)
     TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
   const bool has_residual = args.size() == kFixed + 1;
-  const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
-  if (s.size() != kSettings || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
-  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
+  const ffi::Shape s = kernel::Settings(args[args.size() - 2], kSettings, name);
+  kernel::CheckResidual(s[13], has_residual, name);
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, kInt8 ? s[17] : 0);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
@@ -666,9 +658,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   constexpr size_t kSettings = kInt8 ? 9 : 5;
   const char* name = kInt8 ? "edgecv.dnnl.dense_q8" : "edgecv.dnnl.dense";
   if (args.size() != kArgs) TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got " << args.size();
-  const ffi::Shape s = args[kArgs - 2].cast<ffi::Shape>();
-  if (s.size() != kSettings || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
+  const ffi::Shape s = kernel::Settings(args[kArgs - 2], kSettings, name);
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, kInt8 ? s[5] : 0);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;

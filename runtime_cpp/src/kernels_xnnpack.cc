@@ -30,7 +30,7 @@ namespace edgecv {
 namespace {
 
 namespace ffi = tvm::ffi;
-using kernel::Activate;
+using kernel::ActivateResidual;
 using kernel::CheckTensor;
 using kernel::Count;
 using kernel::Data;
@@ -39,7 +39,6 @@ using kernel::FloatBits;
 using kernel::kClip;
 using kernel::kNone;
 using kernel::kRelu;
-using kernel::kSettingsVersion;
 
 void Check(xnn_status status, const char* what) {
   if (status != xnn_status_success) TVM_FFI_THROW(RuntimeError) << "XNNPACK: " << what << " failed (status " << status << ")";
@@ -121,13 +120,8 @@ struct EpilogueTask {
 void EpilogueTile(void* context, size_t start, size_t count) {
   const EpilogueTask& t = *static_cast<const EpilogueTask*>(context);
   const Layer& l = *t.layer;
-  for (size_t i = start; i < start + count; ++i) {
-    float v = t.y[i];
-    if (t.residual != nullptr && l.residual_order == 1) v += t.residual[i];
-    v = Activate(v, l.act, l.alpha, l.beta);
-    if (t.residual != nullptr && l.residual_order == 2) v += t.residual[i];
-    t.y[i] = v;
-  }
+  for (size_t i = start; i < start + count; ++i)
+    t.y[i] = ActivateResidual(t.y[i], t.residual != nullptr ? t.residual[i] : 0.f, l.residual_order, l.act, l.alpha, l.beta);
 }
 
 // the activation XNNPACK could not fuse and the residual add, over the pool's threads
@@ -160,10 +154,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = kTransposed ? "edgecv.xnnpack.conv2d_transpose" : "edgecv.xnnpack.conv2d";
   if (args.size() != 5 && args.size() != 6) TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
   const bool has_residual = args.size() == 6;
-  const ffi::Shape s = args[args.size() - 2].cast<ffi::Shape>();
-  if (s.size() != 17 || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
-  if ((s[13] != 0) != has_residual || s[13] < 0 || s[13] > 2) TVM_FFI_THROW(ValueError) << name << ": residual argument mismatch";
+  const ffi::Shape s = kernel::Settings(args[args.size() - 2], 17, name);
+  kernel::CheckResidual(s[13], has_residual, name);
   const DLTensor* x = CheckTensor(args[0], "input", 4);
   const DLTensor* w = CheckTensor(args[1], "weights", 5);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
@@ -244,9 +236,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = "edgecv.xnnpack.dense";
   if (args.size() != 5) TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
-  const ffi::Shape s = args[3].cast<ffi::Shape>();
-  if (s.size() != 5 || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << name << ": settings of another edgecv version (recompile the artifact)";
+  const ffi::Shape s = kernel::Settings(args[3], 5, name);
   const DLTensor* x = CheckTensor(args[0], "input", 2);
   const DLTensor* w = CheckTensor(args[1], "weights", 2);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
