@@ -4,8 +4,8 @@ side by side with ONNX Runtime in this process. Writes JSON and prints a table.
     python bench/run.py --models resnet18_v1b mobilenetv2_1.0 --size 224 --json bench/results.json
     python bench/run.py --models resnet50_v1b --precisions fp32 int8 --calib-data DIR
 
-int8 rows are timed next to edgecv's fp32 artifact of the same model and ONNX Runtime's own
-int8 (static QDQ, calibrated on the same images).
+int8 rows are compared with edgecv's fp32 artifact of the same model and with ONNX Runtime's own
+int8 (static QDQ, calibrated on the same images), timed in the same blocks of runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from edgecv.bench import (
     format_table,
     onnxruntime_int8,
     peak_gflops,
-    time_onnxruntime,
     write_report,
 )
 from edgecv.compile import CompileOptions, compile_model
@@ -69,13 +68,17 @@ def main() -> None:
                         calib_data=args.calib_data if precision == "int8" else None,
                     )
                 )
+                # int8: ORT's own int8 of the model timed in the same blocks of runs
+                also = {} if precision == "fp32" else {"onnxruntime_int8": _ort_int8(art, args)}
                 row = bench_artifact(
-                    art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak
+                    art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak, also=also
                 )
+                for path in also.values():
+                    path.unlink()
                 if precision == "fp32":
                     fp32_row = row
                 else:
-                    _add_int8_comparison(row, art, args, Path(tmp), fp32_row)
+                    _compare_int8(row, fp32_row)
                 rows.append(row)
                 shutil.rmtree(art)  # VGG bodies are ~100 MB each
                 print(format_table(rows[-1:]), flush=True)
@@ -88,28 +91,27 @@ def main() -> None:
     print(f"wrote {args.json}")
 
 
-def _add_int8_comparison(row: dict, art: Path, args, tmp: Path, fp32_row: dict | None) -> None:
-    """ONNX Runtime's int8 of the same model on the same calibration images, and edgecv fp32."""
-    import numpy as np
-
+def _ort_int8(art: Path, args) -> Path:
+    """ONNX Runtime's int8 (static QDQ) of the artifact's model, calibrated on the same images."""
     from edgecv import calibration
     from edgecv.artifact import read_manifest
     from edgecv.runtime import Predictor
-
-    predictor = Predictor(art)
     from edgecv.zoo import MODELS
 
-    recipe = calibration.load_recipe(row["model"], MODELS.get(row["model"]).family)
+    doc = read_manifest(art)
+    predictor = Predictor(art)
+    recipe = calibration.load_recipe(doc["model"]["name"], MODELS.get(doc["model"]["name"]).family)
     images = calibration.pick(calibration.find_images(args.calib_data), recipe.images)
     inputs = [predictor.preprocess(im)[1] for im in calibration.read_images(images)]
-    qdq = tmp / f"{row['model']}-ort-int8.onnx"
-    onnxruntime_int8(art / read_manifest(art)["files"]["onnx"], inputs, qdq)
-    x = np.random.RandomState(0).uniform(-2, 2, row["input_shape"]).astype(np.float32)
-    ort_int8 = time_onnxruntime(qdq, x, 1, args.repeat, args.threads)
-    qdq.unlink()
+    qdq = art.parent / f"{art.name}-ort-int8.onnx"
+    onnxruntime_int8(art / doc["files"]["onnx"], inputs, qdq)
+    return qdq
+
+
+def _compare_int8(row: dict, fp32_row: dict | None) -> None:
+    """Ratios of the int8 row against ORT's int8 and edgecv's fp32."""
     edge = row["edgecv"]["network_median_ms"]
-    row["onnxruntime_int8"] = ort_int8
-    row["speedup_vs_onnxruntime_int8"] = ort_int8["median_ms"] / edge
+    row["speedup_vs_onnxruntime_int8"] = row["onnxruntime_int8"]["median_ms"] / edge
     if fp32_row is not None:
         row["edgecv_fp32_ms"] = fp32_row["edgecv"]["network_median_ms"]
         row["speedup_vs_edgecv_fp32"] = row["edgecv_fp32_ms"] / edge

@@ -127,7 +127,9 @@ def _dnnl_gemm_ms(a: np.ndarray, b: np.ndarray, repeat: int) -> float | None:
     x, w = tvm.runtime.tensor(a), tvm.runtime.tensor(b)
     bias = tvm.runtime.tensor(np.zeros(n, np.float32))
     out = tvm.runtime.tensor(np.empty((n, n), np.float32))
-    settings = tvm.runtime.ShapeTuple([1, 0, 0, 0, 0x5EED])  # version, no activation, key
+    from .compile.offload import SETTINGS_VERSION
+
+    settings = tvm.runtime.ShapeTuple([SETTINGS_VERSION, 0, 0, 0, 0x5EED])  # no activation, key
     return _time(lambda: dense(x, w, bias, settings, out), 1, repeat)["min_ms"]
 
 
@@ -166,10 +168,13 @@ def bench_artifact(
     repeat: int = 10,
     threads: int = 2,
     peak: float | None = None,
+    also: dict[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, Any]:
     """Time the artifact's network (preprocessed input → outputs) in edgecv and ORT.
 
     ``peak``: this machine's GFLOP/s (:func:`peak_gflops`); measured here if None.
+    ``also``: more ONNX models of the same input (e.g. ORT's own int8 of the model) timed
+    in ORT in the same blocks of runs; each one's timings go into the row under its name.
     """
     import onnxruntime as ort
 
@@ -190,14 +195,12 @@ def bench_artifact(
         predictor = Predictor(directory)
         predictor.run_tensor(x)
         first_ms = (time.perf_counter() - t0) * 1e3
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
     with _PeakMemory() as ort_mem:
         t0 = time.perf_counter()
-        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        session = _ort_session(onnx_path, threads)
         session.run(None, {"data": x})
         ort_first_ms = (time.perf_counter() - t0) * 1e3
+    extra = {name: _ort_session(path, threads) for name, path in (also or {}).items()}
 
     # latency: blocks of 5 runs in turns, after a pause (see _time_in_blocks)
     _runtime.kernel_stats(reset=True)
@@ -208,8 +211,11 @@ def bench_artifact(
         calls += 1
         return predictor.run_tensor(x).timings
 
-    (edge, stages), (ref, _) = _time_in_blocks(
-        [run_edgecv, lambda: session.run(None, {"data": x})], warmup, repeat, 5, 0.2
+    def ort_run(s: Any) -> Callable[[], Any]:
+        return lambda: s.run(None, {"data": x})
+
+    (edge, stages), (ref, _), *more = _time_in_blocks(
+        [run_edgecv, ort_run(session), *map(ort_run, extra.values())], warmup, repeat, 5, 0.2
     )
     kernels = _runtime.kernel_stats(reset=True)
     network = sorted(t["inference_ms"] for t in stages)
@@ -230,6 +236,7 @@ def bench_artifact(
     a = predictor.run_tensor(x).outputs[0]
     b = session.run(None, {"data": x})[0]
     return {
+        **{name: timed for name, (timed, _) in zip(extra, more, strict=True)},
         "model": doc["model"]["name"],
         "target": doc["target"]["name"],
         "precision": doc["precision"],
@@ -295,16 +302,13 @@ def onnxruntime_int8(
         pre.unlink(missing_ok=True)
 
 
-def time_onnxruntime(
-    onnx_path: str | os.PathLike[str], x: np.ndarray, warmup: int, repeat: int, threads: int
-) -> dict[str, float]:
+def _ort_session(onnx_path: str | os.PathLike[str], threads: int) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    return _time(lambda: session.run(None, {"data": x}), warmup, repeat)
+    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -27,3 +27,15 @@ def test_timing_one_function_has_no_untimed_runs_between_blocks():
     calls = []
     ((summary, got),) = _time_in_blocks([lambda: calls.append(1)], warmup=2, repeat=6, block=5)
     assert len(calls) == 8 and summary["runs"] == 6 and len(got) == 6
+
+
+def test_bench_times_more_onnx_models_in_the_same_blocks(small_artifact):
+    """``also``: further ONNX models (ORT's int8, in bench/run.py) timed alongside; here the
+    artifact's own ONNX file, so its outputs are known to be ORT's."""
+    from edgecv.artifact import read_manifest
+    from edgecv.bench import bench_artifact
+
+    onnx_path = small_artifact / read_manifest(small_artifact)["files"]["onnx"]
+    row = bench_artifact(small_artifact, warmup=0, repeat=3, peak=1.0, also={"again": onnx_path})
+    assert row["again"]["runs"] == row["onnxruntime"]["runs"] == row["edgecv"]["runs"] == 3
+    assert row["again"]["min_ms"] > 0

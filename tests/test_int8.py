@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgecv import calibration
 from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries, tvm_api
-from edgecv.compile.offload import Quantization, quantize_weights
+from edgecv.compile.offload import SETTINGS_VERSION, Quantization, quantize_weights
 from edgecv.errors import EdgecvError, InvalidInputError
 
 needs_dnnl = pytest.mark.skipif(
@@ -210,7 +210,8 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
     r1 = "r1"
     nodes.append(helper.make_node("Relu", [c1], [r1]))
     c2 = conv("c2", r1, 1, [1, 1, 1, 1])
-    nodes.append(helper.make_node("Add", [c2, r1], ["a2"]))
+    # c1 writes r1 quantised with c2's input scale, and c2 adds that same uint8 tensor
+    nodes.append(helper.make_node("Add", [c2, r1 if scales is None else "c2_dq"], ["a2"]))
     nodes.append(helper.make_node("Relu", ["a2"], ["r2"]))
     c3 = conv("c3", "r2", 4, [1, 1, 1, 1])
     nodes.append(helper.make_node("Relu", [c3], ["r3"]))
@@ -290,7 +291,8 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
     assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
-    assert stats["int8_outputs"] == 2  # c3 -> c4 (uint8), c4 -> c5 (int8)
+    # c1 -> c2 (uint8: its input and its residual), c3 -> c4 (uint8), c4 -> c5 (int8)
+    assert stats["int8_outputs"] == 3
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
     from edgecv import _runtime
 
@@ -304,6 +306,7 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     built = _runtime.kernel_layers()
     assert {b["kernel"] for b in built} == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}
     assert {b["src"] for b in built} == {"s8", "u8"}
+    assert [b["residual"] for b in built].count("u8") == 1  # c2 adds c1's uint8 output
     assert all(b["weights"] == "s8" and not b["implementation"].startswith("ref") for b in built), (
         built
     )
@@ -348,9 +351,9 @@ def test_int8_kernels_reject_bad_scales():
     conv = tvm.get_global_func("edgecv.dnnl.conv2d_q8")
     f = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
     w = tvm.runtime.tensor(np.ones((1, 8, 3, 1, 1), np.int8))
-    head = [1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    head = [SETTINGS_VERSION, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
     bits = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
-    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 11])
+    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 0, 0, 11])
     ones = tvm.runtime.tensor(np.ones(8, np.float32))
     conv(f(1, 4, 4, 3), w, ones, f(8), good, f(1, 4, 4, 8))
     with pytest.raises(ValueError, match="input scale must be positive"):
@@ -359,7 +362,7 @@ def test_int8_kernels_reject_bad_scales():
             w,
             ones,
             f(8),
-            tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 12]),
+            tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 0, 0, 12]),
             f(1, 4, 4, 8),
         )
     with pytest.raises(ValueError, match="weight scales must be positive"):
@@ -368,7 +371,7 @@ def test_int8_kernels_reject_bad_scales():
             w,
             f(8),
             f(8),
-            tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 13]),
+            tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 0, 0, 13]),
             f(1, 4, 4, 8),
         )
     with pytest.raises(TypeError, match="int8"):
@@ -376,6 +379,21 @@ def test_int8_kernels_reject_bad_scales():
     u8 = tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.uint8))  # quantised input, wrong sign
     with pytest.raises(TypeError, match="calibrated for int8"):
         conv(u8, w, ones, f(8), good, f(1, 4, 4, 8))
+    # a residual the settings say arrives as uint8 (scale 0.1, added first): float given
+    res_u8 = [*head[:13], 1, *head[14:], bits(0.1), 1, 0, 0, 1, bits(0.1), 14]
+    with pytest.raises(TypeError, match="uint8"):
+        conv(
+            f(1, 4, 4, 3),
+            w,
+            ones,
+            f(8),
+            f(1, 4, 4, 8),
+            tvm.runtime.ShapeTuple(res_u8),
+            f(1, 4, 4, 8),
+        )
+    no_add = [*head, bits(0.1), 1, 0, 0, 1, bits(0.1), 15]  # no residual add, yet its kind
+    with pytest.raises(ValueError, match="quantised residual but no residual"):
+        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple(no_add), f(1, 4, 4, 8))
 
 
 # -- the whole path on the digits classifier that edgecv trained -------------------------

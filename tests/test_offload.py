@@ -357,7 +357,9 @@ def test_kernels_reject_bad_tensors():
 
     conv = tvm.get_global_func("edgecv.dnnl.conv2d")
     t = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
-    settings = tvm.runtime.ShapeTuple([1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 7])
+    settings = tvm.runtime.ShapeTuple(
+        [offload.SETTINGS_VERSION, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 7]
+    )
     good = [t(1, 4, 4, 3), t(1, 8, 3, 1, 1), t(8)]
     conv(*good, settings, t(1, 4, 4, 8))  # fits: runs
     with pytest.raises(ValueError, match="shapes do not agree"):

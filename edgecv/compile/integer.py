@@ -8,8 +8,9 @@ The layers, their folded weights and their keys are those of the oneDNN rewrite
     acc = conv2d / matmul(q, w_q, out_dtype=int32)    w_q: int8, symmetric per out channel
     y   = float(acc) * (s_in * s_w[c]) + bias[c]      then its activation / residual add
 
-so the multiply-accumulate runs on 8-bit integers into int32, exactly (LLVM lowers the
-widening products to the target's integer instructions: ``sdot``/``udot`` where the CPU
+(a residual that the oneDNN path adds in uint8/int8 is rounded to that grid here too, so
+both paths compute the same), so the multiply-accumulate runs on 8-bit integers into
+int32, exactly (LLVM lowers the widening products to the target's integer instructions: ``sdot``/``udot`` where the CPU
 has the dot-product extension, widening multiply-add otherwise). Layers not in the table,
 or kept in float, stay the graph's own float operators.
 """
@@ -46,6 +47,27 @@ def _float_chain(bb: Any, y: Any, layer: Any, residual: Any) -> Any:
     return y
 
 
+def _quantise(x: Any, scale: float, signed: bool) -> Any:
+    """clip(round(x / scale)) as int8 (signed) or uint8."""
+    from tvm import relax
+
+    op = relax.op
+    lo, hi, dtype = (-127.0, 127.0, "int8") if signed else (0.0, 255.0, "uint8")
+    return op.astype(
+        op.clip(op.round(op.multiply(x, relax.const(1.0 / scale, "float32"))), lo, hi), dtype
+    )
+
+
+def _fake_quantise(x: Any, scale: float, signed: bool) -> Any:
+    """``x`` rounded to the int8/uint8 grid of ``scale``, in float."""
+    from tvm import relax
+
+    op = relax.op
+    return op.multiply(
+        op.astype(_quantise(x, scale, signed), "float32"), relax.const(scale, "float32")
+    )
+
+
 def integerize(
     mod: Any, quant: offload.Quantization, keep_float: list[str | int] = ()
 ) -> tuple[Any, dict[str, Any]]:
@@ -63,6 +85,8 @@ def integerize(
         None if i in floats or layer.kind == "deconv" else quant.inputs.get(keys[i])
         for i, layer in enumerate(layers)
     ]
+    # residuals that the oneDNN path adds in uint8/int8: rounded to that grid here too
+    _, residual_q = offload._int8_outputs(func, layers, qs)
     chosen = {id(layer): i for i, layer in enumerate(layers) if qs[i] is not None}
     by_end = {layer.end.var: layer for layer in layers if id(layer) in chosen}
     skipped = {
@@ -94,13 +118,7 @@ def integerize(
             x = self.visit_expr(layer.data)
             if layer.src_nchw:
                 x = bb.emit(op.permute_dims(x, [0, 2, 3, 1]))
-            lo, hi, dtype = (-127.0, 127.0, "int8") if signed else (0.0, 255.0, "uint8")
-            q = bb.emit(
-                op.astype(
-                    op.clip(op.round(op.multiply(x, relax.const(1.0 / scale, "float32"))), lo, hi),
-                    dtype,
-                )
-            )
+            q = bb.emit(_quantise(x, scale, signed))
             if layer.kind == "conv":
                 a = layer.head.value.attrs
                 g, og, ig, kh, kw = wq.shape
@@ -130,6 +148,8 @@ def integerize(
                 )
             )
             residual = None if layer.residual is None else self.visit_expr(layer.residual)
+            if residual_q[i] is not None:
+                residual = bb.emit(_fake_quantise(residual, *residual_q[i]))
             y = _float_chain(bb, y, layer, residual)
             if layer.dst_nchw:
                 y = op.permute_dims(y, [0, 3, 1, 2])

@@ -26,7 +26,9 @@ int8 (``Quantization``): a layer whose float version has an entry in the calibra
 to ``conv2d_q8`` / ``dense_q8``: weights quantised here, symmetric per output channel to
 int8 (scale = max|w| / 127), the input quantised by the kernel with the table's scale
 (int8 if the input can be negative, else uint8); oneDNN computes in int8 with int32
-accumulation and writes float. Layers the recipe names stay float.
+accumulation. An output whose every use is an int8 layer of one input scale is written in
+uint8/int8 with that scale, a residual add included (the next layer then takes it quantised
+too); other outputs are float. Layers the recipe names stay float.
 
 Folding is done in float64 and rounded once, so the offloaded graph agrees with ONNX
 Runtime to float32 rounding (checked at compile time like every artifact).
@@ -57,7 +59,7 @@ KERNELS = {
 }
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
 ACT_NONE, ACT_RELU, ACT_CLIP = 0, 1, 2
 _KEY_MASK = (1 << 62) - 1
 
@@ -596,17 +598,19 @@ def _q8_settings(
     signed: bool,
     arrays: list[np.ndarray],
     out: tuple[float, bool] | None = None,
+    residual: tuple[float, bool] | None = None,
+    conv: bool = True,
 ) -> list[int]:
     """The float layer's settings + input scale, input signed, output kind (0 float, 1 uint8,
-    2 int8) and output scale, and a key over all of it and the quantised weights."""
-    kind = 0 if out is None else 2 if out[1] else 1
-    head = [
-        *float_settings[:-1],
-        _float_bits(scale),
-        int(signed),
-        kind,
-        _float_bits(out[0] if out is not None else 0.0),
-    ]
+    2 int8) and output scale, for convolutions residual kind (as the output's) and scale, and
+    a key over all of it and the quantised weights."""
+
+    def kind(q: tuple[float, bool] | None) -> list[int]:
+        return [0 if q is None else 2 if q[1] else 1, _float_bits(q[0] if q is not None else 0.0)]
+
+    head = [*float_settings[:-1], _float_bits(scale), int(signed), *kind(out)]
+    if conv:  # dense layers take no residual
+        head += kind(residual)
     digest = hashlib.blake2b(digest_size=8)
     digest.update(np.asarray(head, dtype="<i8").tobytes())
     for a in arrays:
@@ -629,35 +633,47 @@ def _users(func: Any) -> dict[Any, list[Any]]:
 
 def _int8_outputs(
     func: Any, layers: list[_Layer], qs: list[tuple[float, bool] | None]
-) -> list[tuple[float, bool] | None]:
-    """Per layer: the (scale, signed) its output can be written in, quantised, when every use
-    of that output is the input of int8 layers calibrated with that same scale; else None.
-    Only layers without a residual add (it arrives in float) and with an activation that
-    commutes with a positive scale (none, ReLU, leaky ReLU, clip with rescaled bounds)."""
+) -> tuple[list[tuple[float, bool] | None], list[tuple[float, bool] | None]]:
+    """Per layer: the (scale, signed) its output can be written in, quantised, and the
+    (scale, signed) its residual arrives in (None: float).
+
+    An output is written quantised when every use of it is an int8 layer calibrated with
+    one scale: as that layer's input, or as the residual of an int8 layer (the ResNet block
+    output that feeds the next block's first conv and its residual add). It needs at least
+    one reader to give the scale, an activation that commutes with a positive scale (none,
+    ReLU, leaky ReLU, clip with rescaled bounds) and an NHWC output."""
     from tvm import relax
 
     users = _users(func)
     readers: dict[Any, list[int]] = {}
+    residual_users: dict[Any, list[int]] = {}
     for i, layer in enumerate(layers):
         if isinstance(layer.data, relax.Var):
             readers.setdefault(layer.data, []).append(i)
+        if isinstance(layer.residual, relax.Var) and qs[i] is not None and not layer.dst_nchw:
+            residual_users.setdefault(layer.residual, []).append(i)
     out: list[tuple[float, bool] | None] = []
     for i, layer in enumerate(layers):
         var = layer.end.var
         rs = readers.get(var, [])
         wanted = {qs[r] for r in rs}
+        uses = len(rs) + len(residual_users.get(var, []))
         ok = (
             qs[i] is not None
             and layer.kind == "conv"
-            and layer.residual is None
             and not layer.dst_nchw
             and rs
-            and len(users.get(var, [])) == len(rs)  # no other use, a residual add included
+            and len(users.get(var, [])) == uses  # no other use
             and len(wanted) == 1
             and None not in wanted
         )
         out.append(next(iter(wanted)) if ok else None)
-    return out
+    produced = {layer.end.var: out[i] for i, layer in enumerate(layers)}
+    residual = [
+        produced.get(layer.residual) if i in residual_users.get(layer.residual, []) else None
+        for i, layer in enumerate(layers)
+    ]
+    return out, residual
 
 
 def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
@@ -769,7 +785,7 @@ def offload(
         else quant.inputs.get(float_settings[i][-1])
         for i, layer in enumerate(layers)
     ]
-    out_q = _int8_outputs(mod["main"], layers, qs)
+    out_q, residual_q = _int8_outputs(mod["main"], layers, qs)
     stats["int8_outputs"] = sum(q is not None for q in out_q)
 
     @relax.expr_functor.mutator
@@ -791,7 +807,15 @@ def offload(
                 kernel = kernels[layer.kind]
             else:
                 wq, wscale = quantize_weights(weight)
-                settings = _q8_settings(settings, q[0], q[1], [wq, wscale, bias], out)
+                settings = _q8_settings(
+                    settings,
+                    q[0],
+                    q[1],
+                    [wq, wscale, bias],
+                    out,
+                    residual_q[i],
+                    conv=layer.kind == "conv",
+                )
                 weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
                 kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8
                 stats["int8"] += 1

@@ -218,12 +218,13 @@ PYBIND11_MODULE(_runtime, m) {
         py::list out;
         for (const KernelLayer& l : KernelLayers(reset))
           out.append(py::dict(py::arg("kernel") = l.kernel, py::arg("implementation") = l.implementation,
-                              py::arg("src") = l.src_type, py::arg("weights") = l.weights_type, py::arg("dst") = l.dst_type));
+                              py::arg("src") = l.src_type, py::arg("weights") = l.weights_type, py::arg("dst") = l.dst_type,
+                              py::arg("residual") = l.residual_type));
         return out;
       },
       py::arg("reset") = false,
       "Layers the kernel libraries have built since the last reset: the kernel, the library's "
-      "implementation and the data types it computes with");
+      "implementation and the data types it computes with (input, weights, output, residual)");
   m.def(
       "start_observing",
       [](const std::map<int64_t, double>& ranges, int bins) { StartObserving(ranges, bins); },

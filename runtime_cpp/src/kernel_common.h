@@ -23,7 +23,7 @@ namespace edgecv {
 namespace kernel {
 
 // Version of the settings edgecv/compile/offload.py writes (SETTINGS_VERSION there).
-constexpr int64_t kSettingsVersion = 1;
+constexpr int64_t kSettingsVersion = 2;
 enum Activation : int64_t { kNone = 0, kRelu = 1, kClip = 2 };
 
 // settings carry floats as their IEEE bits
@@ -70,7 +70,8 @@ inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* wha
   const DLTensor* t = arg.cast<DLTensor*>();
   if (t->device.device_type != kDLCPU) TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " is not in CPU memory";
   if (t->dtype.code != code || t->dtype.bits != bits || t->dtype.lanes != 1)
-    TVM_FFI_THROW(TypeError) << "edgecv kernels: " << what << " is not " << (code == kDLFloat ? "float" : "int") << bits;
+    TVM_FFI_THROW(TypeError) << "edgecv kernels: " << what << " is not "
+                             << (code == kDLFloat ? "float" : code == kDLUInt ? "uint" : "int") << bits;
   if (t->ndim != ndim)
     TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " has " << t->ndim << " dims, expected " << ndim;
   if (t->strides != nullptr) {

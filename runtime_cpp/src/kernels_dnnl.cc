@@ -3,7 +3,8 @@
 //   edgecv.dnnl.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
 //   edgecv.dnnl.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d, float
 //   edgecv.dnnl.conv2d_q8 / dense_q8: the same with int8 weights and their per-channel
-//     scales after w; the float input is quantised with the scale the settings carry
+//     scales after w; the float input is quantised with the scale the settings carry.
+//     Input, output and residual may arrive/leave quantised (uint8/int8, scale in settings)
 // Weights and bias are graph constants already folded with batch norm at compile time.
 // The settings (a shape of int64) carry the layer's attributes and a content key computed
 // from weights, bias and attributes: primitives and weights reordered to oneDNN's preferred
@@ -131,7 +132,8 @@ class Cache {
     if (fresh) {
       const Layer& l = *it->second;
       kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), TypeName(l.weights.get_desc().data_type()),
-                                   TypeName(l.dst.data_type())});
+                                   TypeName(l.dst.data_type()),
+                                   l.residual.is_zero() ? "none" : TypeName(l.residual.data_type())});
     }
     return it->second;
   }
@@ -369,30 +371,44 @@ void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, co
 // int8 layers: weights arrive as int8 with a float scale per output channel, and the float
 // input is quantised with one scale (zero point 0: symmetric int8, or uint8 when the input
 // is never negative). oneDNN accumulates in int32, and the output scale
-// input_scale * weight_scale[c] brings the result back to float before bias-free post-ops;
-// the float bias is divided by that scale so that oneDNN can add it to the accumulator.
+// input_scale * weight_scale[c] / unit brings the result into the post-ops' unit: 1 (float),
+// the output's scale (written quantised), or the residual's scale when the residual arrives
+// quantised: it is then added as it is (a second uint8/int8 input of a binary post-op), and a
+// last linear post-op rescales the sum to the output's unit. (oneDNN's sum post-op instead,
+// with the residual copied into the output, picks its faster 1x1 kernel for those layers, but
+// measured paired on ResNet-50 the whole model ran no faster: 7.34 against 7.33 ms.)
+// The float bias is divided by input_scale * weight_scale[c] so that oneDNN can add it to
+// the accumulator.
 struct Quantized {
-  float in_scale = 0, dst_scale = 1;
+  float in_scale = 0, dst_scale = 1, res_scale = 0;  // res_scale 0: a float residual (or none)
   bool src_signed = false;
-  int64_t dst_kind = 0;  // 0 float, 1 uint8, 2 int8
+  int64_t dst_kind = 0, res_kind = 0;  // 0 float, 1 uint8, 2 int8
   std::vector<float> out_scales, bias;
+  float unit() const { return res_kind != 0 ? res_scale : dst_scale; }  // of the post-ops
 };
 
+// A kind (0 float, 1 uint8, 2 int8) and the scale of a quantised tensor (1 for float).
+float KindScale(int64_t kind, int64_t scale_bits, const char* what) {
+  if (kind < 0 || kind > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown " << what << " kind " << kind;
+  const float scale = kind == 0 ? 1.f : FloatBits(scale_bits);
+  if (!(scale > 0) || !std::isfinite(scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " scale must be positive";
+  return scale;
+}
+
 Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed,
-                       int64_t dst_kind, int64_t dst_scale_bits) {
+                       int64_t dst_kind, int64_t dst_scale_bits, int64_t res_kind = 0, int64_t res_scale_bits = 0) {
   Quantized q;
-  q.in_scale = FloatBits(scale_bits);
-  if (!(q.in_scale > 0) || !std::isfinite(q.in_scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: input scale must be positive";
+  q.in_scale = KindScale(1, scale_bits, "input");
   q.src_signed = src_signed != 0;
-  if (dst_kind < 0 || dst_kind > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown output kind " << dst_kind;
+  q.dst_scale = KindScale(dst_kind, dst_scale_bits, "output");
   q.dst_kind = dst_kind;
-  q.dst_scale = dst_kind == 0 ? 1.f : FloatBits(dst_scale_bits);
-  if (!(q.dst_scale > 0) || !std::isfinite(q.dst_scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: output scale must be positive";
+  q.res_scale = res_kind == 0 ? 0.f : KindScale(res_kind, res_scale_bits, "residual");
+  q.res_kind = res_kind;
   const std::vector<float> ws = Floats(w_scale), bias = Floats(b);
   for (size_t c = 0; c < ws.size(); ++c) {
     const float s = q.in_scale * ws[c];
     if (!(s > 0) || !std::isfinite(s)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
-    q.out_scales.push_back(s / q.dst_scale);  // int8 output: straight into the next layer's units
+    q.out_scales.push_back(s / q.unit());
     q.bias.push_back(bias[c] / s);
   }
   return q;
@@ -414,9 +430,10 @@ memory::data_type TypeOf(const DLTensor* t) {
   return memory::data_type::f32;
 }
 
-const DLTensor* CheckOutput(const ffi::AnyView& arg, int ndim, int64_t dst_kind) {
-  if (dst_kind == 0) return CheckTensor(arg, "output", ndim);
-  return CheckTensor(arg, "output", ndim, dst_kind == 2 ? kDLInt : kDLUInt, 8);
+// A tensor of the kind the settings say: 0 float, 1 uint8, 2 int8.
+const DLTensor* CheckQuantised(const ffi::AnyView& arg, const char* what, int ndim, int64_t kind) {
+  if (kind == 0) return CheckTensor(arg, what, ndim);
+  return CheckTensor(arg, what, ndim, kind == 2 ? kDLInt : kDLUInt, 8);
 }
 
 // The arguments every layer starts with: input, weights (int8 ones followed by their
@@ -438,14 +455,18 @@ LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int
   return a;
 }
 
-// Output scales (int8 layers) and post-ops. Clip bounds are values of the output: in its
-// units when it is written quantised.
+// Output scales (int8 layers) and post-ops. Clip bounds are values of the output: in the
+// post-ops' unit (see Quantized).
 dnnl::primitive_attr Attributes(const std::optional<Quantized>& q, int64_t act, float alpha, float beta,
                                 const memory::desc* residual, int64_t residual_order, int* residual_index) {
   dnnl::primitive_attr attr;
   if (q) attr.set_output_scales(1 << 1, q->out_scales);
-  const float unit = q ? q->dst_scale : 1.f;
-  attr.set_post_ops(PostOps(act, act == kClip ? alpha / unit : alpha, beta / unit, residual, residual_order, residual_index));
+  const float unit = q ? q->unit() : 1.f;
+  dnnl::post_ops ops =
+      PostOps(act, act == kClip ? alpha / unit : alpha, beta / unit, residual, residual_order, residual_index);
+  if (q && q->res_kind != 0 && q->res_scale != q->dst_scale)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q->res_scale / q->dst_scale, 0.f);
+  attr.set_post_ops(ops);
   return attr;
 }
 
@@ -516,7 +537,8 @@ void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, con
 // settings: 0 version, 1-2 strides, 3-6 pads (t, l, b, r), 7-8 dilation, 9 groups, 10 act,
 // 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
 // float: 16 key; int8: 16 input scale bits, 17 input signed, 18 output kind (0 float,
-// 1 uint8, 2 int8), 19 output scale bits, 20 key.
+// 1 uint8, 2 int8), 19 output scale bits, 20 residual kind (as the output's), 21 residual
+// scale bits, 22 key.
 // kTransposed: a transposed convolution (float only), weights G x O/G x I/G x KH x KW as for
 // a convolution (oneDNN's deconvolution takes them so, unflipped); the bottom/right pads are
 // those of the convolution it transposes less the output padding.
@@ -524,7 +546,7 @@ template <bool kInt8, bool kTransposed = false>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   static_assert(!(kInt8 && kTransposed), "no int8 transposed convolution");
   constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
-  constexpr size_t kSettings = kInt8 ? 21 : 17;
+  constexpr size_t kSettings = kInt8 ? 23 : 17;
   const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : kTransposed ? "edgecv.dnnl.conv2d_transpose" : "edgecv.dnnl.conv2d";
   if (args.size() != kFixed && args.size() != kFixed + 1)
     TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
@@ -534,10 +556,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, kInt8 ? s[17] : 0);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
-  const DLTensor* res = has_residual ? CheckTensor(args[a.next], "residual", 4) : nullptr;
-  const DLTensor* y = CheckOutput(args[args.size() - 1], 4, kInt8 ? s[18] : 0);
-  if (kInt8 && s[18] != 0 && (has_residual || s[15] != 0))
-    TVM_FFI_THROW(ValueError) << name << ": an int8 output takes no residual and is NHWC";
+  const int64_t res_kind = kInt8 ? s[20] : 0;
+  if (res_kind != 0 && !has_residual) TVM_FFI_THROW(ValueError) << name << ": a quantised residual but no residual";
+  const DLTensor* res = has_residual ? CheckQuantised(args[a.next], "residual", 4, res_kind) : nullptr;
+  const DLTensor* y = CheckQuantised(args[args.size() - 1], "output", 4, kInt8 ? s[18] : 0);
+  if (kInt8 && (s[18] != 0 || res_kind != 0) && s[15] != 0)
+    TVM_FFI_THROW(ValueError) << name << ": quantised outputs and residuals are NHWC";
   const int64_t key = s[kSettings - 1];
   if (!kInt8 && !kTransposed && TheObserver().On()) TheObserver().Observe(name, key, x);
   // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
@@ -569,7 +593,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using tag = memory::format_tag;
     using dt = memory::data_type;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w_scale, b, s[16], s[17], s[18], s[19]);
+    if (kInt8) q = Quantization(w_scale, b, s[16], s[17], s[18], s[19], s[20], s[21]);
     const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
     const dt dst_type = TypeOf(y);
     const memory::desc user_src(xd, TypeOf(x), src_nchw ? tag::nchw : tag::nhwc);
@@ -581,7 +605,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(wd, w_type, tag::any);
     const memory::desc bd({out_c}, dt::f32, tag::x);
-    if (res != nullptr) l->residual = memory::desc(yd, dt::f32, dst_nchw ? tag::nchw : tag::nhwc);
+    if (res != nullptr) l->residual = memory::desc(yd, TypeOf(res), dst_nchw ? tag::nchw : tag::nhwc);
     const dnnl::primitive_attr attr =
         Attributes(q, s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index);
     const auto describe = [&]() -> dnnl::primitive_desc {
@@ -662,7 +686,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, kInt8 ? s[5] : 0);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
-  const DLTensor* y = CheckOutput(args[kArgs - 1], 2, kInt8 ? s[6] : 0);
+  const DLTensor* y = CheckQuantised(args[kArgs - 1], "output", 2, kInt8 ? s[6] : 0);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
       (w_scale != nullptr && w_scale->shape[0] != w->shape[0]) || y->shape[0] != x->shape[0])
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";

@@ -79,7 +79,7 @@ class Cache {
     if (it != layers_.end()) return it->second;
     std::shared_ptr<Layer> layer = make();
     layers_.emplace(key, layer);
-    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32"});
+    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32", layer->residual_order != 0 ? "f32" : "none"});
     return layer;
   }
   void Clear() {

@@ -32,6 +32,7 @@ struct KernelLayer {
   std::string kernel;         // e.g. "edgecv.dnnl.conv2d_q8"
   std::string implementation; // the library's name for the kernel it chose
   std::string src_type, weights_type, dst_type;  // "f32", "u8", "s8"
+  std::string residual_type;                       // as above, or "none"
 };
 // Layers built since the last reset (a log: clearing the kernel cache does not reset it).
 std::vector<KernelLayer> KernelLayers(bool reset = false);
