@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgecv.bench import (
     bench_artifact,
+    format_breakdown,
     format_int8_table,
     format_table,
     onnxruntime_int8,
@@ -42,6 +43,11 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="bench/results.json")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="profile both sides of fp32 rows: time per kind of operator",
+    )
     p.add_argument("--kernels", default="auto", help="auto | tvm | dnnl (see edgecv compile)")
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "int8"])
     p.add_argument(
@@ -71,7 +77,13 @@ def main() -> None:
                 # int8: ORT's own int8 of the model timed in the same blocks of runs
                 also = {} if precision == "fp32" else {"onnxruntime_int8": _ort_int8(art, args)}
                 row = bench_artifact(
-                    art, warmup=1, repeat=args.repeat, threads=args.threads, peak=peak, also=also
+                    art,
+                    warmup=1,
+                    repeat=args.repeat,
+                    threads=args.threads,
+                    peak=peak,
+                    also=also,
+                    breakdown=args.breakdown and precision == "fp32",
                 )
                 for path in also.values():
                     path.unlink()
@@ -82,6 +94,8 @@ def main() -> None:
                 rows.append(row)
                 shutil.rmtree(art)  # VGG bodies are ~100 MB each
                 print(format_table(rows[-1:]), flush=True)
+                if "breakdown" in row:
+                    print(format_breakdown(row), flush=True)
     print()
     print(format_table(rows))
     if any(r["precision"] == "int8" for r in rows):

@@ -5,7 +5,8 @@ Per artifact: warm latency (median, p90) of both, their ratio, achieved GFLOP/s 
 fraction of this machine's peak (a large single-precision GEMM timed in the same process),
 first-run latency (load + first inference), compile time, artifact size, the memory the
 artifact takes (peak resident growth while loading and running it), and for offloaded
-artifacts the time spent in the kernel library vs TVM-generated code."""
+artifacts the time spent in the kernel library vs TVM-generated code; on request, a profiled
+breakdown of both sides' time by kind of operator (:func:`operator_breakdown`)."""
 
 from __future__ import annotations
 
@@ -169,12 +170,14 @@ def bench_artifact(
     threads: int = 2,
     peak: float | None = None,
     also: dict[str, str | os.PathLike[str]] | None = None,
+    breakdown: bool = False,
 ) -> dict[str, Any]:
     """Time the artifact's network (preprocessed input → outputs) in edgecv and ORT.
 
     ``peak``: this machine's GFLOP/s (:func:`peak_gflops`); measured here if None.
     ``also``: more ONNX models of the same input (e.g. ORT's own int8 of the model) timed
     in ORT in the same blocks of runs; each one's timings go into the row under its name.
+    ``breakdown``: add :func:`operator_breakdown` (profiled time per kind of operator).
     """
     import onnxruntime as ort
 
@@ -235,7 +238,9 @@ def bench_artifact(
     ref["peak_memory_mib"] = ort_mem.mib
     a = predictor.run_tensor(x).outputs[0]
     b = session.run(None, {"data": x})[0]
+    more_fields = {"breakdown": operator_breakdown(directory, threads=threads)} if breakdown else {}
     return {
+        **more_fields,
         **{name: timed for name, (timed, _) in zip(extra, more, strict=True)},
         "model": doc["model"]["name"],
         "target": doc["target"]["name"],
@@ -259,6 +264,148 @@ def bench_artifact(
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "versions": {"onnxruntime": ort.__version__, **doc["toolchain"]},
     }
+
+
+def _conv_kind(kh: int, kw: int, depthwise: bool) -> str:
+    if depthwise:
+        return "depthwise conv"
+    return "conv 1x1" if kh == kw == 1 else "conv kxk"
+
+
+def _edgecv_kind(name: str, args: tuple[Any, ...]) -> str:
+    """The operator kind of one call of the VM: a kernel-library layer by its weights, a
+    runtime builtin, or a TVM-generated function by its name."""
+    if name.startswith("edgecv.") and ".conv2d" in name:
+        w = args[1].shape  # G x O/G x I/G x KH x KW
+        if "transpose" in name:
+            return "transposed conv"
+        return _conv_kind(int(w[3]), int(w[4]), int(w[0]) > 1 and int(w[2]) == 1)
+    if name.startswith("edgecv.") and ".dense" in name:
+        return "dense"
+    if name.startswith("vm.builtin."):
+        return "runtime (allocation, checks)"
+    if "pool" in name or name.startswith(("max", "mean", "avg")):
+        return "pooling (TVM)"
+    if "resize" in name or "upsampl" in name or "image" in name:
+        return "resize (TVM)"
+    return "other (TVM)"
+
+
+def _onnxruntime_kind(op: str, shapes: list[Any]) -> str:
+    if op in ("Conv", "FusedConv", "NchwcConv") and len(shapes) > 1:
+        w = list(shapes[1].values())[0] if isinstance(shapes[1], dict) else shapes[1]
+        depthwise = len(w) == 4 and int(w[1]) == 1 and int(w[2]) > 1
+        return _conv_kind(int(w[2]), int(w[3]), depthwise) if len(w) == 4 else "conv kxk"
+    if op in ("ConvTranspose",):
+        return "transposed conv"
+    if op in ("Gemm", "MatMul", "FusedGemm", "FusedMatMul"):
+        return "dense"
+    if "Pool" in op:
+        return "pooling"
+    if op in ("Resize", "Upsample"):
+        return "resize"
+    if op in ("ReorderInput", "ReorderOutput"):
+        return "layout reorders"
+    return "other"
+
+
+def operator_breakdown(
+    artifact_dir: str | os.PathLike[str], runs: int = 5, threads: int = 2
+) -> dict[str, Any]:
+    """Where one inference goes, by kind of operator, in edgecv and in ONNX Runtime, on the
+    same input: edgecv through TVM's VM with a timer around every call it makes (kernel
+    layers by their weights' shape, TVM-generated functions, runtime builtins); ONNX Runtime
+    through its profiler (kernel time per node, its fused nodes by their weights' shape).
+    Both add their own instrumentation cost: the totals exceed the plain latency."""
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from . import _runtime  # registers the kernel functions
+
+    directory = Path(artifact_dir)
+    doc = read_manifest(directory)
+    shape = doc["inputs"][0]["shape"]
+    x = np.random.RandomState(0).uniform(-2, 2, shape).astype(np.float32)
+    blob = (directory / doc["files"]["weights"]).read_bytes()
+    params = [
+        np.frombuffer(blob, e["dtype"], int(np.prod(e["shape"])), e["offset"]).reshape(e["shape"])
+        for e in doc["params"]
+    ]
+    vm = relax.VirtualMachine(
+        tvm.runtime.load_module(str(directory / doc["files"]["library"])), tvm.cpu()
+    )
+    args = [tvm.runtime.tensor(a) for a in [x, *params]]
+    edge: dict[str, list[float]] = {}
+    started: list[float] = []
+
+    def instrument(_func: Any, name: str, before: bool, _ret: Any, *call_args: Any) -> None:
+        if before:
+            started.append(time.perf_counter())
+            return
+        kind = _edgecv_kind(str(name), call_args)
+        entry = edge.setdefault(kind, [0.0, 0])
+        entry[0] += (time.perf_counter() - started.pop()) * 1e3
+        entry[1] += 1
+
+    try:
+        vm["main"](*args)  # warm: kernels built, weights packed
+        vm.set_instrument(instrument)
+        edge.clear()
+        for _ in range(runs):
+            vm["main"](*args)
+    finally:
+        _runtime.clear_kernel_cache()
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(os.environ.get("TMPDIR", "/tmp")) / "edgecv-ort-profile")
+    session = ort.InferenceSession(
+        str(directory / doc["files"]["onnx"]), opts, providers=["CPUExecutionProvider"]
+    )
+    for _ in range(runs + 1):
+        session.run(None, {"data": x})
+    profile = Path(session.end_profiling())
+    events = json.loads(profile.read_text())
+    profile.unlink()
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    per_run = len(nodes) // (runs + 1)
+    theirs: dict[str, list[float]] = {}
+    for e in nodes[per_run:]:  # the first run warms up
+        a = e.get("args", {})
+        kind = _onnxruntime_kind(a.get("op_name", ""), a.get("input_type_shape", []))
+        entry = theirs.setdefault(kind, [0.0, 0])
+        entry[0] += e["dur"] / 1e3
+        entry[1] += 1
+
+    def per_inference(d: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+        return {
+            k: {"ms": round(ms / runs, 4), "calls": n // runs}
+            for k, (ms, n) in sorted(d.items(), key=lambda kv: -kv[1][0])
+        }
+
+    return {"edgecv": per_inference(edge), "onnxruntime": per_inference(theirs), "runs": runs}
+
+
+def format_breakdown(row: dict[str, Any]) -> str:
+    """One model's breakdown as a table: kind, edgecv ms (calls), ORT ms (calls)."""
+    b = row["breakdown"]
+    kinds = list(dict.fromkeys([*b["edgecv"], *b["onnxruntime"]]))
+    lines = [
+        f"{row['model']}: where the time goes (profiled, ms per inference)",
+        f"  {'operator':30s} {'edgecv':>16s} {'ONNX Runtime':>16s}",
+    ]
+    for k in kinds:
+        cells = []
+        for side in ("edgecv", "onnxruntime"):
+            e = b[side].get(k)
+            cells.append(f"{e['ms']:8.3f} ({e['calls']:3d})" if e else f"{'-':>16s}")
+        lines.append(f"  {k:30s} {cells[0]:>16s} {cells[1]:>16s}")
+    tot = [sum(e["ms"] for e in b[side].values()) for side in ("edgecv", "onnxruntime")]
+    lines.append(f"  {'total':30s} {tot[0]:16.3f} {tot[1]:16.3f}")
+    return "\n".join(lines)
 
 
 def onnxruntime_int8(

@@ -348,14 +348,24 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_artifact, format_table, peak_gflops, write_report
+    from .bench import bench_artifact, format_breakdown, format_table, peak_gflops, write_report
 
     peak = peak_gflops()
     rows = [
-        bench_artifact(a, warmup=args.warmup, repeat=args.repeat, threads=args.threads, peak=peak)
+        bench_artifact(
+            a,
+            warmup=args.warmup,
+            repeat=args.repeat,
+            threads=args.threads,
+            peak=peak,
+            breakdown=args.breakdown,
+        )
         for a in args.artifacts
     ]
     print(format_table(rows))
+    for row in rows if args.breakdown else []:
+        print()
+        print(format_breakdown(row))
     if args.json:
         write_report(rows, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
@@ -552,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=int, default=10)
     s.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     s.add_argument("--json", help="write results to this JSON file")
+    s.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also profile both sides: time per kind of operator (conv 1x1, conv kxk, "
+        "depthwise, dense, pooling, TVM code, runtime)",
+    )
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("data", help="write the digits dataset (classification, VOC, COCO layouts)")

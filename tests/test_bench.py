@@ -39,3 +39,31 @@ def test_bench_times_more_onnx_models_in_the_same_blocks(small_artifact):
     row = bench_artifact(small_artifact, warmup=0, repeat=3, peak=1.0, also={"again": onnx_path})
     assert row["again"]["runs"] == row["onnxruntime"]["runs"] == row["edgecv"]["runs"] == 3
     assert row["again"]["min_ms"] > 0
+
+
+def test_operator_breakdown_sees_the_same_layers_on_both_sides(small_artifact):
+    """The profiled breakdown: edgecv's offloaded convolutions and ORT's Conv nodes are the
+    ONNX graph's convolutions, one call each per inference, sorted into the same kinds."""
+    import onnx
+
+    from edgecv.artifact import read_manifest
+    from edgecv.bench import format_breakdown, operator_breakdown
+    from edgecv.compile import local_kernel_libraries
+
+    doc = read_manifest(small_artifact)
+    graph = onnx.load(str(small_artifact / doc["files"]["onnx"])).graph
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    ones = sum(
+        1 for n in convs for a in n.attribute if a.name == "kernel_shape" and list(a.ints) == [1, 1]
+    )
+    b = operator_breakdown(small_artifact, runs=2)
+    theirs = b["onnxruntime"]
+    assert theirs["conv 1x1"]["calls"] == ones and theirs["conv kxk"]["calls"] == len(convs) - ones
+    assert theirs["dense"]["calls"] == 1
+    if "dnnl" in local_kernel_libraries():  # offloaded: edgecv's calls are the same layers
+        ours = b["edgecv"]
+        assert ours["conv 1x1"]["calls"] == ones and ours["conv kxk"]["calls"] == len(convs) - ones
+        assert ours["dense"]["calls"] == 1
+    assert all(b[side]["conv kxk"]["ms"] > 0 for side in ("edgecv", "onnxruntime"))
+    table = format_breakdown({"model": "resnet18_v1", "breakdown": b})
+    assert "conv kxk" in table and "total" in table
