@@ -310,13 +310,15 @@ def _onnxruntime_kind(op: str, shapes: list[Any]) -> str:
 
 
 def operator_breakdown(
-    artifact_dir: str | os.PathLike[str], runs: int = 5, threads: int = 2
+    artifact_dir: str | os.PathLike[str], runs: int = 10, threads: int = 2
 ) -> dict[str, Any]:
     """Where one inference goes, by kind of operator, in edgecv and in ONNX Runtime, on the
     same input: edgecv through TVM's VM with a timer around every call it makes (kernel
     layers by their weights' shape, TVM-generated functions, runtime builtins); ONNX Runtime
     through its profiler (kernel time per node, its fused nodes by their weights' shape).
-    Both add their own instrumentation cost: the totals exceed the plain latency."""
+    The two sides run one inference each in turn. Per kind: the median over ``runs``
+    inferences of its time in one inference, and its calls per inference. Both add their
+    own instrumentation cost."""
     import onnxruntime as ort
     import tvm
     from tvm import relax
@@ -336,7 +338,7 @@ def operator_breakdown(
         tvm.runtime.load_module(str(directory / doc["files"]["library"])), tvm.cpu()
     )
     args = [tvm.runtime.tensor(a) for a in [x, *params]]
-    edge: dict[str, list[float]] = {}
+    edge: list[dict[str, list[float]]] = []  # per run: kind -> [ms, calls]
     started: list[float] = []
 
     def instrument(_func: Any, name: str, before: bool, _ret: Any, *call_args: Any) -> None:
@@ -344,18 +346,9 @@ def operator_breakdown(
             started.append(time.perf_counter())
             return
         kind = _edgecv_kind(str(name), call_args)
-        entry = edge.setdefault(kind, [0.0, 0])
+        entry = edge[-1].setdefault(kind, [0.0, 0])
         entry[0] += (time.perf_counter() - started.pop()) * 1e3
         entry[1] += 1
-
-    try:
-        vm["main"](*args)  # warm: kernels built, weights packed
-        vm.set_instrument(instrument)
-        edge.clear()
-        for _ in range(runs):
-            vm["main"](*args)
-    finally:
-        _runtime.clear_kernel_cache()
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -365,26 +358,43 @@ def operator_breakdown(
     session = ort.InferenceSession(
         str(directory / doc["files"]["onnx"]), opts, providers=["CPUExecutionProvider"]
     )
-    for _ in range(runs + 1):
-        session.run(None, {"data": x})
+    # one inference each in turn (with a pause for the other side's spinning threads), so
+    # that a slow spell of the machine falls on both; the first of each warms up
+    try:
+        for i in range(runs + 1):
+            if i == 1:
+                vm.set_instrument(instrument)
+            if i > 0:
+                edge.append({})
+            vm["main"](*args)
+            time.sleep(0.05)
+            session.run(None, {"data": x})
+            time.sleep(0.05)
+    finally:
+        _runtime.clear_kernel_cache()
     profile = Path(session.end_profiling())
     events = json.loads(profile.read_text())
     profile.unlink()
     nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     per_run = len(nodes) // (runs + 1)
-    theirs: dict[str, list[float]] = {}
-    for e in nodes[per_run:]:  # the first run warms up
+    theirs: list[dict[str, list[float]]] = [{} for _ in range(runs)]
+    for i, e in enumerate(nodes[per_run : per_run * (runs + 1)]):  # the first run warms up
         a = e.get("args", {})
         kind = _onnxruntime_kind(a.get("op_name", ""), a.get("input_type_shape", []))
-        entry = theirs.setdefault(kind, [0.0, 0])
+        entry = theirs[i // per_run].setdefault(kind, [0.0, 0])
         entry[0] += e["dur"] / 1e3
         entry[1] += 1
 
-    def per_inference(d: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-        return {
-            k: {"ms": round(ms / runs, 4), "calls": n // runs}
-            for k, (ms, n) in sorted(d.items(), key=lambda kv: -kv[1][0])
+    def per_inference(per_run: list[dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+        kinds = {k for run in per_run for k in run}
+        out = {
+            k: {
+                "ms": round(statistics.median(run.get(k, [0.0, 0])[0] for run in per_run), 4),
+                "calls": int(per_run[-1].get(k, [0.0, 0])[1]),
+            }
+            for k in kinds
         }
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]["ms"]))
 
     return {"edgecv": per_inference(edge), "onnxruntime": per_inference(theirs), "runs": runs}
 
