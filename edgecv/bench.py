@@ -282,6 +282,8 @@ def _edgecv_kind(name: str, args: tuple[Any, ...]) -> str:
         return _conv_kind(int(w[3]), int(w[4]), int(w[0]) > 1 and int(w[2]) == 1)
     if name.startswith("edgecv.") and ".dense" in name:
         return "dense"
+    if name.startswith("edgecv.") and ".pool" in name:
+        return "pooling"
     if name.startswith("vm.builtin."):
         return "runtime (allocation, checks)"
     if "pool" in name or name.startswith(("max", "mean", "avg")):

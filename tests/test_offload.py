@@ -320,6 +320,49 @@ def test_winograd_convs_match_onnxruntime(tmp_path):
         assert float(np.abs(g - e).max()) <= RTOL * scale
 
 
+def test_pooling_runs_in_onednn_and_matches_onnxruntime(tmp_path):
+    """Max and average pooling between offloaded convs run as oneDNN pooling in NHWC:
+    padding, ceil mode (extra bottom/right cells, max only), average with and without the
+    padding counted. Average pooling that ceil mode would extend stays TVM code."""
+    g = _Graph(seed=3)
+    a = g.op("Relu", [g.conv("data", 3, 16, 3, pads=[1, 1, 1, 1])])
+    m1 = g.op("MaxPool", [a], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c1 = g.conv(m1, 16, 16, 1)  # 12 x 11: ceil mode adds a column
+    m2 = g.op("MaxPool", [c1], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    b = g.conv(m2, 16, 16, 3, pads=[1, 1, 1, 1])
+    p1 = g.op("AveragePool", [b], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
+    p2 = g.op(
+        "AveragePool",
+        [b],
+        kernel_shape=[3, 3],
+        strides=[1, 1],
+        pads=[1, 1, 1, 1],
+        count_include_pad=1,
+    )
+    p3 = g.op("AveragePool", [c1], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)  # TVM
+    out = [g.conv(p, 16, 4, 1) for p in (p1, p2, p3)]
+    f32 = TensorProto.FLOAT
+    model = g.model(
+        [helper.make_tensor_value_info("data", f32, [1, 3, 23, 21])],
+        [helper.make_tensor_value_info(o, f32, None) for o in out],
+    )
+    x = np.random.RandomState(2).uniform(-2, 2, (1, 3, 23, 21)).astype(np.float32)
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})
+    mod, _ = tvm_api.import_onnx(model, embed_params=True)
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    assert stats["pool2d"] == 4, stats
+    assert _op_names(mod).count("relax.nn.avg_pool2d") == 1
+    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
+    got = tvm_api.run(tmp_path / "m.so", [x], [])
+    for g_, e in zip(got, expected, strict=True):
+        assert g_.shape == e.shape
+        scale = float(np.abs(e).max())
+        assert scale > 0.1
+        assert float(np.abs(g_ - e).max()) <= RTOL * scale
+
+
 def test_winograd_can_be_turned_off(tmp_path):
     """EDGECV_DNNL_WINOGRAD=0: every conv on oneDNN's direct kernels (read once per process,
     so checked in a fresh one)."""

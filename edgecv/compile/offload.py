@@ -57,6 +57,7 @@ KERNELS = {
         "dense": "edgecv.xnnpack.dense",
     },
 }
+POOL = "edgecv.dnnl.pool2d"  # max / average pooling (oneDNN only)
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
 SETTINGS_VERSION = 2
@@ -551,6 +552,41 @@ def _settings(layer: _Layer, weight: np.ndarray, bias: np.ndarray) -> list[int]:
     return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
 
 
+def _pool_settings(value: Any, out_shape: tuple[int, ...] | None) -> list[int] | None:
+    """Settings of ``edgecv.dnnl.pool2d`` for a Relax max/avg pooling call it can run (NHWC
+    float, no dilation; average pooling only where ceil mode adds no padding), else None."""
+    name = _op_name(value)
+    if name not in ("relax.nn.max_pool2d", "relax.nn.avg_pool2d") or out_shape is None:
+        return None
+    a, x = value.attrs, value.args[0]
+    shape = _shape(x)
+    if (
+        shape is None
+        or len(shape) != 4
+        or str(x.ty.dtype) != "float32"
+        or str(a.layout) != "NHWC"
+        or str(a.out_layout) != "NHWC"
+        or any(int(d) != 1 for d in a.dilation)
+    ):
+        return None
+    k, st, pad = (
+        [int(v) for v in a.pool_size],
+        [int(v) for v in a.strides],
+        [int(v) for v in a.padding],
+    )
+    # ceil mode: the bottom/right padding that makes the output as large as the graph's
+    for i in range(2):
+        need = (out_shape[1 + i] - 1) * st[i] + k[i] - shape[1 + i] - pad[i]
+        if need > pad[2 + i]:
+            if name == "relax.nn.avg_pool2d":
+                return None  # what the extra cells count for differs between conventions
+            pad[2 + i] = need
+    kind = 0 if name == "relax.nn.max_pool2d" else 1 if bool(a.count_include_pad) else 2
+    head = [SETTINGS_VERSION, kind, *k, *st, *pad]
+    digest = hashlib.blake2b(np.asarray(head, dtype="<i8").tobytes(), digest_size=8)
+    return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+
+
 def _folded(layer: _Layer) -> tuple[np.ndarray, np.ndarray]:
     """Weights in the kernel's plain layout with the affine chain folded in, and the bias."""
     w = layer.weight.astype(np.float64)
@@ -775,6 +811,7 @@ def offload(
             "fused_ops": 0,
             "int8": 0,
             "int8_outputs": 0,
+            "pool2d": 0,
         }
     )
     folded = [_folded(layer) for layer in layers]
@@ -794,6 +831,15 @@ def offload(
             if binding.var in skipped:
                 return  # folded into a layer emitted at its chain's end
             layer = by_end.get(binding.var)
+            pool = None if library != "dnnl" else _pool_settings(binding.value, _shape(binding.var))
+            if layer is None and pool is not None:
+                x = self.visit_expr(binding.value.args[0])
+                call = relax.call_dps_packed(
+                    POOL, relax.Tuple([x, relax.ShapeExpr(pool)]), out_ty=binding.var.ty
+                )
+                _emit_as(self, binding.var, call)
+                stats["pool2d"] += 1
+                return
             if layer is None:
                 super().visit_var_binding_(binding)
                 return

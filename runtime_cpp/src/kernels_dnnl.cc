@@ -2,6 +2,7 @@
 //   edgecv.dnnl.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.dnnl.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
 //   edgecv.dnnl.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d, float
+//   edgecv.dnnl.pool2d(x, settings, out)                         max / average pooling, NHWC
 //   edgecv.dnnl.conv2d_q8 / dense_q8: the same with int8 weights and their per-channel
 //     scales after w; the float input is quantised with the scale the settings carry.
 //     Input, output and residual may arrive/leave quantised (uint8/int8, scale in settings)
@@ -131,7 +132,7 @@ class Cache {
     auto [it, fresh] = layers_.emplace(key, std::move(layer));
     if (fresh) {
       const Layer& l = *it->second;
-      kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), TypeName(l.weights.get_desc().data_type()),
+      kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), l.weights ? TypeName(l.weights.get_desc().data_type()) : "none",
                                    TypeName(l.dst.data_type()),
                                    l.residual.is_zero() ? "none" : TypeName(l.residual.data_type())});
     }
@@ -719,6 +720,49 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Run(*layer, stream, Data(x), Data(y), nullptr);
 }
 
+// settings: 0 version, 1 kind (0 max, 1 average counting the padding, 2 average not
+// counting it), 2-3 window, 4-5 strides, 6-9 pads (t, l, b, r: the bottom/right ones
+// already extended for ceil mode), 10 key. NHWC float (or uint8/int8: max pooling of a
+// quantised tensor keeps its scale).
+void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
+  const char* name = "edgecv.dnnl.pool2d";
+  if (args.size() != 3) TVM_FFI_THROW(ValueError) << name << ": expected 3 arguments, got " << args.size();
+  const ffi::Shape s = kernel::Settings(args[1], 11, name);
+  if (s[1] < 0 || s[1] > 2) TVM_FFI_THROW(ValueError) << name << ": unknown pooling kind " << s[1];
+  const DLTensor* raw = args[0].cast<DLTensor*>();
+  const int64_t kind = raw->dtype.bits == 8 ? (raw->dtype.code == kDLInt ? 2 : 1) : 0;
+  if (kind != 0 && s[1] != 0) TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
+  const DLTensor* x = CheckQuantised(args[0], "input", 4, kind);
+  const DLTensor* y = CheckQuantised(args[2], "output", 4, kind);
+  const dims xd{x->shape[0], x->shape[3], x->shape[1], x->shape[2]}, yd{y->shape[0], y->shape[3], y->shape[1], y->shape[2]};
+  const dims window{s[2], s[3]}, strides{s[4], s[5]}, pad_l{s[6], s[7]}, pad_r{s[8], s[9]};
+  for (int i = 0; i < 2; ++i)
+    if (window[i] < 1 || strides[i] < 1 || pad_l[i] < 0 || pad_r[i] < 0 ||
+        (xd[2 + i] + pad_l[i] + pad_r[i] - window[i]) / strides[i] + 1 != yd[2 + i])
+      TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
+  if (xd[0] != yd[0] || xd[1] != yd[1]) TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
+  UseThreads();
+  dnnl::stream stream(Engine());
+  auto layer = TheCache().Get(Key{s[10], Dims(x)}, name, [&](std::string* impl) {
+    using tag = memory::format_tag;
+    auto l = std::make_shared<Layer>();
+    l->src = memory::desc(xd, TypeOf(x), tag::nhwc);
+    l->dst = memory::desc(yd, TypeOf(y), tag::nhwc);
+    const auto alg = s[1] == 0   ? dnnl::algorithm::pooling_max
+                     : s[1] == 1 ? dnnl::algorithm::pooling_avg_include_padding
+                                 : dnnl::algorithm::pooling_avg_exclude_padding;
+    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, l->src, l->dst, strides, window, pad_l,
+                                  pad_r);
+    dnnl::pooling_forward::primitive_desc pd(d, Engine());
+    l->primitive = dnnl::pooling_forward(pd);
+    *impl = pd.impl_info_str();
+    return std::shared_ptr<const Layer>(std::move(l));
+  });
+  layer->primitive.execute(stream, {{DNNL_ARG_SRC, memory(layer->src, Engine(), Data(x))},
+                                    {DNNL_ARG_DST, memory(layer->dst, Engine(), Data(y))}});
+  stream.wait();
+}
+
 // oneDNN reports failures as dnnl::error; TVM's VM wants ffi errors. Time is accounted
 // per kernel, so that a benchmark can tell library time from TVM-generated code.
 template <void (*F)(ffi::PackedArgs, ffi::Any*)>
@@ -739,7 +783,8 @@ void RegisterDnnlKernels() {
                           std::pair{"edgecv.dnnl.dense", &Guarded<Dense<false>>},
                           std::pair{"edgecv.dnnl.conv2d_transpose", &Guarded<Conv2d<false, true>>},
                           std::pair{"edgecv.dnnl.conv2d_q8", &Guarded<Conv2d<true>>},
-                          std::pair{"edgecv.dnnl.dense_q8", &Guarded<Dense<true>>}}) {
+                          std::pair{"edgecv.dnnl.dense_q8", &Guarded<Dense<true>>},
+                          std::pair{"edgecv.dnnl.pool2d", &Guarded<Pool2d>}}) {
     ffi::Function::SetGlobal(
         name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
         true);
