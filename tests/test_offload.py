@@ -291,17 +291,31 @@ def _winograd_model() -> tuple[onnx.ModelProto, tuple[int, ...]]:
     return model, (1, 3, 24, 20)
 
 
+def _reference_and_offloaded(model: onnx.ModelProto, x: np.ndarray):
+    """ONNX Runtime's outputs for ``x``, and the model imported and offloaded to oneDNN."""
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"data": x})
+    mod, _ = tvm_api.import_onnx(model, embed_params=True)
+    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    return expected, mod, stats
+
+
+def _assert_matches(got: list, expected: list) -> None:
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        scale = float(np.abs(e).max())
+        assert scale > 0.1
+        assert float(np.abs(g - e).max()) <= RTOL * scale
+
+
 def test_winograd_convs_match_onnxruntime(tmp_path):
     """Float 3×3 stride-1 convs run as Winograd F(4x4/2x2, 3x3) in oneDNN's blocked layout
     (the activation and residual applied while converting back to NHWC): the same results
     as ONNX Runtime's direct convolution to within the usual tolerance."""
     model, shape = _winograd_model()
     x = np.random.RandomState(5).uniform(-2, 2, shape).astype(np.float32)
-    expected = ort.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    ).run(None, {"data": x})
-    mod, _ = tvm_api.import_onnx(model, embed_params=True)
-    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    expected, mod, stats = _reference_and_offloaded(model, x)
     assert stats["conv2d"] == 8, stats
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
     from edgecv import _runtime
@@ -313,11 +327,7 @@ def test_winograd_convs_match_onnxruntime(tmp_path):
     # the four 3x3 stride-1 convs on the 24x20 map, not the NCHW input's, the stride-2 one,
     # the one on 30 pixels or the 1x1 head
     assert sum("(winograd)" in i for i in impls) == 4, impls
-    for g, e in zip(got, expected, strict=True):
-        assert g.shape == e.shape
-        scale = float(np.abs(e).max())
-        assert scale > 0.1
-        assert float(np.abs(g - e).max()) <= RTOL * scale
+    _assert_matches(got, expected)
 
 
 def test_pooling_runs_in_onednn_and_matches_onnxruntime(tmp_path):
@@ -347,20 +357,11 @@ def test_pooling_runs_in_onednn_and_matches_onnxruntime(tmp_path):
         [helper.make_tensor_value_info(o, f32, None) for o in out],
     )
     x = np.random.RandomState(2).uniform(-2, 2, (1, 3, 23, 21)).astype(np.float32)
-    expected = ort.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    ).run(None, {"data": x})
-    mod, _ = tvm_api.import_onnx(model, embed_params=True)
-    mod, stats = tvm_api.offload_kernels(mod, "dnnl")
+    expected, mod, stats = _reference_and_offloaded(model, x)
     assert stats["pool2d"] == 4, stats
     assert _op_names(mod).count("relax.nn.avg_pool2d") == 1
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "m.so")
-    got = tvm_api.run(tmp_path / "m.so", [x], [])
-    for g_, e in zip(got, expected, strict=True):
-        assert g_.shape == e.shape
-        scale = float(np.abs(e).max())
-        assert scale > 0.1
-        assert float(np.abs(g_ - e).max()) <= RTOL * scale
+    _assert_matches(tvm_api.run(tmp_path / "m.so", [x], []), expected)
 
 
 def test_winograd_can_be_turned_off(tmp_path):
