@@ -149,9 +149,9 @@ def test_calibration_table_errors(tmp_path):
 
 def _layers():
     """A small graph with each int8 form: NCHW graph input read by the first conv (signed
-    input), ReLU (unsigned input after it), a residual add, a grouped conv, int8 layers
-    handing each other quantised tensors (uint8 after ReLU, int8 with no activation), a
-    dense layer."""
+    input), ReLU (unsigned input after it), a max pool on the quantised tensor, a residual
+    add of a uint8 tensor, a grouped conv, int8 layers handing each other quantised tensors
+    (uint8 after ReLU, int8 with no activation), a dense layer."""
     return [
         # name, cin, cout, k, group, pads
         ("c1", 3, 16, 3, 1, [1, 1, 1, 1]),
@@ -207,8 +207,11 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
         return name
 
     c1 = conv("c1", "data", 1, [1, 1, 1, 1])
-    r1 = "r1"
-    nodes.append(helper.make_node("Relu", [c1], [r1]))
+    nodes.append(helper.make_node("Relu", [c1], ["relu1"]))
+    r1 = "r1"  # c1 writes uint8 through this max pool (which then runs on uint8)
+    nodes.append(
+        helper.make_node("MaxPool", ["relu1"], [r1], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    )
     c2 = conv("c2", r1, 1, [1, 1, 1, 1])
     # c1 writes r1 quantised with c2's input scale, and c2 adds that same uint8 tensor
     nodes.append(helper.make_node("Add", [c2, r1 if scales is None else "c2_dq"], ["a2"]))
@@ -291,8 +294,9 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
     assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
-    # c1 -> c2 (uint8: its input and its residual), c3 -> c4 (uint8), c4 -> c5 (int8)
-    assert stats["int8_outputs"] == 3
+    # c1 -> max pool -> c2 (uint8: its input and its residual), c3 -> c4 (uint8), c4 -> c5
+    # (int8)
+    assert stats["int8_outputs"] == 3 and stats["pool2d"] == 1
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
     from edgecv import _runtime
 
@@ -304,6 +308,9 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
         assert float(np.abs(g - e).max()) <= 1e-3 * scale, (g, e)
     # they really ran as integer primitives: int8/uint8 inputs, int8 weights, no reference impl
     built = _runtime.kernel_layers()
+    pools = [b for b in built if b["kernel"] == "edgecv.dnnl.pool2d"]
+    assert [(b["src"], b["dst"]) for b in pools] == [("u8", "u8")]
+    built = [b for b in built if b not in pools]
     assert {b["kernel"] for b in built} == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}
     assert {b["src"] for b in built} == {"s8", "u8"}
     assert [b["residual"] for b in built].count("u8") == 1  # c2 adds c1's uint8 output

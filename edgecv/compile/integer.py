@@ -86,7 +86,7 @@ def integerize(
         for i, layer in enumerate(layers)
     ]
     # residuals that the oneDNN path adds in uint8/int8: rounded to that grid here too
-    _, residual_q = offload._int8_outputs(func, layers, qs)
+    _, residual_q, _ = offload._int8_outputs(func, layers, qs)
     chosen = {id(layer): i for i, layer in enumerate(layers) if qs[i] is not None}
     by_end = {layer.end.var: layer for layer in layers if id(layer) in chosen}
     skipped = {

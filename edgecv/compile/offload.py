@@ -669,18 +669,31 @@ def _users(func: Any) -> dict[Any, list[Any]]:
 
 def _int8_outputs(
     func: Any, layers: list[_Layer], qs: list[tuple[float, bool] | None]
-) -> tuple[list[tuple[float, bool] | None], list[tuple[float, bool] | None]]:
+) -> tuple[
+    list[tuple[float, bool] | None], list[tuple[float, bool] | None], dict[Any, tuple[float, bool]]
+]:
     """Per layer: the (scale, signed) its output can be written in, quantised, and the
-    (scale, signed) its residual arrives in (None: float).
+    (scale, signed) its residual arrives in (None: float); and the max pools that then run
+    on quantised data (pool output var -> (scale, signed)).
 
     An output is written quantised when every use of it is an int8 layer calibrated with
     one scale: as that layer's input, or as the residual of an int8 layer (the ResNet block
     output that feeds the next block's first conv and its residual add). It needs at least
     one reader to give the scale, an activation that commutes with a positive scale (none,
-    ReLU, leaky ReLU, clip with rescaled bounds) and an NHWC output."""
+    ReLU, leaky ReLU, clip with rescaled bounds) and an NHWC output. A layer whose only use
+    is a max pool (ResNet's stem) is judged by the pool's uses: max commutes with rounding
+    and clipping, so the pool can run on the quantised tensor and hand it on."""
     from tvm import relax
 
     users = _users(func)
+    pools = {  # max pools the kernel can run: output var -> input var
+        b.var: b.value.args[0]
+        for block in func.body.blocks
+        for b in block.bindings
+        if (ps := _pool_settings(b.value, _shape(b.var))) is not None
+        and ps[1] == 0
+        and isinstance(b.value.args[0], relax.Var)
+    }
     readers: dict[Any, list[int]] = {}
     residual_users: dict[Any, list[int]] = {}
     for i, layer in enumerate(layers):
@@ -689,8 +702,14 @@ def _int8_outputs(
         if isinstance(layer.residual, relax.Var) and qs[i] is not None and not layer.dst_nchw:
             residual_users.setdefault(layer.residual, []).append(i)
     out: list[tuple[float, bool] | None] = []
+    produced: dict[Any, tuple[float, bool] | None] = {}
+    pooled: dict[Any, tuple[float, bool]] = {}
     for i, layer in enumerate(layers):
         var = layer.end.var
+        only = users.get(var, [])
+        via_pool = len(only) == 1 and only[0] in pools and pools[only[0]].same_as(var)
+        if via_pool:
+            var = only[0]
         rs = readers.get(var, [])
         wanted = {qs[r] for r in rs}
         uses = len(rs) + len(residual_users.get(var, []))
@@ -704,12 +723,14 @@ def _int8_outputs(
             and None not in wanted
         )
         out.append(next(iter(wanted)) if ok else None)
-    produced = {layer.end.var: out[i] for i, layer in enumerate(layers)}
+        produced[var] = out[i]
+        if via_pool and out[i] is not None:
+            pooled[var] = out[i]
     residual = [
         produced.get(layer.residual) if i in residual_users.get(layer.residual, []) else None
         for i, layer in enumerate(layers)
     ]
-    return out, residual
+    return out, residual, pooled
 
 
 def _terminal(func: Any, layers: list[_Layer]) -> set[int]:
@@ -822,7 +843,7 @@ def offload(
         else quant.inputs.get(float_settings[i][-1])
         for i, layer in enumerate(layers)
     ]
-    out_q, residual_q = _int8_outputs(mod["main"], layers, qs)
+    out_q, residual_q, pool_q = _int8_outputs(mod["main"], layers, qs)
     stats["int8_outputs"] = sum(q is not None for q in out_q)
 
     @relax.expr_functor.mutator
@@ -834,8 +855,14 @@ def offload(
             pool = None if library != "dnnl" else _pool_settings(binding.value, _shape(binding.var))
             if layer is None and pool is not None:
                 x = self.visit_expr(binding.value.args[0])
+                q = pool_q.get(binding.var)  # runs on the quantised output of the layer before
+                out_ty = (
+                    binding.var.ty
+                    if q is None
+                    else relax.TensorType(list(_shape(binding.var)), "int8" if q[1] else "uint8")
+                )
                 call = relax.call_dps_packed(
-                    POOL, relax.Tuple([x, relax.ShapeExpr(pool)]), out_ty=binding.var.ty
+                    POOL, relax.Tuple([x, relax.ShapeExpr(pool)]), out_ty=out_ty
                 )
                 _emit_as(self, binding.var, call)
                 stats["pool2d"] += 1
