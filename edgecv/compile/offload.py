@@ -19,7 +19,8 @@ The rewrite, on the imported Relax module:
      becomes one ``call_dps_packed("edgecv.dnnl.conv2d" | "edgecv.dnnl.dense", ...)``.
      Weights go to the call as constants in a plain layout (conv: G×O/G×I/G×KH×KW,
      dense: N×K); the settings shape carries strides, padding, dilation, groups, the
-     activation and a content key under which the runtime caches its packed weights.
+     activation and a content key under which the runtime caches its packed weights;
+  3. (oneDNN) NHWC max / average pooling becomes ``edgecv.dnnl.pool2d``.
 
 int8 (``Quantization``): a layer whose float version has an entry in the calibration table
 (keyed by the float layer's content key, which the calibration run observed) becomes a call
