@@ -321,7 +321,6 @@ def operator_breakdown(
     The two sides run one inference each in turn. Per kind: the median over ``runs``
     inferences of its time in one inference, and its calls per inference. Both add their
     own instrumentation cost."""
-    import onnxruntime as ort
     import tvm
     from tvm import relax
 
@@ -352,13 +351,10 @@ def operator_breakdown(
         entry[0] += (time.perf_counter() - started.pop()) * 1e3
         entry[1] += 1
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(os.environ.get("TMPDIR", "/tmp")) / "edgecv-ort-profile")
-    session = ort.InferenceSession(
-        str(directory / doc["files"]["onnx"]), opts, providers=["CPUExecutionProvider"]
+    session = _ort_session(
+        directory / doc["files"]["onnx"],
+        threads,
+        profile=Path(os.environ.get("TMPDIR", "/tmp")) / "edgecv-ort-profile",
     )
     # one inference each in turn (with a pause for the other side's spinning threads), so
     # that a slow spell of the machine falls on both; the first of each warms up
@@ -461,12 +457,19 @@ def onnxruntime_int8(
         pre.unlink(missing_ok=True)
 
 
-def _ort_session(onnx_path: str | os.PathLike[str], threads: int) -> Any:
+def _ort_session(
+    onnx_path: str | os.PathLike[str], threads: int, profile: Path | None = None
+) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads; ``profile``: its
+    profiler on, writing under that file prefix."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if profile is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile)
     return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 

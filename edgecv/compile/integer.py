@@ -10,9 +10,9 @@ The layers, their folded weights and their keys are those of the oneDNN rewrite
 
 (a residual that the oneDNN path adds in uint8/int8 is rounded to that grid here too, so
 both paths compute the same), so the multiply-accumulate runs on 8-bit integers into
-int32, exactly (LLVM lowers the widening products to the target's integer instructions: ``sdot``/``udot`` where the CPU
-has the dot-product extension, widening multiply-add otherwise). Layers not in the table,
-or kept in float, stay the graph's own float operators.
+int32, exactly (LLVM lowers the widening products to the target's integer instructions:
+``sdot``/``udot`` where the CPU has the dot-product extension, widening multiply-add
+otherwise). Layers not in the table, or kept in float, stay the graph's own float operators.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def integerize(
         for i, layer in enumerate(layers)
     ]
     # residuals that the oneDNN path adds in uint8/int8: rounded to that grid here too
-    _, residual_q, _ = offload._int8_outputs(func, layers, qs)
+    _, residual_q, _ = offload._int8_outputs(func, layers, qs, offload._pools(func))
     chosen = {id(layer): i for i, layer in enumerate(layers) if qs[i] is not None}
     by_end = {layer.end.var: layer for layer in layers if id(layer) in chosen}
     skipped = {

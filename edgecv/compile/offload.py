@@ -588,6 +588,16 @@ def _pool_settings(value: Any, out_shape: tuple[int, ...] | None) -> list[int] |
     return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
 
 
+def _pools(func: Any) -> dict[Any, list[int]]:
+    """The pooling bindings ``edgecv.dnnl.pool2d`` can run: binding var -> its settings."""
+    return {
+        b.var: settings
+        for block in func.body.blocks
+        for b in block.bindings
+        if (settings := _pool_settings(b.value, _shape(b.var))) is not None
+    }
+
+
 def _folded(layer: _Layer) -> tuple[np.ndarray, np.ndarray]:
     """Weights in the kernel's plain layout with the affine chain folded in, and the bias."""
     w = layer.weight.astype(np.float64)
@@ -669,13 +679,16 @@ def _users(func: Any) -> dict[Any, list[Any]]:
 
 
 def _int8_outputs(
-    func: Any, layers: list[_Layer], qs: list[tuple[float, bool] | None]
+    func: Any,
+    layers: list[_Layer],
+    qs: list[tuple[float, bool] | None],
+    pools: dict[Any, list[int]],
 ) -> tuple[
     list[tuple[float, bool] | None], list[tuple[float, bool] | None], dict[Any, tuple[float, bool]]
 ]:
     """Per layer: the (scale, signed) its output can be written in, quantised, and the
     (scale, signed) its residual arrives in (None: float); and the max pools that then run
-    on quantised data (pool output var -> (scale, signed)).
+    on quantised data (pool output var -> (scale, signed)). ``pools``: :func:`_pools`.
 
     An output is written quantised when every use of it is an int8 layer calibrated with
     one scale: as that layer's input, or as the residual of an int8 layer (the ResNet block
@@ -687,13 +700,11 @@ def _int8_outputs(
     from tvm import relax
 
     users = _users(func)
-    pools = {  # max pools the kernel can run: output var -> input var
-        b.var: b.value.args[0]
-        for block in func.body.blocks
-        for b in block.bindings
-        if (ps := _pool_settings(b.value, _shape(b.var))) is not None
-        and ps[1] == 0
-        and isinstance(b.value.args[0], relax.Var)
+    bound = {b.var: b.value for block in func.body.blocks for b in block.bindings}
+    max_pools = {  # output var -> input var
+        v: bound[v].args[0]
+        for v, settings in pools.items()
+        if settings[1] == 0 and isinstance(bound[v].args[0], relax.Var)
     }
     readers: dict[Any, list[int]] = {}
     residual_users: dict[Any, list[int]] = {}
@@ -708,7 +719,7 @@ def _int8_outputs(
     for i, layer in enumerate(layers):
         var = layer.end.var
         only = users.get(var, [])
-        via_pool = len(only) == 1 and only[0] in pools and pools[only[0]].same_as(var)
+        via_pool = len(only) == 1 and only[0] in max_pools and max_pools[only[0]].same_as(var)
         if via_pool:
             var = only[0]
         rs = readers.get(var, [])
@@ -844,7 +855,8 @@ def offload(
         else quant.inputs.get(float_settings[i][-1])
         for i, layer in enumerate(layers)
     ]
-    out_q, residual_q, pool_q = _int8_outputs(mod["main"], layers, qs)
+    pools = _pools(mod["main"]) if library == "dnnl" else {}
+    out_q, residual_q, pool_q = _int8_outputs(mod["main"], layers, qs, pools)
     stats["int8_outputs"] = sum(q is not None for q in out_q)
 
     @relax.expr_functor.mutator
@@ -853,8 +865,8 @@ def offload(
             if binding.var in skipped:
                 return  # folded into a layer emitted at its chain's end
             layer = by_end.get(binding.var)
-            pool = None if library != "dnnl" else _pool_settings(binding.value, _shape(binding.var))
-            if layer is None and pool is not None:
+            pool = pools.get(binding.var)
+            if pool is not None:
                 x = self.visit_expr(binding.value.args[0])
                 q = pool_q.get(binding.var)  # runs on the quantised output of the layer before
                 out_ty = (
