@@ -383,6 +383,16 @@ def test_int8_kernels_reject_bad_scales():
         )
     with pytest.raises(TypeError, match="int8"):
         conv(f(1, 4, 4, 3), f(1, 8, 3, 1, 1), ones, f(8), good, f(1, 4, 4, 8))
+    # the same layer given its input in float (quantised on the way in), then already in int8
+    # (as when its producer writes int8 in another artifact): one result, two primitives
+    q = np.random.RandomState(1).randint(-100, 100, (1, 4, 4, 3)).astype(np.int8)
+    outs = []
+    for x in (tvm.runtime.tensor(q.astype(np.float32) * np.float32(0.1)), tvm.runtime.tensor(q)):
+        y = f(1, 4, 4, 8)
+        conv(x, w, ones, f(8), good, y)
+        outs.append(y.numpy())
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6)
+    assert np.abs(outs[0]).max() > 1
     u8 = tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.uint8))  # quantised input, wrong sign
     with pytest.raises(TypeError, match="calibrated for int8"):
         conv(u8, w, ones, f(8), good, f(1, 4, 4, 8))

@@ -416,6 +416,29 @@ def test_kernels_reject_bad_tensors():
         conv(*good, tvm.runtime.ShapeTuple([9, 1]), t(1, 4, 4, 8))
 
 
+def test_pooling_kernel_rejects_bad_calls():
+    """The pooling kernel, given an output of the wrong size or a quantised input for an
+    average: an error naming it, not a crash."""
+    import tvm
+
+    pool = tvm.get_global_func("edgecv.dnnl.pool2d")
+    t = lambda *s, dtype=np.float32: tvm.runtime.tensor(np.zeros(s, dtype))  # noqa: E731
+
+    def settings(kind):  # 3x3 window, stride 2, padding 1 all round
+        return tvm.runtime.ShapeTuple([offload.SETTINGS_VERSION, kind, 3, 3, 2, 2, 1, 1, 1, 1, 9])
+
+    pool(t(1, 8, 8, 4), settings(0), t(1, 4, 4, 4))  # fits: runs
+    pool(t(1, 8, 8, 4, dtype=np.uint8), settings(0), t(1, 4, 4, 4, dtype=np.uint8))
+    with pytest.raises(ValueError, match="pooling window"):
+        pool(t(1, 8, 8, 4), settings(0), t(1, 5, 4, 4))
+    with pytest.raises(ValueError, match="pooling window"):
+        pool(t(1, 8, 8, 4), settings(0), t(1, 4, 4, 3))  # channels differ
+    with pytest.raises(TypeError, match="only max pooling"):
+        pool(t(1, 8, 8, 4, dtype=np.uint8), settings(1), t(1, 4, 4, 4, dtype=np.uint8))
+    with pytest.raises(ValueError, match="unknown pooling kind"):
+        pool(t(1, 8, 8, 4), settings(7), t(1, 4, 4, 4))
+
+
 @pytest.fixture(scope="module")
 def both_ways(tmp_path_factory):
     """mobilenetv2_0.25 (depthwise convs, ReLU6) compiled with oneDNN and with TVM alone."""

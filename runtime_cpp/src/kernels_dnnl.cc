@@ -105,7 +105,13 @@ struct Layer {
   float alpha = 0, beta = 0;
 };
 
-using Key = std::tuple<int64_t, std::vector<int64_t>>;  // content key, input shape
+// A cached layer: its content key (from the settings) and the input it was built for, shape
+// and type. The type matters: the same settings are called with a float input in one artifact
+// and a quantised one in another (an int8 layer whose producer writes uint8 or float, a max
+// pool in a float and an int8 artifact of one model), and the primitive and reorders differ.
+using Key = std::tuple<int64_t, std::vector<int64_t>, int>;
+
+Key LayerKey(int64_t key, const DLTensor* x) { return Key{key, Dims(x), x->dtype.code * 256 + x->dtype.bits}; }
 
 const char* TypeName(memory::data_type t) {
   switch (t) {
@@ -431,6 +437,11 @@ memory::data_type TypeOf(const DLTensor* t) {
   return memory::data_type::f32;
 }
 
+// A 4-d tensor's dims in oneDNN's order (N, C, H, W), from NCHW or NHWC.
+dims NchwDims(const DLTensor* t, bool is_nchw) {
+  return is_nchw ? Dims(t) : dims{t->shape[0], t->shape[3], t->shape[1], t->shape[2]};
+}
+
 // A tensor of the kind the settings say: 0 float, 1 uint8, 2 int8.
 const DLTensor* CheckQuantised(const ffi::AnyView& arg, const char* what, int ndim, int64_t kind) {
   if (kind == 0) return CheckTensor(arg, what, ndim);
@@ -495,7 +506,7 @@ void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, con
   for (int a = 0; a < 2; ++a) {
     for (int bb = 0; bb < 2; ++bb) {
       const int phase = 2 * a + bb;
-      const Key k{(key ^ (int64_t{phase + 1} << 56)) & ((int64_t{1} << 62) - 1), Dims(x)};
+      const Key k = LayerKey((key ^ (int64_t{phase + 1} << 56)) & ((int64_t{1} << 62) - 1), x);
       auto layer = TheCache().Get(k, name, [&](std::string* impl) {
         auto l = std::make_shared<Layer>();
         l->src = memory::desc({n, cin, h, wd}, dt::f32, tag::nhwc);
@@ -567,10 +578,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (!kInt8 && !kTransposed && TheObserver().On()) TheObserver().Observe(name, key, x);
   // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
   const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
-  const auto nchw = [](const DLTensor* t, bool is_nchw) {
-    return is_nchw ? Dims(t) : dims{t->shape[0], t->shape[3], t->shape[1], t->shape[2]};
-  };
-  const dims xd = nchw(x, src_nchw), yd = nchw(y, dst_nchw);
+  const dims xd = NchwDims(x, src_nchw), yd = NchwDims(y, dst_nchw);
   const int64_t groups = s[9], out_c = w->shape[0] * w->shape[1];
   if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c || b->shape[0] != out_c ||
       (w_scale != nullptr && w_scale->shape[0] != out_c) || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
@@ -589,7 +597,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
       return;
     }
   }
-  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&](std::string* impl) {
+  auto layer = TheCache().Get(LayerKey(key, x), name, [&](std::string* impl) {
     auto l = std::make_shared<Layer>();
     using tag = memory::format_tag;
     using dt = memory::data_type;
@@ -694,7 +702,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const int64_t key = s[kSettings - 1];
   if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
   dnnl::stream stream(Engine());
-  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&](std::string* impl) {
+  auto layer = TheCache().Get(LayerKey(key, x), name, [&](std::string* impl) {
     auto l = std::make_shared<Layer>();
     using dt = memory::data_type;
     using tag = memory::format_tag;
@@ -734,16 +742,16 @@ void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (kind != 0 && s[1] != 0) TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
   const DLTensor* x = CheckQuantised(args[0], "input", 4, kind);
   const DLTensor* y = CheckQuantised(args[2], "output", 4, kind);
-  const dims xd{x->shape[0], x->shape[3], x->shape[1], x->shape[2]}, yd{y->shape[0], y->shape[3], y->shape[1], y->shape[2]};
+  const dims xd = NchwDims(x, false), yd = NchwDims(y, false);
   const dims window{s[2], s[3]}, strides{s[4], s[5]}, pad_l{s[6], s[7]}, pad_r{s[8], s[9]};
+  bool fits = xd[0] == yd[0] && xd[1] == yd[1];
   for (int i = 0; i < 2; ++i)
-    if (window[i] < 1 || strides[i] < 1 || pad_l[i] < 0 || pad_r[i] < 0 ||
-        (xd[2 + i] + pad_l[i] + pad_r[i] - window[i]) / strides[i] + 1 != yd[2 + i])
-      TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
-  if (xd[0] != yd[0] || xd[1] != yd[1]) TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
+    fits = fits && window[i] >= 1 && strides[i] >= 1 && pad_l[i] >= 0 && pad_r[i] >= 0 &&
+           (xd[2 + i] + pad_l[i] + pad_r[i] - window[i]) / strides[i] + 1 == yd[2 + i];
+  if (!fits) TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
   UseThreads();
   dnnl::stream stream(Engine());
-  auto layer = TheCache().Get(Key{s[10], Dims(x)}, name, [&](std::string* impl) {
+  auto layer = TheCache().Get(LayerKey(s[10], x), name, [&](std::string* impl) {
     using tag = memory::format_tag;
     auto l = std::make_shared<Layer>();
     l->src = memory::desc(xd, TypeOf(x), tag::nhwc);
