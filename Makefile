@@ -12,7 +12,7 @@ DEMO_DET    := yolo3_mobilenet0.25_digits
 DEMO_ART    := artifacts
 
 # pinned: mxnet 1.9.1 needs numpy<1.24 and onnx 1.16.2; newer tvm-ffi breaks TVM 0.27
-BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
+BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
 SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 
 .PHONY: demo test install install-test clean cross-tools kernel-libs
@@ -39,6 +39,8 @@ demo: $(VENV)/.installed
 	  --out $(DEMO_ART)/digits_scene-detections.jpg
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check edgecv tests bench
+	$(BIN)/ruff format --check edgecv tests bench
 	$(BIN)/pytest -p no:cacheprovider -q -ra
 
 install: $(VENV)/.installed

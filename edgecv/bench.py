@@ -23,6 +23,52 @@ import numpy as np
 
 from .artifact import read_manifest
 
+# CPU flags that decide which kernels run (x86: oneDNN's and ORT's MLAS paths; ARM: NEON dot
+# products and fp16)
+ISA_FLAGS = (
+    "sse4_1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+    "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
+    "asimd", "asimddp", "fphp", "asimdhp", "i8mm", "sve",
+)  # fmt: skip
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU a benchmark ran on: model name, the ISA flags above that it has (from
+    /proc/cpuinfo), the instruction set oneDNN runs with and the bits of int8 weights its
+    kernels compute with here (7 without VNNI: see the runtime's Int8WeightBits)."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "Model name", "CPU part") and not model:
+                model = value.strip()
+            elif key in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    from . import _runtime
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "cpu_model": model or platform.processor() or "unknown",
+        "isa_flags": [f for f in ISA_FLAGS if f in flags],
+        "onednn_isa": _runtime.kernel_isa() or None,
+        "int8_weight_bits": _runtime.int8_weight_bits() or None,
+    }
+
+
+def isa_class(machine: dict[str, Any]) -> str:
+    """The ISA class a result belongs to in BENCHMARKS.md: avx512-vnni, avx512, avx2-vnni,
+    avx2, or the architecture."""
+    flags = set(machine.get("isa_flags", []))
+    if "avx512f" in flags:
+        return "avx512-vnni" if "avx512_vnni" in flags else "avx512"
+    if "avx2" in flags:
+        return "avx2-vnni" if "avx_vnni" in flags else "avx2"
+    return platform.machine()
+
 
 def _summary(samples: list[float]) -> dict[str, float]:
     samples = sorted(samples)
@@ -58,7 +104,7 @@ def _time_in_blocks(
     results: list[list[Any]] = [[] for _ in fns]
     while len(samples[0]) < repeat:
         n = min(block, repeat - len(samples[0]))
-        for fn, own, got in zip(fns, samples, results):
+        for fn, own, got in zip(fns, samples, results, strict=True):
             if len(fns) > 1:
                 time.sleep(settle_s)  # the other side's spinning threads go to sleep
                 fn()
@@ -67,7 +113,7 @@ def _time_in_blocks(
                 r = fn()
                 own.append((time.perf_counter() - t0) * 1e3)
                 got.append(r)
-    return [(_summary(own), got) for own, got in zip(samples, results)]
+    return [(_summary(own), got) for own, got in zip(samples, results, strict=True)]
 
 
 def model_flops(onnx_path: str | os.PathLike[str]) -> int:
@@ -261,7 +307,7 @@ def bench_artifact(
         "artifact_mib": _artifact_mib(directory),
         "max_abs_diff": float(np.abs(a - b).max()),
         "output_scale": float(np.abs(b).max()),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine_info(),
         "versions": {"onnxruntime": ort.__version__, **doc["toolchain"]},
     }
 
@@ -473,13 +519,23 @@ def _ort_session(
     return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 
+def format_machine(machine: dict[str, Any]) -> str:
+    """One line naming the CPU a table was measured on and its ISA class."""
+    return (
+        f"CPU: {machine.get('cpu_model', 'unknown')} ({isa_class(machine)}; oneDNN "
+        f"{machine.get('onednn_isa') or 'absent'}, int8 weights {machine.get('int8_weight_bits') or '-'} bits; "
+        f"{machine.get('cpu_count')} threads available)"
+    )
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'model':<26} {'input':<14} {'kernels':<7} {'edgecv ms':>9} {'p90':>7} {'post ms':>7} "
         f"{'ORT ms':>8} {'ORT/edgecv':>10} {'GFLOP/s':>7} {'%peak':>5} {'1st ms':>7} {'MiB':>6} "
-        f"{'max|Δ|/scale':>12}"
+        f"{'ORT MiB':>7} {'max|Δ|/scale':>12}"
     )
-    lines = [head, "-" * len(head)]
+    machines = {format_machine(r["machine"]) for r in rows if "machine" in r}
+    lines = [*sorted(machines), head, "-" * len(head)]
     for r in rows:
         e = r["edgecv"]
         lines.append(
@@ -490,6 +546,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r.get('edgecv_gflops', 0):>7.0f} "
             f"{100 * r.get('edgecv_gflops', 0) / max(r.get('machine_peak_gflops', 1), 1e-9):>5.0f} "
             f"{e.get('first_run_ms', 0):>7.0f} {e.get('peak_memory_mib', 0):>6.0f} "
+            f"{r['onnxruntime'].get('peak_memory_mib', 0):>7.0f} "
             f"{r['max_abs_diff'] / max(r['output_scale'], 1e-30):>12.2e}"
         )
     return "\n".join(lines)

@@ -62,7 +62,9 @@ class Recipe:
             raise InvalidInputError(f"histogram bins must be in [128, 65536], not {self.bins}")
         for item in self.keep_float:
             if not isinstance(item, int | str) or isinstance(item, bool):
-                raise InvalidInputError(f"keep_float entries are layer indices or names, not {item!r}")
+                raise InvalidInputError(
+                    f"keep_float entries are layer indices or names, not {item!r}"
+                )
         return self
 
 
@@ -118,7 +120,9 @@ def find_images(path: str | Path) -> list[Path]:
         root = root / "train"
     if (root / "train").is_dir() and (root / "val").is_dir():  # class folders with splits
         root = root / "train"
-    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not images:
         raise InvalidInputError(
             f"no images in {root} (looked for {', '.join(IMAGE_SUFFIXES)} at any depth)"
@@ -214,7 +218,9 @@ def entropy_amax(hist: np.ndarray, top: float, levels: int) -> float:
         sums = np.add.reduceat(kept, starts)
         nonzero = np.add.reduceat((kept > 0).astype(np.float64), starts)
         sizes = np.diff(np.append(starts, i))
-        per_bin = np.repeat(np.divide(sums, nonzero, out=np.zeros_like(sums), where=nonzero > 0), sizes)
+        per_bin = np.repeat(
+            np.divide(sums, nonzero, out=np.zeros_like(sums), where=nonzero > 0), sizes
+        )
         q = np.where(kept > 0, per_bin, 0.0)
         mask = p > 0
         if q.sum() <= 0 or np.any(q[mask] <= 0):
@@ -249,7 +255,9 @@ def layer_entry(key: int, s: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
         "amax": amax,
         "signed": bool(signed),
         "scale": amax / levels,
-        "sqnr_db": round(sqnr_db(hist, s.get("range", 0.0), amax, levels), 2) if hist.size else None,
+        "sqnr_db": round(sqnr_db(hist, s.get("range", 0.0), amax, levels), 2)
+        if hist.size
+        else None,
     }
 
 
@@ -263,7 +271,10 @@ def sqnr_db(hist: np.ndarray, top: float, amax: float, levels: int) -> float:
     signal = float(np.sum(hist * centers**2))
     step = amax / levels
     inside = centers <= amax
-    noise = float(np.sum(hist[inside]) * step * step / 12.0 + np.sum(hist[~inside] * (centers[~inside] - amax) ** 2))
+    noise = float(
+        np.sum(hist[inside]) * step * step / 12.0
+        + np.sum(hist[~inside] * (centers[~inside] - amax) ** 2)
+    )
     if noise <= 0:
         return math.inf
     return 10.0 * math.log10(max(signal, 1e-30) / noise)
@@ -317,7 +328,9 @@ def load_table(path: str | Path, model: str, input_shape: list[int]) -> dict[str
             f"not {model} at {list(input_shape)}"
         )
     for e in table.get("layers", []):
-        if not (isinstance(e.get("scale"), float | int) and e["scale"] > 0 and math.isfinite(e["scale"])):
+        if not (
+            isinstance(e.get("scale"), float | int) and e["scale"] > 0 and math.isfinite(e["scale"])
+        ):
             raise InvalidInputError(f"{p}: layer {e.get('key')} has no valid scale")
     return table
 

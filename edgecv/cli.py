@@ -241,11 +241,11 @@ def _parse_boxes(text: str) -> list[list[float]]:
 
 def _run_dense(predictor, args: argparse.Namespace) -> int:
     """Segmentation (class coverage, mask overlay) and pose (keypoints, skeleton overlay)."""
+    import numpy as np
+
     from .errors import InvalidInputError
     from .pipeline import PosePipeline
     from .runtime import read_image
-    import numpy as np
-
     from .viz import draw_detections, draw_poses, draw_segmentation
 
     if predictor.task == "segmentation" and (args.boxes or args.detector):

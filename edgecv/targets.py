@@ -54,6 +54,9 @@ class Target:
     host: str | None = None  # GPU targets: default host CPU target
     archs: tuple[GpuArch, ...] = ()  # GPU targets
     kernels: tuple[str, ...] = ()  # kernel libraries layers can be offloaded to (first: default)
+    # bits of int8 weights oneDNN's kernels may compute with on the CPUs of this target: 8 with
+    # VNNI, 7 without (see the runtime's Int8WeightBits); the int8 gate measures each
+    int8_weight_bits: tuple[int, ...] = (8,)
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -206,6 +209,7 @@ def parse_target(path: Path) -> Target:
             host_triple=_require(data, "host_triple", str, path),
             cross_compiler=_optional(data, "cross_compiler", str, path),
             kernels=_parse_kernels(data, path),
+            int8_weight_bits=_parse_weight_bits(data, path),
         )
     return Target(
         **common,
@@ -235,6 +239,13 @@ def _parse_kernels(data: dict[str, Any], path: Path) -> tuple[str, ...]:
             f"{path}: unknown kernel libraries {unknown} (known: {', '.join(KERNEL_LIBRARIES)})"
         )
     return kernels
+
+
+def _parse_weight_bits(data: dict[str, Any], path: Path) -> tuple[int, ...]:
+    bits = tuple(_optional(data, "int8_weight_bits", list, path) or (8,))
+    if not bits or any(b not in (7, 8) for b in bits) or len(set(bits)) != len(bits):
+        raise InvalidInputError(f"{path}: int8_weight_bits must list 8 and/or 7, each once")
+    return bits
 
 
 def _check_references(registry: Registry[Target]) -> None:

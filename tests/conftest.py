@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,57 @@ except ImportError as err:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGE = REPO / "edgecv" / "data" / "chelsea.jpg"
 PARITY_SIZE = 64  # small inputs keep untuned TVM fast; every zoo model accepts 64x64
+
+# oneDNN picks its kernels by the CPU's instruction set. Capped with ONEDNN_MAX_CPU_ISA (read
+# at its first use: hence a fresh process), a machine runs the kernels an older CPU would:
+# int8 without VNNI (AVX2, AVX-512 before Cascade Lake), with AVX2's VNNI, float without
+# AVX-512. So the kernel tests cover these paths on any machine; where the CPU lacks an ISA,
+# a higher cap is simply the CPU's own.
+ISA_CAPS = ("AVX2", "AVX512_CORE", "AVX2_VNNI")
+# what oneDNN may report under each cap (a lower ISA on a CPU that lacks the capped one)
+ISA_UNDER_CAP = {
+    "AVX2": {"avx2", "avx", "sse41"},
+    "AVX512_CORE": {"avx512_core", "avx2_vnni", "avx2", "avx", "sse41"},
+    "AVX2_VNNI": {"avx2_vnni", "avx2", "avx", "sse41"},
+}
+
+
+def int8_weight_bits_for(isa: str) -> int:
+    """Bits of int8 weights oneDNN can multiply without 16-bit saturation on `isa`."""
+    return (
+        8 if isa in {"avx2_vnni", "avx512_core_vnni", "avx512_core_bf16", "avx512_core_amx"} else 7
+    )
+
+
+def check_isa_cap() -> str:
+    """The ISA oneDNN runs with here; under a cap set by rerun_under_isa_cap, checks that the
+    cap took effect."""
+    from edgecv import _runtime
+
+    isa = _runtime.kernel_isa()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if cap in ISA_UNDER_CAP:
+        assert isa in ISA_UNDER_CAP[cap], (cap, isa)
+    return isa
+
+
+def rerun_under_isa_cap(test: str, isa: str, cwd: Path) -> None:
+    """Runs ``test`` (a node id relative to tests/) in a fresh process whose oneDNN is capped
+    at ``isa``; fails with its output if it fails."""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa}
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(REPO / "tests" / test),
+    ]
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout, (
+        f"under {isa}:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    )
 
 
 def randomize_weights(net, seed: int = 0) -> None:

@@ -15,6 +15,9 @@ from edgecv.zoo import get_model, shipped_weights
 pytestmark = pytest.mark.parity
 
 DETECTION_IMAGES = 40  # untuned TVM code is slow; a subset keeps CI short
+# layers the gate keeps int8 in the detector (of 50; 3 output convs float by recipe): 47 when
+# only 8-bit weights are scored; 7-bit weights (CPUs without VNNI) need more in float
+LAYERS_INT8_MIN = 30
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +94,20 @@ def test_digits_detector_int8_within_one_point(tmp_path, digits_full):
     report = json.loads((art / "manifest.json").read_text())["report"]["int8"]
     gate = report["accuracy"]
     assert gate["metric"] == "voc07_map" and gate["images"] == DETECTION_IMAGES
-    assert report["calibration_images"] == 24 and report["layers_int8"] >= 40
+    assert report["calibration_images"] == 24 and report["layers_int8"] >= LAYERS_INT8_MIN
     assert gate["passed"] and gate["drop"] <= 1.0
-    # re-measured here, independently of the compile's own report
+    # scored with 8-bit weights (where this CPU has VNNI) and 7-bit ones (CPUs without), the
+    # worse kept; re-measured here, independently of the compile's own report
+    from edgecv import _runtime
+
+    assert gate["weight_bits"] == ([8, 7] if _runtime.int8_weight_bits() == 8 else [7])
+    by_bits = gate["attempts"][-1]["by_weight_bits"]
+    assert gate["int8"] == min(by_bits.values())
     val = VOCDetection(digits_full / "voc", "val")
-    got = evaluate(ArtifactModel(art), val)["voc07_map"] * 100
-    assert got == pytest.approx(gate["int8"], abs=1e-3) and gate["float"] - got <= 1.0
+    for bits in gate["weight_bits"]:
+        _runtime.set_int8_weight_bits(bits)
+        try:
+            got = evaluate(ArtifactModel(art), val)["voc07_map"] * 100
+        finally:
+            _runtime.set_int8_weight_bits(0)
+        assert got == pytest.approx(by_bits[str(bits)], abs=1e-3) and gate["float"] - got <= 1.0

@@ -39,6 +39,19 @@ def test_bench_times_more_onnx_models_in_the_same_blocks(small_artifact):
     row = bench_artifact(small_artifact, warmup=0, repeat=3, peak=1.0, also={"again": onnx_path})
     assert row["again"]["runs"] == row["onnxruntime"]["runs"] == row["edgecv"]["runs"] == 3
     assert row["again"]["min_ms"] > 0
+    # the CPU it ran on, and the ISA that decides which kernels ran, recorded and printed
+    m = row["machine"]
+    assert m["cpu_model"] and isinstance(m["isa_flags"], list)
+    cpuinfo = open("/proc/cpuinfo").read().split()
+    assert all(flag in cpuinfo for flag in m["isa_flags"])
+    assert ("avx2" in m["isa_flags"]) == ("avx2" in cpuinfo)
+    from edgecv import _runtime
+    from edgecv.bench import format_table, isa_class
+
+    assert m["onednn_isa"] == (_runtime.kernel_isa() or None)
+    assert m["int8_weight_bits"] in (7, 8, None)
+    assert format_table([row]).splitlines()[0].startswith(f"CPU: {m['cpu_model']} ({isa_class(m)}")
+    assert row["onnxruntime"]["peak_memory_mib"] >= 0
 
 
 def test_operator_breakdown_sees_the_same_layers_on_both_sides(small_artifact):

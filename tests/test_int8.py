@@ -20,6 +20,8 @@ from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries
 from edgecv.compile.offload import SETTINGS_VERSION, Quantization, quantize_weights
 from edgecv.errors import EdgecvError, InvalidInputError
 
+from conftest import ISA_CAPS, check_isa_cap, int8_weight_bits_for, rerun_under_isa_cap
+
 needs_dnnl = pytest.mark.skipif(
     "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
 )
@@ -162,9 +164,25 @@ def _layers():
     ]
 
 
-def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str, np.ndarray]):
+def _weights_as_computed(q: np.ndarray, s: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 weights (rows: output channels) and scales the kernels compute with: as they
+    are (8 bits), or, on CPUs without VNNI, each channel whose largest |w| exceeds 63
+    requantised to round(w * 63 / max|w|) at scale * max|w| / 63 (the runtime's rule, written
+    independently here in float32 as the runtime computes it)."""
+    if bits == 8:
+        return q, s
+    rows = q.reshape(len(s), -1)
+    w_max = np.maximum(np.abs(rows.astype(np.int32)).max(axis=1), 63).astype(np.float32)
+    w7 = np.rint(rows.astype(np.float32) * np.float32(63) / w_max[:, None])
+    return w7.reshape(q.shape), (s * (w_max / np.float32(63))).astype(np.float32)
+
+
+def _int8_graph(
+    scales: dict[str, tuple[float, bool]] | None, weights: dict[str, np.ndarray], bits: int = 8
+):
     """The float graph (scales None) or its QDQ twin: each layer's input through
-    QuantizeLinear/DequantizeLinear, weights replaced by their int8 values times scales."""
+    QuantizeLinear/DequantizeLinear, weights replaced by their int8 values times scales
+    (`bits` 7: requantised as the kernels do on CPUs without VNNI)."""
     nodes, inits = [], []
 
     def const(name, a, dtype=np.float32):
@@ -186,11 +204,12 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
         if scales is None:
             return const(f"{name}_w", w)
         if w.ndim == 4:
-            q, s = quantize_weights(w.reshape(1, *w.shape))
+            q, s = _weights_as_computed(*quantize_weights(w.reshape(1, *w.shape)), bits)
             return const(
                 f"{name}_w", q.reshape(w.shape).astype(np.float32) * s[:, None, None, None]
             )
-        q, s = quantize_weights(w.T.copy())  # Gemm weight K x N; quantised per output (N)
+        # Gemm weight K x N; quantised per output (N)
+        q, s = _weights_as_computed(*quantize_weights(w.T.copy()), bits)
         return const(f"{name}_w", (q.astype(np.float32) * s[:, None]).T)
 
     def conv(name, x, group, pads):
@@ -242,9 +261,10 @@ def _int8_graph(scales: dict[str, tuple[float, bool]] | None, weights: dict[str,
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def _qdq_case():
+def _qdq_case(bits: int = 8):
     """A small graph, per-layer input scales as calibration would set them, ONNX Runtime's
-    literal quantise/dequantise result, and the Quantization (keys from the rewrite's plan)."""
+    literal quantise/dequantise result (weights of `bits` bits, see _weights_as_computed),
+    and the Quantization (keys from the rewrite's plan)."""
     rng = np.random.RandomState(0)
     weights = {}
     for name, cin, cout, k, group, _ in _layers():
@@ -275,7 +295,7 @@ def _qdq_case():
     literal = ort.SessionOptions()
     literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     expected = ort.InferenceSession(
-        _int8_graph(scales, weights).SerializeToString(),
+        _int8_graph(scales, weights, bits).SerializeToString(),
         literal,
         providers=["CPUExecutionProvider"],
     ).run(None, {"data": x})
@@ -289,8 +309,30 @@ def _qdq_case():
 
 
 @needs_dnnl
-def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
-    weights, x, quant, expected = _qdq_case()
+@pytest.mark.parametrize("isa", ["native", "7-bit", *ISA_CAPS])
+def test_int8_kernels_match_onnxruntime_qdq(tmp_path, isa):
+    """On this CPU, with 7-bit weights forced (what a CPU without VNNI computes, here), and
+    in fresh processes with oneDNN capped at older instruction sets (without VNNI the kernels
+    compute with 7-bit weights: the reference does the same)."""
+    if isa not in ("native", "7-bit"):
+        rerun_under_isa_cap(
+            "test_int8.py::test_int8_kernels_match_onnxruntime_qdq[native]", isa, tmp_path
+        )
+        return
+    from edgecv import _runtime
+
+    assert _runtime.int8_weight_bits() == int8_weight_bits_for(check_isa_cap())
+    _runtime.set_int8_weight_bits(7 if isa == "7-bit" else 0)
+    try:
+        _check_int8_kernels_against_qdq(tmp_path, _runtime.int8_weight_bits())
+    finally:
+        _runtime.set_int8_weight_bits(0)
+
+
+def _check_int8_kernels_against_qdq(tmp_path, bits: int) -> None:
+    from edgecv import _runtime
+
+    weights, x, quant, expected = _qdq_case(bits)
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
     mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
     assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
@@ -298,8 +340,6 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     # (int8)
     assert stats["int8_outputs"] == 3 and stats["pool2d"] == 1
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
-    from edgecv import _runtime
-
     _runtime.clear_kernel_cache()
     _runtime.kernel_layers(reset=True)
     got = tvm_api.run(tmp_path / "q.so", [x], [])
@@ -317,6 +357,7 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path):
     assert all(b["weights"] == "s8" and not b["implementation"].startswith("ref") for b in built), (
         built
     )
+    assert {b["weight_bits"] for b in built} == {bits}
 
 
 def test_integer_relax_ops_match_onnxruntime_qdq(tmp_path):
@@ -352,7 +393,14 @@ def test_integer_relax_ops_match_onnxruntime_qdq(tmp_path):
 
 
 @needs_dnnl
-def test_int8_kernels_reject_bad_scales():
+@pytest.mark.parametrize("isa", ["native", *ISA_CAPS])
+def test_int8_kernels_reject_bad_scales(tmp_path, isa):
+    if isa != "native":
+        rerun_under_isa_cap(
+            "test_int8.py::test_int8_kernels_reject_bad_scales[native]", isa, tmp_path
+        )
+        return
+    check_isa_cap()
     import tvm
 
     conv = tvm.get_global_func("edgecv.dnnl.conv2d_q8")
@@ -441,13 +489,24 @@ def test_int8_digits_classifier_within_half_a_point(digits_root, tmp_path, capsy
     assert q["accuracy"]["passed"] and q["accuracy"]["drop"] <= 0.5
     table = json.loads((out / "calibration.json").read_text())
     assert len(table["layers"]) == 28 and table["images"] == 32
+    # the generic x86_64 target runs on CPUs with and without VNNI: the gate scored 8-bit
+    # weights (where this CPU can) and 7-bit ones, and kept the worse
+    acc = q["accuracy"]
+    assert acc["weight_bits"] == ([8, 7] if _runtime.int8_weight_bits() == 8 else [7])
+    by_bits = acc["attempts"][-1]["by_weight_bits"]
+    assert acc["int8"] == min(by_bits.values())
     # measured again, independently of the compile's own report
     _runtime.clear_kernel_cache()
     _runtime.kernel_layers(reset=True)
     data = open_dataset(digits_root / "classification", "val", "classification")
-    got = evaluate(ArtifactModel(out), data)["top1"] * 100
-    assert got == pytest.approx(q["accuracy"]["int8"], abs=1e-3)
-    assert q["accuracy"]["float"] - got <= 0.5
+    for bits in acc["weight_bits"]:
+        _runtime.set_int8_weight_bits(bits)
+        try:
+            got = evaluate(ArtifactModel(out), data)["top1"] * 100
+        finally:
+            _runtime.set_int8_weight_bits(0)
+        assert got == pytest.approx(by_bits[str(bits)], abs=1e-3)
+        assert q["accuracy"]["float"] - got <= 0.5
     kernels = {b["kernel"] for b in _runtime.kernel_layers()}
     assert kernels == {"edgecv.dnnl.conv2d_q8", "edgecv.dnnl.dense_q8"}, kernels
 

@@ -64,4 +64,3 @@ def test_chain_parity(name, tmp_path):
     np.testing.assert_allclose(
         cpp.probabilities, (probs / probs.sum()).ravel(), rtol=1e-3, atol=1e-7
     )
-

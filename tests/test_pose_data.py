@@ -13,8 +13,8 @@ import pytest
 from edgecv import _runtime
 from edgecv.datasets import COCODetection, open_dataset
 from edgecv.datasets.digits import KEYPOINTS, ink_keypoints, load_scans, render_scene
-from edgecv.datasets.segmentation import voc_palette
 from edgecv.datasets.keypoints import UNIFORM_SIGMA, COCOKeypoints, default_sigmas
+from edgecv.datasets.segmentation import voc_palette
 from edgecv.errors import InvalidInputError
 from edgecv.evaluate import COCO_KEYPOINT_SIGMAS, evaluate
 from edgecv.train.pose import crop_transform, flip_pairs, heatmap_targets

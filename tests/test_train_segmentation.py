@@ -12,7 +12,6 @@ import pytest
 
 from edgecv.compile import CompileOptions, compile_model
 from edgecv.datasets import open_dataset
-from edgecv.evaluate import ArtifactModel, evaluate, load_model
 from edgecv.datasets.segmentation import (
     COCOSegmentation,
     VOCSegmentation,
@@ -20,6 +19,7 @@ from edgecv.datasets.segmentation import (
     voc_palette,
 )
 from edgecv.errors import InvalidInputError
+from edgecv.evaluate import ArtifactModel, evaluate, load_model
 from edgecv.train import TrainConfig, train
 from edgecv.train.segmentation import IGNORE, SegmentationTask, augment
 

@@ -10,6 +10,9 @@
    evaluation code; if int8 loses more than ``max_drop`` points, the layers whose inputs
    quantise worst (lowest SQNR in the table) go back to float, 1, 2, 4, ... of them,
    until the drop is within bounds, or the compile fails with the per-layer table.
+   oneDNN computes with 8-bit weights on CPUs with VNNI and 7-bit ones elsewhere (the
+   runtime's Int8WeightBits); the gate scores each that the target's CPUs may use
+   (``int8_weight_bits`` in its TOML) and that this CPU can compute, and keeps the worst.
 """
 
 from __future__ import annotations
@@ -37,13 +40,42 @@ def _metric(report: dict[str, Any]) -> tuple[str, float]:
     raise EdgecvError(f"no task metric in evaluation report {sorted(report)}")
 
 
+def _weight_bits_to_judge(target_bits: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """The int8 weight widths of a oneDNN target that this machine can score (7 always: exact
+    integer arithmetic anywhere; 8 only with VNNI), and those it cannot."""
+    from .. import _runtime
+
+    here = _runtime.int8_weight_bits()  # 8 with VNNI
+    can = [b for b in target_bits if b <= here]
+    return can, [b for b in target_bits if b not in can]
+
+
+class _WeightBits:
+    """Within the block, the oneDNN int8 kernels compute with ``bits``-bit weights (None: as
+    the CPU chooses)."""
+
+    def __init__(self, bits: int | None) -> None:
+        self.bits = bits
+
+    def __enter__(self) -> None:
+        from .. import _runtime
+
+        if self.bits is not None:
+            _runtime.set_int8_weight_bits(self.bits)
+
+    def __exit__(self, *exc: object) -> None:
+        from .. import _runtime
+
+        if self.bits is not None:
+            _runtime.set_int8_weight_bits(0)
+
+
 def compile_int8(options: Any, step: Any) -> Path:
     from .. import calibration, zoo
     from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
     from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
-    from . import _choose_kernels, compile_model, default_out_dir
-    from . import local_kernel_libraries
+    from . import _choose_kernels, compile_model, default_out_dir, local_kernel_libraries
     from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
@@ -150,6 +182,16 @@ def compile_int8(options: Any, step: Any) -> Path:
 
         keep: list[Any] = list(recipe.keep_float)
         gate: dict[str, Any] = {"max_drop_points": options.max_drop}
+        judged_bits: list[int | None] = [None]  # integer Relax ops (ARM): one arithmetic
+        if not in_tvm:
+            can, cannot = _weight_bits_to_judge(target.target.int8_weight_bits)
+            judged_bits = list(can)
+            gate["weight_bits"] = can
+            if cannot:
+                gate["weight_bits_not_measured"] = {
+                    str(b): "this CPU has no VNNI: it cannot compute with 8-bit weights"
+                    for b in cannot
+                }
         float_metric = None
         if eval_set is not None:
             step(f"evaluating the float artifact on {len(eval_set)} images")
@@ -184,14 +226,26 @@ def compile_int8(options: Any, step: Any) -> Path:
                     twin_params, _ = build(writer, keep + fallback, here)
                     writer.commit({**float_doc, "params": twin_params, "precision": "int8",
                                    "kernels": []})  # fmt: skip
-            step(f"evaluating the int8 artifact on {len(eval_set)} images")
-            _, int8_metric = _metric(evaluate(ArtifactModel(judged), eval_set))
+            scores = {}
+            for bits in judged_bits:
+                step(
+                    f"evaluating the int8 artifact on {len(eval_set)} images"
+                    + (f" ({bits}-bit weights)" if bits else "")
+                )
+                with _WeightBits(bits):
+                    scores[bits] = _metric(evaluate(ArtifactModel(judged), eval_set))[1]
+            int8_metric = min(scores.values())  # the worst CPU the target may run on
             drop = float_metric - int8_metric
             attempts.append(
                 {
                     "float_layers": len(fallback),
                     "int8": round(int8_metric, 3),
                     "drop": round(drop, 3),
+                    **(
+                        {"by_weight_bits": {str(b): round(v, 3) for b, v in scores.items()}}
+                        if None not in scores
+                        else {}
+                    ),
                 }
             )
             if drop <= options.max_drop:

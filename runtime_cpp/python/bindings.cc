@@ -219,12 +219,20 @@ PYBIND11_MODULE(_runtime, m) {
         for (const KernelLayer& l : KernelLayers(reset))
           out.append(py::dict(py::arg("kernel") = l.kernel, py::arg("implementation") = l.implementation,
                               py::arg("src") = l.src_type, py::arg("weights") = l.weights_type, py::arg("dst") = l.dst_type,
-                              py::arg("residual") = l.residual_type));
+                              py::arg("residual") = l.residual_type, py::arg("weight_bits") = l.weight_bits));
         return out;
       },
       py::arg("reset") = false,
       "Layers the kernel libraries have built since the last reset: the kernel, the library's "
-      "implementation and the data types it computes with (input, weights, output, residual)");
+      "implementation and the data types it computes with (input, weights, output, residual; "
+      "weight_bits of int8 layers: 8, or 7 on CPUs without VNNI)");
+  m.def("kernel_isa", &KernelIsa, "The instruction set oneDNN runs with on this CPU (e.g. 'avx2'); '' without oneDNN");
+  m.def("set_int8_weight_bits", &SetInt8WeightBits, py::arg("bits"),
+        "Make the oneDNN int8 kernels compute with 7- or 8-bit weights (8 needs VNNI; 0: this CPU's choice); "
+        "clears the kernel cache");
+  m.def("int8_weight_bits", &Int8WeightBits,
+        "Bits of the int8 weights the oneDNN kernels compute with here: 8 with VNNI, 7 without "
+        "(weights requantised to [-63, 63] at twice their scale, so that 16-bit pair sums cannot saturate)");
   m.def(
       "start_observing",
       [](const std::map<int64_t, double>& ranges, int bins) { StartObserving(ranges, bins); },

@@ -82,6 +82,30 @@ std::map<int64_t, ObservedInput> StopObserving() {
 #endif
 }
 
+std::string KernelIsa() {
+#ifdef EDGECV_WITH_DNNL
+  return DnnlIsa();
+#else
+  return "";
+#endif
+}
+
+int Int8WeightBits() {
+#ifdef EDGECV_WITH_DNNL
+  return DnnlInt8WeightBits();
+#else
+  return 0;
+#endif
+}
+
+void SetInt8WeightBits(int bits) {
+#ifdef EDGECV_WITH_DNNL
+  DnnlSetInt8WeightBits(bits);
+#else
+  if (bits != 0) ThrowInvalidInput("int8 weight bits are a oneDNN setting; this runtime was built without oneDNN");
+#endif
+}
+
 void ClearKernelCache() {
 #ifdef EDGECV_WITH_DNNL
   ClearDnnlCache();

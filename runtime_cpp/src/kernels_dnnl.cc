@@ -37,10 +37,14 @@
 #include <tvm/ffi/error.h>
 #include <tvm/ffi/function.h>
 
+#include "edgecv/error.h"
 #include "kernel_common.h"
 #include "kernels_internal.h"
 
 namespace edgecv {
+
+std::string DnnlIsa();
+
 namespace {
 
 namespace ffi = tvm::ffi;
@@ -103,6 +107,7 @@ struct Layer {
   bool winograd = false;
   int64_t act = kNone, residual_order = 0;
   float alpha = 0, beta = 0;
+  int weight_bits = 0;  // int8 layers: 8, or 7 (requantised: see Int8Weights); 0 float
 };
 
 // A cached layer: its content key (from the settings) and the input it was built for, shape
@@ -140,7 +145,7 @@ class Cache {
       const Layer& l = *it->second;
       kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), l.weights ? TypeName(l.weights.get_desc().data_type()) : "none",
                                    TypeName(l.dst.data_type()),
-                                   l.residual.is_zero() ? "none" : TypeName(l.residual.data_type())});
+                                   l.residual.is_zero() ? "none" : TypeName(l.residual.data_type()), l.weight_bits});
     }
     return it->second;
   }
@@ -386,8 +391,34 @@ void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, co
 // measured paired on ResNet-50 the whole model ran no faster: 7.34 against 7.33 ms.)
 // The float bias is divided by input_scale * weight_scale[c] so that oneDNN can add it to
 // the accumulator.
+//
+// Without VNNI, oneDNN's int8 kernels multiply with vpmaddubsw, which adds each pair of
+// uint8 x int8 products in a saturating 16-bit sum: 2 x 255 x 127 overflows it, silently
+// (and for int8 inputs oneDNN halves the weights itself in its weight reorder, flagged by
+// scale_adjust = 0.5, rounding weights of +-1 to 0). There each output channel whose largest
+// |w| exceeds 63 is requantised to 7 bits, w7 = round(w x 63 / max|w|) (ties to even) at
+// weight scale x max|w| / 63, so that pair sums stay within 2 x 255 x 63 = 32130. For int8
+// inputs the weights are handed over doubled (2 x w7 at half that scale): oneDNN's halving
+// gives w7 back exactly, and it doubles the accumulator again before the bias and output
+// scales. The result is exact integer arithmetic on w7.
+bool VnniInt8() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & static_cast<unsigned>(dnnl_cpu_isa_avx512_core_vnni)) == dnnl_cpu_isa_avx512_core_vnni ||
+         (isa & static_cast<unsigned>(dnnl_cpu_isa_avx2_vnni)) == dnnl_cpu_isa_avx2_vnni;
+}
+
+std::atomic<int> forced_weight_bits{0};  // SetInt8WeightBits; 0: the CPU decides
+
+int WeightBits() {
+  const int forced = forced_weight_bits.load();
+  return forced != 0 ? forced : VnniInt8() ? 8 : 7;
+}
+
 struct Quantized {
   float in_scale = 0, dst_scale = 1, res_scale = 0;  // res_scale 0: a float residual (or none)
+  int weight_bits = 8;  // 7: weights requantised (see above)
+  std::vector<int> w_max;  // per output channel: w7 = round(w x 63 / w_max) (63: kept as they are)
+  int hand_over = 1;       // the weights oneDNN is given: hand_over x w7 (2: it halves them)
   bool src_signed = false;
   int64_t dst_kind = 0, res_kind = 0;  // 0 float, 1 uint8, 2 int8
   std::vector<float> out_scales, bias;
@@ -402,7 +433,7 @@ float KindScale(int64_t kind, int64_t scale_bits, const char* what) {
   return scale;
 }
 
-Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed,
+Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed,
                        int64_t dst_kind, int64_t dst_scale_bits, int64_t res_kind = 0, int64_t res_scale_bits = 0) {
   Quantized q;
   q.in_scale = KindScale(1, scale_bits, "input");
@@ -411,14 +442,41 @@ Quantized Quantization(const DLTensor* w_scale, const DLTensor* b, int64_t scale
   q.dst_kind = dst_kind;
   q.res_scale = res_kind == 0 ? 0.f : KindScale(res_kind, res_scale_bits, "residual");
   q.res_kind = res_kind;
+  q.weight_bits = WeightBits();
+  q.hand_over = q.src_signed && !VnniInt8() ? 2 : 1;  // oneDNN's own halving (int8 input, no VNNI)
   const std::vector<float> ws = Floats(w_scale), bias = Floats(b);
+  const int8_t* wq = static_cast<const int8_t*>(Data(w));
+  const int64_t per_channel = Count(w) / static_cast<int64_t>(ws.size());
   for (size_t c = 0; c < ws.size(); ++c) {
-    const float s = q.in_scale * ws[c];
+    int largest = 0;
+    for (int64_t i = 0; i < per_channel; ++i) largest = std::max(largest, std::abs(int{wq[c * per_channel + i]}));
+    q.w_max.push_back(q.weight_bits == 7 && largest > 63 ? largest : 63);
+    const float s = q.in_scale * ws[c] * (static_cast<float>(q.w_max[c]) / 63.f) / static_cast<float>(q.hand_over);
     if (!(s > 0) || !std::isfinite(s)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
     q.out_scales.push_back(s / q.unit());
     q.bias.push_back(bias[c] / s);
   }
   return q;
+}
+
+// The int8 weights as oneDNN is to receive them for the primitive that wants `packed`: as
+// they are (8 bits), or requantised to 7 bits (see VnniInt8), doubled where oneDNN halves
+// them (int8 inputs: it flags `packed` with scale_adjust 0.5).
+std::vector<int8_t> Int8Weights(const DLTensor* w, const Quantized& q, const memory::desc& packed) {
+  const int8_t* p = static_cast<const int8_t*>(Data(w));
+  std::vector<int8_t> out(p, p + Count(w));
+  const size_t per_channel = out.size() / q.w_max.size();
+  const dnnl_memory_extra_desc_t& extra = packed.data.extra;
+  const float adjust = (extra.flags & dnnl_memory_extra_flag_scale_adjust) != 0 ? extra.scale_adjust : 1.f;
+  if (adjust != 1.f / static_cast<float>(q.hand_over))
+    TVM_FFI_THROW(RuntimeError) << "edgecv.dnnl: oneDNN rescales these int8 weights by " << adjust << ", expected "
+                                << 1.f / static_cast<float>(q.hand_over) << " (" << DnnlIsa() << ")";
+  if (q.weight_bits == 8) return out;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const float w_max = static_cast<float>(q.w_max[i / per_channel]);
+    out[i] = static_cast<int8_t>(q.hand_over * std::nearbyint(out[i] * 63.f / w_max));
+  }
+  return out;
 }
 
 // The input of an int8 layer: float (quantised on the way in) or, when the previous int8
@@ -602,7 +660,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using tag = memory::format_tag;
     using dt = memory::data_type;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w_scale, b, s[16], s[17], s[18], s[19], s[20], s[21]);
+    if (kInt8) q = Quantization(w, w_scale, b, s[16], s[17], s[18], s[19], s[20], s[21]);
     const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
     const dt dst_type = TypeOf(y);
     const memory::desc user_src(xd, TypeOf(x), src_nchw ? tag::nchw : tag::nhwc);
@@ -672,8 +730,10 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     if (l->user_dst) l->dst_reorder = MakeReorder(l->dst, *l->user_dst, 0.f);
     l->primitive = dnnl::primitive(pd);
     *impl = pd.impl_info_str();
-    l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw, Data(w), stream);
+    std::vector<int8_t> w8 = q ? Int8Weights(w, *q, pd.weights_desc()) : std::vector<int8_t>{};
+    l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw, q ? w8.data() : Data(w), stream);
     l->bias = CopyVector(q ? q->bias : Floats(b));
+    l->weight_bits = q ? q->weight_bits : 0;
     stream.wait();
     return std::shared_ptr<const Layer>(std::move(l));
   });
@@ -707,7 +767,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using dt = memory::data_type;
     using tag = memory::format_tag;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w_scale, b, s[4], s[5], s[6], s[7]);
+    if (kInt8) q = Quantization(w, w_scale, b, s[4], s[5], s[6], s[7]);
     const memory::desc user_src(Dims(x), TypeOf(x), tag::nc);
     l->src = memory::desc(Dims(x), q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32, tag::nc);
     l->dst = memory::desc(Dims(y), TypeOf(y), tag::nc);
@@ -720,8 +780,10 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     ReorderSource(*l, user_src, q);
     l->primitive = dnnl::inner_product_forward(pd);
     *impl = pd.impl_info_str();
-    l->weights = Pack(pd.weights_desc(), Dims(w), w_type, tag::oi, Data(w), stream);
+    std::vector<int8_t> w8 = q ? Int8Weights(w, *q, pd.weights_desc()) : std::vector<int8_t>{};
+    l->weights = Pack(pd.weights_desc(), Dims(w), w_type, tag::oi, q ? w8.data() : Data(w), stream);
     l->bias = CopyVector(q ? q->bias : Floats(b));
+    l->weight_bits = q ? q->weight_bits : 0;
     stream.wait();
     return std::shared_ptr<const Layer>(std::move(l));
   });
@@ -804,5 +866,30 @@ void ClearDnnlCache() { TheCache().Clear(); }
 void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins) { TheObserver().Start(ranges, bins); }
 
 std::map<int64_t, ObservedInput> DnnlStopObserving() { return TheObserver().Stop(); }
+
+std::string DnnlIsa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+
+int DnnlInt8WeightBits() { return WeightBits(); }
+
+void DnnlSetInt8WeightBits(int bits) {
+  if (bits != 0 && bits != 7 && bits != 8) ThrowInvalidInput("int8 weight bits must be 7, 8 or 0 (the CPU's choice)");
+  if (bits == 8 && !VnniInt8())
+    ThrowInvalidInput("8-bit int8 weights need VNNI, which oneDNN does not have here (" + DnnlIsa() + "): pair sums would saturate");
+  if (forced_weight_bits.exchange(bits) != bits) TheCache().Clear();
+}
 
 }  // namespace edgecv

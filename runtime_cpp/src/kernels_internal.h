@@ -13,6 +13,9 @@ void RegisterDnnlKernels();
 void ClearDnnlCache();
 void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins);
 std::map<int64_t, ObservedInput> DnnlStopObserving();
+std::string DnnlIsa();
+int DnnlInt8WeightBits();
+void DnnlSetInt8WeightBits(int bits);
 #endif
 #ifdef EDGECV_WITH_XNNPACK
 void RegisterXnnpackKernels();

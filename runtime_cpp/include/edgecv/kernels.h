@@ -33,9 +33,27 @@ struct KernelLayer {
   std::string implementation; // the library's name for the kernel it chose
   std::string src_type, weights_type, dst_type;  // "f32", "u8", "s8"
   std::string residual_type;                       // as above, or "none"
+  int weight_bits = 0;  // int8 layers: bits of the weights computed with (8, or 7: see Int8WeightBits); 0 float
 };
 // Layers built since the last reset (a log: clearing the kernel cache does not reset it).
 std::vector<KernelLayer> KernelLayers(bool reset = false);
+
+// The instruction set the x86 kernel library (oneDNN) runs with on this CPU, e.g. "avx2",
+// "avx512_core_vnni"; empty in a runtime built without oneDNN.
+std::string KernelIsa();
+
+// Bits of the int8 weights the oneDNN int8 kernels compute with on this CPU: 8 where it
+// multiplies uint8 x int8 into int32 exactly (VNNI), 7 elsewhere. Without VNNI (AVX2, AVX-512
+// before Cascade Lake) oneDNN sums pairs of uint8 x int8 products in 16 bits, which saturate
+// once |weight| > 64; so the runtime requantises each layer's weights to [-63, 63] at twice
+// their scale (round(w / 2), ties to even) before oneDNN sees them. 0 without oneDNN.
+int Int8WeightBits();
+
+// Makes the oneDNN int8 kernels of this process compute with `bits`-bit weights: 7 (as on a
+// CPU without VNNI: exact integer arithmetic on any CPU, so that a VNNI machine can measure
+// what one without computes), 8 (only where the CPU has VNNI), or 0 (this CPU's choice).
+// Clears the kernel cache. Refuses 8 without VNNI and anything else.
+void SetInt8WeightBits(int bits);
 
 // Calibration: while observing, every float conv2d/dense call records statistics of its
 // input, keyed by the layer's content key (the key its int8 version is compiled from).
