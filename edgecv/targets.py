@@ -57,6 +57,9 @@ class Target:
     # bits of int8 weights oneDNN's kernels may compute with on the CPUs of this target: 8 with
     # VNNI, 7 without (see the runtime's Int8WeightBits); the int8 gate measures each
     int8_weight_bits: tuple[int, ...] = (8,)
+    # CPU features the target's machine code needs (names as in /proc/cpuinfo): the runtime
+    # refuses an artifact on a CPU without them instead of dying of an illegal instruction
+    cpu_features: tuple[str, ...] = ()
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -107,7 +110,20 @@ class ResolvedTarget:
     @property
     def is_native(self) -> bool:
         """Whether artifacts for this target run on this machine's CPU (and device)."""
-        return self.target.device == "cpu" and _same_cpu(self.host_triple, platform.machine())
+        return (
+            self.target.device == "cpu"
+            and _same_cpu(self.host_triple, platform.machine())
+            and not self.lacking_cpu_features()
+        )
+
+    def lacking_cpu_features(self) -> list[str]:
+        """The CPU features the target's host code needs that this CPU lacks (or that the
+        runtime cannot check here); empty on another architecture, where nothing runs."""
+        if not _same_cpu(self.host_triple, platform.machine()):
+            return []
+        from . import _runtime
+
+        return [f for f in self.host.cpu_features if _runtime.cpu_has(f) is not True]
 
     @property
     def linker(self) -> str | None:
@@ -121,6 +137,7 @@ class ResolvedTarget:
             "name": self.target.name,
             "device": self.target.device,
             "host_triple": self.host_triple,
+            "cpu_features": list(self.host.cpu_features),
             "tvm": self.tvm,
         }
         if self.arch is not None:
@@ -210,6 +227,7 @@ def parse_target(path: Path) -> Target:
             cross_compiler=_optional(data, "cross_compiler", str, path),
             kernels=_parse_kernels(data, path),
             int8_weight_bits=_parse_weight_bits(data, path),
+            cpu_features=tuple(_optional(data, "cpu_features", list, path) or ()),
         )
     return Target(
         **common,

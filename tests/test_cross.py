@@ -258,6 +258,16 @@ def test_fp16_arm_artifact_keeps_the_digits_accuracy(aarch64_build, held_out_dig
     top1 = {p: _top1_under_qemu(exe, art, listing, len(labels)) for p, art in arts.items()}
     acc = {p: float((t == labels).mean() * 100) for p, t in top1.items()}
     assert acc["fp32"] > 97, acc  # the shipped model's held-out accuracy
+    # on a Cortex-A72 (a Raspberry Pi 4: no fp16 arithmetic, no dot product) the rpi5
+    # artifact is refused by name before its library loads, not killed by SIGILL
+    a72 = subprocess.run(
+        ["qemu-aarch64", "-cpu", "cortex-a72", "-L", SYSROOT, exe, arts["fp16"], "--list", listing],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert a72.returncode != 0 and "that this CPU lacks" in a72.stderr, a72.stderr[-2000:]
+    assert "fphp" in a72.stderr and "asimddp" in a72.stderr
     assert abs(acc["fp16"] - acc["fp32"]) < 0.1, acc
     assert (top1["fp16"] != top1["fp32"]).sum() <= 2, "fp16 changed more than 2 predictions"
     assert _integer_ops(arts["fp32"] / "model.so") == 0  # (the int8 test's baseline)

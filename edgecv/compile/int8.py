@@ -217,15 +217,16 @@ def compile_int8(options: Any, step: Any) -> Path:
             if eval_set is None:
                 break
             judged = staging
-            if in_tvm and not target.is_native:
-                # the same integer graph built for this machine: int32 accumulation is exact,
-                # so it scores what the device computes (up to float rounding in the epilogues)
+            if not target.is_native:
+                # the same int8 graph built for this machine (another architecture, or an x86
+                # target whose CPU features this one lacks): int32 accumulation is exact, so it
+                # scores what the device computes (up to float rounding in the epilogues)
                 judged = Path(tmp) / "twin"
                 with ArtifactWriter(judged) as writer:
                     step("building the same int8 graph for x86_64 to evaluate it here")
                     twin_params, _ = build(writer, keep + fallback, here)
-                    writer.commit({**float_doc, "params": twin_params, "precision": "int8",
-                                   "kernels": []})  # fmt: skip
+                    twin = {**float_doc, "params": twin_params, "precision": "int8"}
+                    writer.commit({**twin, "kernels": []} if in_tvm else twin)
             scores = {}
             for bits in judged_bits:
                 step(

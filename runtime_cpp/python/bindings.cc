@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "edgecv/cpu_features.h"
 #include "edgecv/engine.h"
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
@@ -21,13 +22,17 @@ ColorOrder ParseOrder(const std::string& s) {
 }
 
 // A view of a NumPy uint8 image (H, W) or (H, W, C); `keep` holds a contiguous copy if needed.
+// The preprocessing accepts C = 1, 3 or 4 (CheckImage); the error names the array's shape.
 ImageView ToImageView(const py::array& arr, const std::string& order, py::array& keep) {
+  const std::string shape = ShapeString(std::vector<int64_t>(arr.shape(), arr.shape() + arr.ndim()));
   if (arr.dtype().kind() != 'u' || arr.itemsize() != 1)
-    ThrowInvalidInput("image must be a uint8 array, got dtype " +
-                      std::string(py::str(arr.dtype())));
+    ThrowInvalidInput("image must be a uint8 array, got dtype " + std::string(py::str(arr.dtype())) +
+                      " (shape " + shape + "); scale other types to 0..255 and convert to uint8");
   if (arr.ndim() != 2 && arr.ndim() != 3)
-    ThrowInvalidInput("image must have shape (H, W, 3), got " + std::to_string(arr.ndim()) +
-                      " dimensions");
+    ThrowInvalidInput("image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got " +
+                      std::to_string(arr.ndim()) + " dimensions " + shape);
+  if (arr.shape(0) > INT32_MAX || arr.shape(1) > INT32_MAX)
+    ThrowInvalidInput("image " + shape + " is too large");
   keep = py::array_t<uint8_t, py::array::c_style>::ensure(arr);
   ImageView v;
   v.data = static_cast<const uint8_t*>(keep.data());
@@ -226,6 +231,16 @@ PYBIND11_MODULE(_runtime, m) {
       "Layers the kernel libraries have built since the last reset: the kernel, the library's "
       "implementation and the data types it computes with (input, weights, output, residual; "
       "weight_bits of int8 layers: 8, or 7 on CPUs without VNNI)");
+  m.def(
+      "cpu_has",
+      [](const std::string& feature) -> py::object {
+        const std::optional<bool> has = CpuHas(feature);
+        return has ? py::cast(*has) : py::none();
+      },
+      py::arg("feature"),
+      "Whether this CPU has a feature named as in /proc/cpuinfo ('avx2', 'avx512_vnni', 'asimddp'); "
+      "None if this runtime cannot check it here");
+  m.def("checkable_cpu_features", &CheckableCpuFeatures, "The CPU features cpu_has can check here");
   m.def("kernel_isa", &KernelIsa, "The instruction set oneDNN runs with on this CPU (e.g. 'avx2'); '' without oneDNN");
   m.def("set_int8_weight_bits", &SetInt8WeightBits, py::arg("bits"),
         "Make the oneDNN int8 kernels compute with 7- or 8-bit weights (8 needs VNNI; 0: this CPU's choice); "

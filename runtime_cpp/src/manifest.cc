@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
+#include "edgecv/cpu_features.h"
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
 #include "edgecv/sha256.h"
@@ -44,6 +46,24 @@ const char* RuntimeCpu() {
 #else
   return "";
 #endif
+}
+
+// Refuses an artifact whose machine code needs CPU features this CPU lacks (before its
+// library is loaded: it would die of an illegal instruction), naming them.
+void CheckCpuFeatures(const Manifest& m) {
+  std::string lacking, unknown;
+  for (const std::string& f : m.cpu_features) {
+    const std::optional<bool> has = CpuHas(f);
+    if (!has) unknown += (unknown.empty() ? "" : ", ") + f;
+    else if (!*has) lacking += (lacking.empty() ? "" : ", ") + f;
+  }
+  if (!lacking.empty())
+    ThrowInvalidArtifact("artifact is built for target '" + m.target + "', whose code needs CPU features " + lacking +
+                         " that this CPU lacks: compile it for a target this CPU meets (e.g. the portable " +
+                         std::string(RuntimeCpu()) + ")");
+  if (!unknown.empty())
+    ThrowInvalidArtifact("artifact is built for target '" + m.target + "', whose code needs CPU features " + unknown +
+                         " that this runtime cannot check on " + RuntimeCpu());
 }
 
 TensorSpec ParseTensor(const json::Value& v) {
@@ -89,6 +109,8 @@ Manifest Manifest::Load(const std::string& dir) {
     for (const auto& v : d.At("classes").AsArray()) m.classes.push_back(v.AsString());
     if (const json::Value* k = d.Find("kernels"))
       for (const auto& v : k->AsArray()) m.kernels.push_back(v.AsString());
+    if (const json::Value* f = d.At("target").Find("cpu_features"))
+      for (const auto& v : f->AsArray()) m.cpu_features.push_back(v.AsString());
     for (const auto& [file, digest] : d.At("sha256").AsObject())
       m.sha256[file] = digest.AsString();
   } catch (const Error& e) {
@@ -107,6 +129,7 @@ Manifest Manifest::Load(const std::string& dir) {
   if (*RuntimeCpu() != '\0' && cpu != RuntimeCpu())
     ThrowInvalidArtifact("artifact is built for " + m.host_triple + " (target '" + m.target +
                          "'); this runtime runs on " + RuntimeCpu());
+  CheckCpuFeatures(m);
   for (const std::string& lib : m.kernels) {
     const auto& have = KernelLibraries();
     if (std::find(have.begin(), have.end(), lib) == have.end())

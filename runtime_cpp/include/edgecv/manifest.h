@@ -36,6 +36,7 @@ struct Manifest {
   std::vector<ParamSpec> params;
   std::vector<std::string> classes;
   std::vector<std::string> kernels;  // kernel libraries the library calls, e.g. {"dnnl"}
+  std::vector<std::string> cpu_features;  // CPU features its machine code needs, e.g. {"avx2", "fma"}
   std::map<std::string, std::string> sha256;  // file name -> hex digest
   json::Value doc;                            // the whole document, for ops and reports
 
