@@ -58,26 +58,34 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import zoo
-    from .compile import deploy_head
-    from .export import export_onnx
+    from .deploy import export_model
+    from .zoo.catalog import MODELS
 
-    spec = zoo.MODELS.get(args.model)
-    data = spec.data if args.input_size is None else spec.data.scaled(args.input_size)
+    MODELS.get(args.model)  # fail fast on a typo, before any heavy import
     out = Path(args.out or f"{args.model}.onnx")
-    net = zoo.get_model(args.model, pretrained=args.pretrained)
-    shape = (1, 3, *data.input_size)
-    res = export_onnx(net, out, shape, output_names=deploy_head(net, shape)["outputs"])
-    print(f"wrote {res.path}  (ONNX Runtime vs MXNet max |Δ| {res.max_abs_error:.2e})")
+    path, bundle = export_model(args.model, out, args.input_size, args.pretrained)
+    err = bundle.export_report["onnxruntime_vs_mxnet_max_abs"]
+    print(f"wrote {path}  (ONNX Runtime vs MXNet max |Δ| {err:.2e}; with edgecv metadata)")
     return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import CompileOptions, compile_model, weights_label
+    from .compile import CompileOptions, compile_bundle
     from .targets import check_toolchain, resolve_target
-    from .zoo.catalog import MODELS
 
-    MODELS.get(args.model)  # fail fast on a typo, before any heavy import
+    onnx_file = args.model.endswith(".onnx")
+    if onnx_file:
+        for flag, value in (("--input-size", args.input_size), ("--pretrained", args.pretrained)):
+            if value is not None:
+                raise InvalidInputError(f"{flag} applies to zoo models, not to an ONNX file")
+    else:
+        from .zoo.catalog import MODELS
+
+        MODELS.get(args.model)  # fail fast on a typo, before any heavy import
+        if args.meta:
+            raise InvalidInputError(
+                "--meta describes an ONNX file: give MODEL.onnx, not a zoo name"
+            )
     precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     target = resolve_target(args.target, args.arch, precision)  # refuses impossible combinations
     check_toolchain(target)
@@ -113,20 +121,58 @@ def cmd_compile(args: argparse.Namespace) -> int:
     ]
     if int8_only and precision != "int8":
         raise InvalidInputError(f"{', '.join(int8_only)} only apply with --int8")
-    print(
-        f"edgecv compile: model={options.model} target={target.label} "
-        f"({target.host_triple}{', ' + target.arch.sm if target.arch else ''}) precision={precision} "
-        f"input_size={options.input_size or 'model default'} "
-        f"weights={weights_label(options.model, options.pretrained)}",
-        file=sys.stderr,
-    )
-    out = compile_model(options, step=_Steps())
+    where = f"({target.host_triple}{', ' + target.arch.sm if target.arch else ''})"
+    if onnx_file:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="edgecv-byo-") as tmp:
+            bundle = _onnx_bundle(Path(args.model), args.meta, Path(tmp))
+            options.model = bundle.name
+            print(
+                f"edgecv compile: onnx={args.model} model={bundle.name} task={bundle.task} "
+                f"target={target.label} {where} precision={precision} "
+                f"input={bundle.input_shape} meta={args.meta or 'in the ONNX file'}",
+                file=sys.stderr,
+            )
+            out = compile_bundle(Path(tmp) / "model.onnx", options, step=_Steps())
+    else:
+        from .deploy import compile_model, weights_label
+
+        print(
+            f"edgecv compile: model={options.model} target={target.label} {where} "
+            f"precision={precision} input_size={options.input_size or 'model default'} "
+            f"weights={weights_label(options.model, options.pretrained)}",
+            file=sys.stderr,
+        )
+        out = compile_model(options, step=_Steps())
     print(out)
     return 0
 
 
+def _onnx_bundle(path: Path, meta: str | None, tmp: Path):
+    """The bundle to compile for an ONNX file: with --meta, the file plus that metadata
+    (written to ``tmp/model.onnx``); without, the file's own edgecv metadata."""
+    import onnx
+
+    from .bundle import bundle_from_toml, read_bundle, write_metadata
+
+    if meta is None:
+        model, bundle = read_bundle(path)
+    else:
+        if not path.is_file():
+            raise InvalidInputError(f"ONNX model not found: {path}")
+        try:
+            model = onnx.load(str(path))
+        except Exception as err:  # onnx raises DecodeError and others
+            raise InvalidInputError(f"{path} is not an ONNX model ({err})") from None
+        bundle = bundle_from_toml(meta, model, path.stem)
+        write_metadata(model, bundle)
+    onnx.save(model, str(tmp / "model.onnx"))
+    return bundle
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .compile.tune import TuneOptions, tune_model
+    from .deploy import TuneOptions, tune_model
     from .zoo.catalog import MODELS
 
     MODELS.get(args.model)
@@ -454,15 +500,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("targets", help="list compilation targets")
     s.set_defaults(func=cmd_targets)
 
-    s = sub.add_parser("export", help="export a zoo model to ONNX (checked against MXNet)")
+    s = sub.add_parser(
+        "export",
+        help="export a zoo model to ONNX (checked against MXNet) with its edgecv metadata",
+    )
     s.add_argument("model")
     s.add_argument("--out", help="output .onnx path (default MODEL.onnx)")
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file (default: random init)")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("compile", help="compile a zoo model into an artifact directory")
-    s.add_argument("model")
+    s = sub.add_parser(
+        "compile", help="compile a zoo model or an ONNX file into an artifact directory"
+    )
+    s.add_argument("model", help="zoo model name, or MODEL.onnx (edgecv export's, or with --meta)")
+    s.add_argument(
+        "--meta", help="TOML metadata of an ONNX file edgecv did not export (see the README)"
+    )
     s.add_argument("--target", default="x86_64", help="target name (see `edgecv targets`)")
     s.add_argument("--arch", help="GPU targets: the GPU, e.g. sm_86 or jetson-orin")
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")

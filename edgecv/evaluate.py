@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import coco_annotation
+from .datasets.keypoints import COCO_KEYPOINT_SIGMAS, default_sigmas
 from .errors import InvalidInputError
 
 # ---------------------------------------------------------------------------- metrics
@@ -241,17 +242,6 @@ class SegmentationMetric:
         }
 
 
-# COCO's 17 per-keypoint sigmas (left, right), written as COCOeval writes them so the
-# floats are identical
-COCO_KEYPOINT_SIGMAS = np.array([
-    .26,                    # nose
-    .25, .25, .35, .35,     # eyes, ears
-    .79, .79, .72, .72,     # shoulders, elbows
-    .62, .62, 1.07, 1.07,   # wrists, hips
-    .87, .87, .89, .89,     # knees, ankles
-]) / 10.0  # fmt: skip
-
-
 def _oks_matrix(
     gt_xy: np.ndarray,
     gt_vis: np.ndarray,
@@ -385,7 +375,7 @@ class FloatModel:
     """An MXNet zoo model behind the C++ preprocessing its artifact would use."""
 
     def __init__(self, net: Any, input_size: int | None = None):
-        from .compile import preprocess_ops
+        from .ops import preprocess_ops
         from .runtime import _native
 
         meta = net.edgecv_meta
@@ -535,7 +525,6 @@ def _evaluate_pose(
     pose's score is the mean of its keypoints' heatmap peaks; OKS sigmas are the dataset's
     (``dataset.sigmas``; COCO's 17 for COCO, else a uniform one, see
     :func:`edgecv.datasets.keypoints.default_sigmas`)."""
-    from .datasets.keypoints import default_sigmas
 
     sigmas = getattr(dataset, "sigmas", None)
     sigmas = default_sigmas(dataset.classes) if sigmas is None else sigmas

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .bundle import drop_initializer_inputs
 from .errors import ParityError
+from .parity import check_agreement
 
 ONNX_OPSET = 13  # mx2onnx emits opset-13 node forms whatever it writes in the header
 INPUT_NAME = "data"
@@ -43,26 +45,11 @@ def _honour_fixed_gamma(net: Any) -> None:
     visit(net)
 
 
-def check_agreement(
-    got: list[np.ndarray], expected: list[np.ndarray], rtol: float, what: str
-) -> tuple[float, float]:
-    """Max |Δ| over all outputs and the output scale; ParityError if |Δ| > rtol × scale."""
-    err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
-    scale = max(float(np.abs(e).max()) for e in expected) or 1.0
-    if err > rtol * scale:
-        raise ParityError(f"{what}: max |Δ| {err:.3g} > {rtol:g} × output scale {scale:.3g}")
-    return err, scale
-
-
 def clean_onnx(model: Any) -> Any:
     """Drop initializers from the graph inputs, and infer shapes; returns the model."""
     import onnx
 
-    init_names = {t.name for t in model.graph.initializer}
-    kept = [i for i in model.graph.input if i.name not in init_names]
-    del model.graph.input[:]
-    model.graph.input.extend(kept)
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    model = onnx.shape_inference.infer_shapes(drop_initializer_inputs(model), strict_mode=True)
     onnx.checker.check_model(model)
     return model
 
@@ -178,7 +165,9 @@ def export_onnx(
         node.input[:] = [INPUT_NAME if i == sym_in[0] else i for i in node.input]
     if output_names is not None:
         _rename_outputs(model, output_names)
-    model = clean_onnx(freeze_shapes(model, tuple(input_shape)))
+    # mx2onnx lists every weight as a graph input too: drop them before any ONNX Runtime
+    # session sees the graph (freeze_shapes runs one), which warns once per weight
+    model = clean_onnx(freeze_shapes(drop_initializer_inputs(model), tuple(input_shape)))
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {INPUT_NAME: x})

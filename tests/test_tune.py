@@ -13,7 +13,8 @@ import pytest
 
 from edgecv.artifact import read_manifest
 from edgecv.compile import CompileOptions, compile_model
-from edgecv.compile.tune import TuneOptions, database_records, tune_model
+from edgecv.compile.tune import database_records
+from edgecv.deploy import TuneOptions, tune_model
 from edgecv.errors import InvalidInputError
 from edgecv.runtime import Predictor
 

@@ -70,16 +70,19 @@ class _WeightBits:
             _runtime.set_int8_weight_bits(0)
 
 
-def compile_int8(options: Any, step: Any) -> Path:
-    from .. import calibration, zoo
+def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
+    """The int8 artifact of the bundle at ``bundle_path`` (steps in the module docstring)."""
+    from .. import calibration
+    from ..bundle import read_bundle
     from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
     from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
-    from . import _choose_kernels, compile_model, default_out_dir, local_kernel_libraries
+    from .build import compile_float
+    from .options import choose_kernels, default_out_dir, local_kernel_libraries
     from .worker import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
-    kernels = _choose_kernels(options.kernels, target)
+    kernels = choose_kernels(options.kernels, target)
     # targets without a kernel library that has int8 kernels (ARM: XNNPACK's wrapper is
     # float only) get integer ops in TVM-generated code (integer.py); calibration and the
     # accuracy gate still run here, on x86 artifacts
@@ -106,8 +109,9 @@ def compile_int8(options: Any, step: Any) -> Path:
         raise InvalidInputError(
             "int8 needs calibration: --calib-data DIR (images) or --calibration-table FILE"
         )
-    spec = zoo.MODELS.get(options.model)
-    recipe = calibration.load_recipe(options.model, spec.family)
+    _, bundle = read_bundle(bundle_path)
+    options = replace(options, model=options.model or bundle.name)
+    recipe = calibration.load_recipe(options.model, bundle.model.get("family"))
     if options.calibrator:
         recipe.calibrator = options.calibrator
     if options.calib_images:
@@ -120,7 +124,7 @@ def compile_int8(options: Any, step: Any) -> Path:
     if options.eval_data:
         from ..datasets import open_dataset
 
-        eval_set = open_dataset(options.eval_data, "val", spec.task)
+        eval_set = open_dataset(options.eval_data, "val", bundle.task)
         if len(eval_set) == 0:
             raise InvalidInputError(f"evaluation data {options.eval_data} has no images")
     calib_images: list[Path] = []
@@ -132,7 +136,8 @@ def compile_int8(options: Any, step: Any) -> Path:
     with tempfile.TemporaryDirectory(prefix="edgecv-int8-") as tmp:
         step("compiling the float artifact (the reference, and what calibration runs)")
         reference = {"target": "x86_64", "arch": None} if in_tvm else {}
-        float_dir = compile_model(
+        float_dir = compile_float(
+            bundle_path,
             replace(
                 options,
                 precision="fp32",
@@ -316,7 +321,7 @@ def compile_int8(options: Any, step: Any) -> Path:
 
 
 def _run_network(artifact: Path, x: np.ndarray) -> list[np.ndarray]:
-    from . import run_network
+    from .build import run_network
 
     doc = read_manifest(artifact)
     files = doc["files"]

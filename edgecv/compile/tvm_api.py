@@ -99,7 +99,7 @@ def build(
     try:
         with tvm_target, _environ(TVM_CUDA_COMPILE_MODE="nvcc"):
             if tuning_db:
-                from .tune import build_tuned
+                from .metaschedule import build_tuned
 
                 executable = build_tuned(mod, tvm_target, tuning_db)
             else:

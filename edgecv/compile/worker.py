@@ -135,7 +135,7 @@ def _main(job_path: str) -> int:
         for library in job["kernels"]:
             mod, offloaded = tvm_api.offload_kernels(mod, library, quant, keep_float)
         if job.get("tune"):
-            from .tune import tune_in_worker
+            from .metaschedule import tune_in_worker
 
             result.write_text(json.dumps(tune_in_worker(mod, job["target"], job["tune"])))
             return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from . import coco_annotation
+from .core import coco_annotation
 from .segmentation import voc_palette
 
 CLASSES = tuple(str(d) for d in range(10))

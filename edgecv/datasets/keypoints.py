@@ -18,17 +18,26 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from . import Dataset, decode_image, read_coco
+from .core import Dataset, decode_image, read_coco
 
 # the OKS sigma of every keypoint of a set that is not COCO's 17 and brings no sigmas of
 # its own: between COCO's face points (.025-.035) and its body joints (.062-.107)
 UNIFORM_SIGMA = 0.05
 
+# COCO's 17 per-keypoint sigmas (left, right), written as COCOeval writes them so the
+# floats are identical
+COCO_KEYPOINT_SIGMAS = np.array([
+    .26,                    # nose
+    .25, .25, .35, .35,     # eyes, ears
+    .79, .79, .72, .72,     # shoulders, elbows
+    .62, .62, 1.07, 1.07,   # wrists, hips
+    .87, .87, .89, .89,     # knees, ankles
+]) / 10.0  # fmt: skip
+
 
 def default_sigmas(names: tuple[str, ...] | list[str]) -> np.ndarray:
     """Per-keypoint OKS sigmas: COCO's for COCO's 17 person keypoints (in COCO's order),
     else :data:`UNIFORM_SIGMA` for each keypoint."""
-    from ..evaluate import COCO_KEYPOINT_SIGMAS
     from ..zoo import label_set
 
     if tuple(names) == label_set("coco_keypoints"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from . import Dataset, decode_image, read_coco, voc_classes, voc_image, voc_split
+from .core import Dataset, decode_image, read_coco, voc_classes, voc_image, voc_split
 
 IGNORE = 255
 

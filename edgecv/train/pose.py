@@ -96,7 +96,7 @@ class PoseTask:
     def __init__(self, net: Any, dataset: Any, config: TrainConfig, data: Any):
         import mxnet as mx
 
-        from ..compile import preprocess_ops
+        from ..ops import preprocess_ops
 
         self.net, self.dataset, self.config, self.data = net, dataset, config, data
         self.size = tuple(data.input_size)
