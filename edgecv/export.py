@@ -1,7 +1,8 @@
 """MXNet Gluon → ONNX, cleaned for downstream use and checked against MXNet.
 
-The ONNX file is the contract between the MXNet side and everything downstream:
-compile, calibration and runtime never import MXNet.
+The ONNX file is the contract between the MXNet side and everything downstream: the deploy
+driver (``edgecv.deploy.zoo_bundle``) adds the bundle metadata (:mod:`edgecv.bundle`) to
+what this writes, and compile, calibration and runtime read that and never import MXNet.
 """
 
 from __future__ import annotations
