@@ -95,18 +95,46 @@ class PoseResult:
 Result = ClassificationResult | DetectionResult | SegmentationResult | PoseResult
 
 
-def read_image(path: str | os.PathLike[str], color: bool = False) -> np.ndarray:
-    """Decode an image file as stored (BGR/BGRA/gray, 8-bit), or with ``color`` as 3-channel
-    BGR; clear errors for bad files."""
+# leading bytes of the formats users have, to tell a damaged image from a file that is no image
+_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WebP",
+    b"GIF8": "GIF",
+}
+
+
+def read_image(path: str | os.PathLike[str], color: bool = True) -> np.ndarray:
+    """Decode an image file as 8-bit BGR (H, W, 3), as OpenCV's ``imread(IMREAD_COLOR)`` does,
+    whatever the file holds: gray is replicated to three channels, an alpha channel is dropped
+    (not composited), 16-bit samples keep their high byte (``v >> 8``), CMYK JPEGs are converted
+    to BGR and the EXIF orientation is applied. With ``color=False``: the pixels as stored
+    (gray, BGR or BGRA, 8- or 16-bit; EXIF orientation not applied).
+
+    A missing, empty, truncated or corrupt file raises InvalidInputError naming it.
+    """
     import cv2
 
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"image file not found: {p}")
-    image = cv2.imread(str(p), cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(str(p), np.uint8)
+    if data.size == 0:
+        raise InvalidInputError(f"cannot decode {p}: the file is empty")
+    # imdecode, unlike imread, refuses a truncated JPEG instead of returning it half gray
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
     if image is None:
+        head = data[:12].tobytes()
+        kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
+        if kind == "WebP" and head[8:12] != b"WEBP":
+            kind = None
         raise InvalidInputError(
-            f"cannot decode {p}: not an image file, or a format OpenCV cannot read"
+            f"cannot decode {p}: a truncated or corrupt {kind} file"
+            if kind
+            else f"cannot decode {p}: not an image file, or a format OpenCV cannot read"
         )
     return image
 
@@ -170,7 +198,11 @@ class Predictor:
         order: str = "bgr",
         **detection: Any,
     ) -> Result:
-        """Run one image: a file path, or a uint8 HxWx3 array in ``order`` (bgr/rgb).
+        """Run one image: a file path (decoded by `read_image`: 8-bit color whatever the file
+        holds), or a uint8 array (H, W) or (H, W, 1) gray, (H, W, 3) color in ``order``
+        (bgr/rgb), or (H, W, 4) color + alpha in ``order`` (bgra/rgba; the alpha channel is
+        dropped, not composited, as for files). Gray is replicated to three channels. Other
+        dtypes and shapes raise InvalidInputError.
 
         Classification: ``top_k``. Detection overrides of the manifest's values:
         ``score_threshold``, ``iou_threshold``, ``max_detections``, ``class_agnostic``;

@@ -47,6 +47,21 @@ def test_cpp_preprocess_matches_opencv(small_artifact, shape):
     assert np.abs(tensor - ref_tensor).max() <= 1.0 / std.min() + 1e-5
 
 
+def test_gray_and_alpha_match_the_opencv_reference(small_artifact):
+    """Gray (H, W) is replicated and BGRA loses its alpha, as cv2.cvtColor does."""
+    doc = read_manifest(small_artifact)
+    bgr = cv2.resize(read_image(SAMPLE_IMAGE), (150, 100), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = np.arange(150, dtype=np.uint8)  # alpha is dropped, not composited
+    p = Predictor(small_artifact)
+    for image, converted in ((gray, cv2.COLOR_GRAY2BGR), (bgra, cv2.COLOR_BGRA2BGR)):
+        geometry, tensor, _ = p.preprocess(image, order="bgr")
+        ref_geometry, _ = reference_preprocess(cv2.cvtColor(image, converted), doc)
+        assert np.abs(geometry.astype(int) - ref_geometry.astype(int)).max() <= 1
+        np.testing.assert_array_equal(tensor, p.preprocess(cv2.cvtColor(image, converted))[1])
+
+
 def test_rgb_and_bgr_inputs_agree(small_artifact):
     bgr = read_image(SAMPLE_IMAGE)
     p = Predictor(small_artifact)

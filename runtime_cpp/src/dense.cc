@@ -129,7 +129,7 @@ PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float sca
 }
 
 Image CropResize(const ImageView& image, const PoseCrop& crop, int out_width, int out_height) {
-  CheckColorImage(image);
+  CheckImage(image);
   if (out_width <= 0 || out_height <= 0) ThrowInvalidInput("crop to an empty size");
   const int c = image.channels;
   Image out{out_width, out_height, c, image.order, {}};

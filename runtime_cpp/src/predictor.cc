@@ -162,7 +162,7 @@ std::vector<Tensor> Predictor::Infer(const Tensor& input, double* ms) const {
 
 Result Predictor::RunPose(const ImageView& image, const std::vector<Box>& boxes) const {
   if (manifest_.task != "pose") ThrowInvalidInput("person boxes are for pose models; this is a " + manifest_.task + " model");
-  CheckColorImage(image);
+  CheckImage(image);
   Result r;
   const int w = preprocess_.width(), h = preprocess_.height();
   for (size_t i = 0; i < boxes.size(); ++i) {

@@ -25,6 +25,11 @@ ColorOrder ParseOrder(const std::string& s) {
   ThrowInvalidArtifact("preprocess: unknown color order '" + s + "'");
 }
 
+// Gray and color + alpha become color after the geometry step, on the network-sized image
+// rather than on the original (a 3-channel copy of an 8000x6000 photo is 144 MB); resampling
+// treats channels independently, so the result is the same as converting first.
+Image Colored(Image image) { return image.channels == 3 ? image : ToColor(image.view()); }
+
 }  // namespace
 
 BilinearTap TapAt(double position, int64_t size) {
@@ -145,7 +150,7 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
 }
 
 Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const {
-  CheckColorImage(image);
+  CheckImage(image);
   Geometry g;
   g.image_width = image.width;
   g.image_height = image.height;
@@ -183,7 +188,7 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
                         static_cast<double>(out_h_) / image.height);
     int w = std::max(1, static_cast<int>(std::lround(image.width * s)));
     int h = std::max(1, static_cast<int>(std::lround(image.height * s)));
-    Image resized = ResizeBilinear(image, w, h);
+    Image resized = Colored(ResizeBilinear(image, w, h));
     int x0 = (out_w_ - w) / 2, y0 = (out_h_ - h) / 2;
     out = Image{out_w_, out_h_, 3, image.order, {}};
     out.pixels.resize(static_cast<size_t>(out_w_) * out_h_ * 3);
@@ -200,7 +205,7 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
     g.offset_y = static_cast<float>(y0);
   }
   if (geometry) *geometry = g;
-  return ToModelOrder(std::move(out));
+  return ToModelOrder(Colored(std::move(out)));
 }
 
 Image Preprocessor::ToModelOrder(Image image) const {
@@ -213,7 +218,7 @@ Image Preprocessor::ToModelOrder(Image image) const {
 
 Image Preprocessor::TransformCrop(const ImageView& image, const PoseCrop& crop) const {
   if (mode_ != Mode::kPersonCrop) ThrowInvalidInput("this model does not take person boxes");
-  return ToModelOrder(CropResize(image, crop, out_w_, out_h_));
+  return ToModelOrder(Colored(CropResize(image, crop, out_w_, out_h_)));
 }
 
 Tensor Preprocessor::Run(const ImageView& image, Geometry* geometry) const {

@@ -49,10 +49,38 @@ int main() {
   CHECK(std::fabs(t.data[0] - (100 - 10) / 2.0f) < 1e-6f);
   CHECK(std::fabs(t.data[64 + 5] - (geo.pixels[5 * 3 + 1] - 20) / 4.0f) < 1e-6f);
 
-  Image gray{32, 32, 1, ColorOrder::kRGB, std::vector<uint8_t>(32 * 32, 7)};
-  EXPECT_THROW(ErrorKind::kInvalidInput, "grayscale", pre.Run(gray.view()));
-  Image rgba{32, 32, 4, ColorOrder::kRGB, std::vector<uint8_t>(32 * 32 * 4, 7)};
-  EXPECT_THROW(ErrorKind::kInvalidInput, "4 channels", pre.Run(rgba.view()));
+  // gray is replicated, alpha dropped: the same input as the 3-channel image
+  Image color = Gradient(40, 20);
+  Image gray{40, 20, 1, ColorOrder::kBGR, {}}, gray3 = color, bgra{40, 20, 4, ColorOrder::kBGR, {}};
+  for (size_t i = 0; i < color.pixels.size(); i += 3) {
+    gray.pixels.push_back(color.pixels[i + 1]);
+    for (int k = 0; k < 3; ++k) gray3.pixels[i + k] = color.pixels[i + 1];
+    bgra.pixels.insert(bgra.pixels.end(), {color.pixels[i], color.pixels[i + 1], color.pixels[i + 2], 9});
+  }
+  Image expanded = ToColor(gray.view());
+  CHECK(expanded.channels == 3 && expanded.pixels == gray3.pixels);
+  CHECK(ToColor(bgra.view()).pixels == color.pixels);
+  CHECK(pre.Run(gray.view()).data == pre.Run(gray3.view()).data);
+  CHECK(pre.Run(bgra.view()).data == pre.Run(color.view()).data);
+  ImageView padded = color.view();  // rows 4 bytes apart more than width * channels
+  std::vector<uint8_t> rows;
+  for (int y = 0; y < 20; ++y) {
+    rows.insert(rows.end(), color.pixels.begin() + y * 120, color.pixels.begin() + (y + 1) * 120);
+    rows.insert(rows.end(), 4, 0);
+  }
+  padded.data = rows.data();
+  padded.stride = 124;
+  CHECK(ToColor(padded).pixels == color.pixels);
+  for (const char* geometry_op : {R"({"op": "letterbox", "size": [16, 16], "pad_value": [1, 2, 3]})",
+                                  R"({"op": "person_crop", "size": [16, 16], "scale": 1.25})"}) {
+    json::Value ops2 = json::Value::Parse(std::string("[") + geometry_op + R"(,
+      {"op": "normalize", "mean": [0, 0, 0], "std": [1, 1, 1], "color": "RGB", "layout": "NCHW"}])");
+    Preprocessor other(ops2, {1, 3, 16, 16});
+    CHECK(other.Run(gray.view()).data == other.Run(gray3.view()).data);
+    CHECK(other.Run(bgra.view()).data == other.Run(color.view()).data);
+  }
+  Image two{32, 32, 2, ColorOrder::kRGB, std::vector<uint8_t>(32 * 32 * 2, 7)};
+  EXPECT_THROW(ErrorKind::kInvalidInput, "2 channels", pre.Run(two.view()));
   Image tiny{1, 1, 3, ColorOrder::kRGB, {1, 2, 3}};
   EXPECT_THROW(ErrorKind::kInvalidInput, "1x1 pixels", pre.Run(tiny.view()));
   EXPECT_THROW(ErrorKind::kInvalidInput, "empty", pre.Run(ImageView{}));

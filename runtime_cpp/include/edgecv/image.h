@@ -45,8 +45,15 @@ struct Tensor {
   static int64_t NumElements(const std::vector<int64_t>& shape);
 };
 
-// Throws Error(kInvalidInput) unless `image` is a usable 3-channel color image.
-void CheckColorImage(const ImageView& image);
+// Throws Error(kInvalidInput) unless `image` is usable: non-empty, at least 8x8 pixels, and
+// 1 (gray), 3 (color) or 4 (color + alpha) channels.
+void CheckImage(const ImageView& image);
+
+// `image` as 3-channel color in its own color order: gray is replicated to the three channels
+// and a 4th (alpha) channel is dropped, not composited over a background, as OpenCV's
+// imread(IMREAD_COLOR) does for files, so that a file and the array it decodes to give the
+// same network input. A 3-channel image is copied as it is.
+Image ToColor(const ImageView& image);
 
 std::string ShapeString(const std::vector<int64_t>& shape);
 

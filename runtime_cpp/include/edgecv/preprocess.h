@@ -46,6 +46,7 @@ class Preprocessor {
   Preprocessor(const json::Value& ops, const std::vector<int64_t>& input_shape);
 
   // The 8-bit image just before normalisation, in the model's color order, and its geometry.
+  // `image` may be gray, color or color + alpha (1, 3 or 4 channels): see ToColor.
   Image Transform(const ImageView& image, Geometry* geometry = nullptr) const;
   // The network input tensor (1, 3, H, W), float32, from a transformed image.
   Tensor Normalize(const Image& transformed) const;
