@@ -174,9 +174,9 @@ def _dnnl_gemm_ms(a: np.ndarray, b: np.ndarray, repeat: int) -> float | None:
     x, w = tvm.runtime.tensor(a), tvm.runtime.tensor(b)
     bias = tvm.runtime.tensor(np.zeros(n, np.float32))
     out = tvm.runtime.tensor(np.empty((n, n), np.float32))
-    from .compile.offload import SETTINGS_VERSION
+    from .compile import kernel_abi
 
-    settings = tvm.runtime.ShapeTuple([SETTINGS_VERSION, 0, 0, 0, 0x5EED])  # no activation, key
+    settings = tvm.runtime.ShapeTuple(kernel_abi.encode(kernel_abi.Dense(), key=0x5EED))
     return _time(lambda: dense(x, w, bias, settings, out), 1, repeat)["min_ms"]
 
 

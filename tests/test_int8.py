@@ -7,6 +7,7 @@ rounding); hand-computed histograms for the calibrators; the float artifact for 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -16,8 +17,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecv import calibration
-from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries, tvm_api
-from edgecv.compile.offload import SETTINGS_VERSION, Quantization, quantize_weights
+from edgecv.compile import (
+    CompileOptions,
+    compile_model,
+    kernel_abi,
+    local_kernel_libraries,
+    tvm_api,
+)
+from edgecv.compile.offload import Quantization, quantize_weights
 from edgecv.errors import EdgecvError, InvalidInputError
 
 from conftest import ISA_CAPS, check_isa_cap, int8_weight_bits_for, rerun_under_isa_cap
@@ -406,9 +413,13 @@ def test_int8_kernels_reject_bad_scales(tmp_path, isa):
     conv = tvm.get_global_func("edgecv.dnnl.conv2d_q8")
     f = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
     w = tvm.runtime.tensor(np.ones((1, 8, 3, 1, 1), np.int8))
-    head = [SETTINGS_VERSION, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
-    bits = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
-    good = tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 0, 0, 11])
+    conv1x1 = kernel_abi.Conv2d(1, 1, 0, 0, 0, 0, 1, 1, 1)  # no activation, no residual
+
+    def settings(key, scale=0.1, conv=conv1x1, **quant):  # int8 input, float output
+        record = kernel_abi.Conv2dQ8(conv, scale, True, **quant)
+        return tvm.runtime.ShapeTuple(kernel_abi.encode(record, key=key))
+
+    good = settings(11)
     ones = tvm.runtime.tensor(np.ones(8, np.float32))
     conv(f(1, 4, 4, 3), w, ones, f(8), good, f(1, 4, 4, 8))
     with pytest.raises(ValueError, match="input scale must be positive"):
@@ -417,7 +428,7 @@ def test_int8_kernels_reject_bad_scales(tmp_path, isa):
             w,
             ones,
             f(8),
-            tvm.runtime.ShapeTuple([*head, bits(-1.0), 1, 0, 0, 0, 0, 12]),
+            settings(12, scale=-1.0),
             f(1, 4, 4, 8),
         )
     with pytest.raises(ValueError, match="weight scales must be positive"):
@@ -426,7 +437,7 @@ def test_int8_kernels_reject_bad_scales(tmp_path, isa):
             w,
             f(8),
             f(8),
-            tvm.runtime.ShapeTuple([*head, bits(0.1), 1, 0, 0, 0, 0, 13]),
+            settings(13),
             f(1, 4, 4, 8),
         )
     with pytest.raises(TypeError, match="int8"):
@@ -445,7 +456,8 @@ def test_int8_kernels_reject_bad_scales(tmp_path, isa):
     with pytest.raises(TypeError, match="calibrated for int8"):
         conv(u8, w, ones, f(8), good, f(1, 4, 4, 8))
     # a residual the settings say arrives as uint8 (scale 0.1, added first): float given
-    res_u8 = [*head[:13], 1, *head[14:], bits(0.1), 1, 0, 0, 1, bits(0.1), 14]
+    add_first = dataclasses.replace(conv1x1, residual=kernel_abi.Residual.ADD_THEN_ACT)
+    res_u8 = settings(14, conv=add_first, residual_kind=kernel_abi.Quant.UINT8, residual_scale=0.1)
     with pytest.raises(TypeError, match="uint8"):
         conv(
             f(1, 4, 4, 3),
@@ -453,12 +465,13 @@ def test_int8_kernels_reject_bad_scales(tmp_path, isa):
             ones,
             f(8),
             f(1, 4, 4, 8),
-            tvm.runtime.ShapeTuple(res_u8),
+            res_u8,
             f(1, 4, 4, 8),
         )
-    no_add = [*head, bits(0.1), 1, 0, 0, 1, bits(0.1), 15]  # no residual add, yet its kind
+    # no residual add, yet its kind
+    no_add = settings(15, residual_kind=kernel_abi.Quant.UINT8, residual_scale=0.1)
     with pytest.raises(ValueError, match="quantised residual but no residual"):
-        conv(f(1, 4, 4, 3), w, ones, f(8), tvm.runtime.ShapeTuple(no_add), f(1, 4, 4, 8))
+        conv(f(1, 4, 4, 3), w, ones, f(8), no_add, f(1, 4, 4, 8))
 
 
 # -- the whole path on the digits classifier that edgecv trained -------------------------

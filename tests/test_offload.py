@@ -16,7 +16,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecv.compile import CompileOptions, compile_model, local_kernel_libraries, offload, tvm_api
+from edgecv.compile import (
+    CompileOptions,
+    compile_model,
+    kernel_abi,
+    local_kernel_libraries,
+    offload,
+    tvm_api,
+)
 from edgecv.errors import ArtifactError
 from edgecv.runtime import Predictor
 
@@ -409,9 +416,8 @@ def test_kernels_reject_bad_tensors():
 
     conv = tvm.get_global_func("edgecv.dnnl.conv2d")
     t = lambda *s: tvm.runtime.tensor(np.zeros(s, np.float32))  # noqa: E731
-    settings = tvm.runtime.ShapeTuple(
-        [offload.SETTINGS_VERSION, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 7]
-    )
+    conv1x1 = kernel_abi.Conv2d(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    settings = tvm.runtime.ShapeTuple(kernel_abi.encode(conv1x1, key=7))
     good = [t(1, 4, 4, 3), t(1, 8, 3, 1, 1), t(8)]
     conv(*good, settings, t(1, 4, 4, 8))  # fits: runs
     with pytest.raises(ValueError, match="shapes do not agree"):
@@ -433,7 +439,8 @@ def test_pooling_kernel_rejects_bad_calls():
     t = lambda *s, dtype=np.float32: tvm.runtime.tensor(np.zeros(s, dtype))  # noqa: E731
 
     def settings(kind):  # 3x3 window, stride 2, padding 1 all round
-        return tvm.runtime.ShapeTuple([offload.SETTINGS_VERSION, kind, 3, 3, 2, 2, 1, 1, 1, 1, 9])
+        record = kernel_abi.Pool2d(kind, 3, 3, 2, 2, 1, 1, 1, 1)
+        return tvm.runtime.ShapeTuple(kernel_abi.encode(record, key=9))
 
     pool(t(1, 8, 8, 4), settings(0), t(1, 4, 4, 4))  # fits: runs
     pool(t(1, 8, 8, 4, dtype=np.uint8), settings(0), t(1, 4, 4, 4, dtype=np.uint8))

@@ -18,8 +18,9 @@ The rewrite, on the imported Relax module:
      either order (ResNet adds then activates, Darknet activates then adds),
      becomes one ``call_dps_packed("edgecv.dnnl.conv2d" | "edgecv.dnnl.dense", ...)``.
      Weights go to the call as constants in a plain layout (conv: G×O/G×I/G×KH×KW,
-     dense: N×K); the settings shape carries strides, padding, dilation, groups, the
-     activation and a content key under which the runtime caches its packed weights;
+     dense: N×K); the settings shape (a record of ``kernel_abi``) carries strides, padding,
+     dilation, groups, the activation and a content key under which the runtime caches its
+     packed weights;
   3. (oneDNN) NHWC max / average pooling becomes ``edgecv.dnnl.pool2d``.
 
 int8 (``Quantization``): a layer whose float version has an entry in the calibration table
@@ -37,14 +38,15 @@ Runtime to float32 rounding (checked at compile time like every artifact).
 
 from __future__ import annotations
 
-import hashlib
 import re
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from . import kernel_abi
+from .kernel_abi import Act
 
 CONV = "edgecv.dnnl.conv2d"
 DECONV = "edgecv.dnnl.conv2d_transpose"
@@ -61,13 +63,8 @@ KERNELS = {
 POOL = "edgecv.dnnl.pool2d"  # max / average pooling (oneDNN only)
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
-SETTINGS_VERSION = 2
-ACT_NONE, ACT_RELU, ACT_CLIP = 0, 1, 2
-_KEY_MASK = (1 << 62) - 1
-
-
-def _float_bits(x: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", float(x)))[0]
+SETTINGS_VERSION = kernel_abi.VERSION
+ACT_NONE, ACT_RELU, ACT_CLIP = Act.NONE, Act.RELU, Act.CLIP
 
 
 @dataclass
@@ -522,38 +519,45 @@ def _nchw_source(layer: _Layer, bound: dict[Any, Any], uses: Counter[Any]) -> An
     return src
 
 
+def _layer_settings(layer: _Layer) -> kernel_abi.Conv2d | kernel_abi.Dense:
+    """The float kernel's settings record of a layer."""
+    act = kernel_abi.Activation(layer.act, layer.alpha, layer.beta)
+    if layer.kind == "dense":
+        return kernel_abi.Dense(act)
+    a = layer.head.value.attrs
+    # a transposed conv's output padding extends the output at the bottom/right: oneDNN
+    # takes it as that much less padding there
+    extra = [int(v) for v in a.output_padding] if layer.kind == "deconv" else [0, 0]
+    residual = (
+        kernel_abi.Residual.NONE
+        if layer.residual is None
+        else kernel_abi.Residual.ACT_THEN_ADD
+        if layer.residual_after_act
+        else kernel_abi.Residual.ADD_THEN_ACT
+    )
+    return kernel_abi.Conv2d(
+        stride_h=int(a.strides[0]),
+        stride_w=int(a.strides[1]),
+        pad_top=int(a.padding[0]),
+        pad_left=int(a.padding[1]),
+        pad_bottom=int(a.padding[2]) - extra[0],
+        pad_right=int(a.padding[3]) - extra[1],
+        dilation_h=int(a.dilation[0]),
+        dilation_w=int(a.dilation[1]),
+        groups=int(a.groups),
+        act=act,
+        residual=residual,
+        src_nchw=layer.src_nchw,
+        dst_nchw=layer.dst_nchw,
+    )
+
+
 def _settings(layer: _Layer, weight: np.ndarray, bias: np.ndarray) -> list[int]:
-    if layer.kind != "dense":
-        a = layer.head.value.attrs
-        # a transposed conv's output padding extends the output at the bottom/right: oneDNN
-        # takes it as that much less padding there
-        extra = [int(v) for v in a.output_padding] if layer.kind == "deconv" else [0, 0]
-        attrs = [
-            *map(int, a.strides),
-            int(a.padding[0]),
-            int(a.padding[1]),
-            int(a.padding[2]) - extra[0],
-            int(a.padding[3]) - extra[1],
-            *map(int, a.dilation),
-            int(a.groups),
-        ]
-        tail = [
-            0 if layer.residual is None else 2 if layer.residual_after_act else 1,
-            int(layer.src_nchw),
-            int(layer.dst_nchw),
-        ]
-    else:
-        attrs, tail = [], []
-    act = [layer.act, _float_bits(layer.alpha), _float_bits(layer.beta)]
-    head = [SETTINGS_VERSION, *attrs, *act, *tail]
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(np.asarray(head, dtype="<i8").tobytes())
-    digest.update(weight.tobytes())
-    digest.update(bias.tobytes())
-    return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+    """The float kernel's settings array, keyed by the layer's folded weights and bias."""
+    return kernel_abi.encode(_layer_settings(layer), content=[weight, bias])
 
 
-def _pool_settings(value: Any, out_shape: tuple[int, ...] | None) -> list[int] | None:
+def _pool_settings(value: Any, out_shape: tuple[int, ...] | None) -> kernel_abi.Pool2d | None:
     """Settings of ``edgecv.dnnl.pool2d`` for a Relax max/avg pooling call it can run (NHWC
     float, no dilation; average pooling only where ceil mode adds no padding), else None."""
     name = _op_name(value)
@@ -582,13 +586,17 @@ def _pool_settings(value: Any, out_shape: tuple[int, ...] | None) -> list[int] |
             if name == "relax.nn.avg_pool2d":
                 return None  # what the extra cells count for differs between conventions
             pad[2 + i] = need
-    kind = 0 if name == "relax.nn.max_pool2d" else 1 if bool(a.count_include_pad) else 2
-    head = [SETTINGS_VERSION, kind, *k, *st, *pad]
-    digest = hashlib.blake2b(np.asarray(head, dtype="<i8").tobytes(), digest_size=8)
-    return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+    kind = (
+        kernel_abi.Pool.MAX
+        if name == "relax.nn.max_pool2d"
+        else kernel_abi.Pool.AVG_INCLUDE_PAD
+        if bool(a.count_include_pad)
+        else kernel_abi.Pool.AVG_EXCLUDE_PAD
+    )
+    return kernel_abi.Pool2d(kind, *k, *st, *pad)
 
 
-def _pools(func: Any) -> dict[Any, list[int]]:
+def _pools(func: Any) -> dict[Any, kernel_abi.Pool2d]:
     """The pooling bindings ``edgecv.dnnl.pool2d`` can run: binding var -> its settings."""
     return {
         b.var: settings
@@ -639,30 +647,31 @@ def quantize_weights(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(weight.shape), scale.astype(np.float32)
 
 
+def _quant(q: tuple[float, bool] | None) -> tuple[kernel_abi.Quant, float]:
+    """(kind, scale) of a tensor an int8 layer writes or reads: (scale, signed), None: float."""
+    if q is None:
+        return kernel_abi.Quant.FLOAT, 0.0
+    return (kernel_abi.Quant.INT8 if q[1] else kernel_abi.Quant.UINT8), q[0]
+
+
 def _q8_settings(
-    float_settings: list[int],
+    layer: kernel_abi.Conv2d | kernel_abi.Dense,
     scale: float,
     signed: bool,
     arrays: list[np.ndarray],
     out: tuple[float, bool] | None = None,
     residual: tuple[float, bool] | None = None,
-    conv: bool = True,
 ) -> list[int]:
-    """The float layer's settings + input scale, input signed, output kind (0 float, 1 uint8,
-    2 int8) and output scale, for convolutions residual kind (as the output's) and scale, and
-    a key over all of it and the quantised weights."""
-
-    def kind(q: tuple[float, bool] | None) -> list[int]:
-        return [0 if q is None else 2 if q[1] else 1, _float_bits(q[0] if q is not None else 0.0)]
-
-    head = [*float_settings[:-1], _float_bits(scale), int(signed), *kind(out)]
-    if conv:  # dense layers take no residual
-        head += kind(residual)
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(np.asarray(head, dtype="<i8").tobytes())
-    for a in arrays:
-        digest.update(a.tobytes())
-    return [*head, int.from_bytes(digest.digest(), "little") & _KEY_MASK]
+    """The int8 kernel's settings array: the float layer's settings, the input's scale and
+    sign, how output (and, for convolutions, residual) are stored, keyed by all of it and the
+    quantised weights."""
+    out_kind, out_scale = _quant(out)
+    if isinstance(layer, kernel_abi.Dense):  # dense layers take no residual
+        record: kernel_abi.Settings = kernel_abi.DenseQ8(layer, scale, signed, out_kind, out_scale)
+    else:
+        res_kind, res_scale = _quant(residual)
+        record = kernel_abi.Conv2dQ8(layer, scale, signed, out_kind, out_scale, res_kind, res_scale)
+    return kernel_abi.encode(record, content=arrays)
 
 
 def _users(func: Any) -> dict[Any, list[Any]]:
@@ -682,7 +691,7 @@ def _int8_outputs(
     func: Any,
     layers: list[_Layer],
     qs: list[tuple[float, bool] | None],
-    pools: dict[Any, list[int]],
+    pools: dict[Any, kernel_abi.Pool2d],
 ) -> tuple[
     list[tuple[float, bool] | None], list[tuple[float, bool] | None], dict[Any, tuple[float, bool]]
 ]:
@@ -704,7 +713,7 @@ def _int8_outputs(
     max_pools = {  # output var -> input var
         v: bound[v].args[0]
         for v, settings in pools.items()
-        if settings[1] == 0 and isinstance(bound[v].args[0], relax.Var)
+        if settings.kind == kernel_abi.Pool.MAX and isinstance(bound[v].args[0], relax.Var)
     }
     readers: dict[Any, list[int]] = {}
     residual_users: dict[Any, list[int]] = {}
@@ -874,9 +883,8 @@ def offload(
                     if q is None
                     else relax.TensorType(list(_shape(binding.var)), "int8" if q[1] else "uint8")
                 )
-                call = relax.call_dps_packed(
-                    POOL, relax.Tuple([x, relax.ShapeExpr(pool)]), out_ty=out_ty
-                )
+                settings = relax.ShapeExpr(kernel_abi.encode(pool))
+                call = relax.call_dps_packed(POOL, relax.Tuple([x, settings]), out_ty=out_ty)
                 _emit_as(self, binding.var, call)
                 stats["pool2d"] += 1
                 return
@@ -894,13 +902,7 @@ def offload(
             else:
                 wq, wscale = quantize_weights(weight)
                 settings = _q8_settings(
-                    settings,
-                    q[0],
-                    q[1],
-                    [wq, wscale, bias],
-                    out,
-                    residual_q[i],
-                    conv=layer.kind == "conv",
+                    _layer_settings(layer), q[0], q[1], [wq, wscale, bias], out, residual_q[i]
                 )
                 weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
                 kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8

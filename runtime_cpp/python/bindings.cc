@@ -9,11 +9,28 @@
 #include "edgecv/kernels.h"
 #include "edgecv/predictor.h"
 #include "edgecv/sha256.h"
+// the kernel settings records (no TVM in them): for the ABI's round-trip test
+#include "../src/kernel_abi.h"
 
 namespace py = pybind11;
 using namespace edgecv;
 
 namespace {
+
+// A kernel settings record (kernel_abi.h) as a dict of its fields by name, nested records as
+// dicts: what edgecv.compile.kernel_abi.as_dict gives for the record it encoded.
+struct SettingsDict {
+  py::dict out;
+  void operator()(const char* name, int64_t v) { out[name] = v; }
+  void operator()(const char* name, float v) { out[name] = static_cast<double>(v); }
+  void operator()(const char* name, bool v) { out[name] = v; }
+  template <typename T>
+  void operator()(const char* name, const T& nested) {
+    SettingsDict d;
+    T::Fields(nested, d);
+    out[name] = d.out;
+  }
+};
 
 ColorOrder ParseOrder(const std::string& s) {
   if (s == "rgb" || s == "RGB") return ColorOrder::kRGB;
@@ -216,6 +233,24 @@ PYBIND11_MODULE(_runtime, m) {
         return result;
       },
       py::arg("library"), py::arg("weights"), py::arg("params"), py::arg("input"));
+  m.def(
+      "decode_kernel_settings",
+      [](const std::string& kind, const std::vector<int64_t>& values) {
+        py::dict out;
+        const bool known = kernel::WithSettingsOf(kind, [&](auto record) {
+          using T = decltype(record);
+          const kernel::Keyed<T> d = kernel::DecodeSettings<T>(values.data(), values.size(), kind);
+          SettingsDict fields;
+          T::Fields(d.settings, fields);
+          out = fields.out;
+          out["key"] = d.key;
+        });
+        if (!known) ThrowInvalidInput("unknown kernel kind '" + kind + "'");
+        return out;
+      },
+      py::arg("kind"), py::arg("values"),
+      "A kernel call's settings array as the runtime's kernels read it: {field: value} (nested records as "
+      "dicts) and its key; ArtifactError for another version or length");
   m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
   m.def(
       "kernel_layers",

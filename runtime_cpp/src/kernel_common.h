@@ -1,5 +1,6 @@
-// What the kernel-library wrappers (kernels_dnnl.cc, kernels_xnnpack.cc) share: the layer
-// settings' layout, argument checks, the thread count, the activation, and bookkeeping.
+// What the kernel-library wrappers (kernels_dnnl.cc, kernels_xnnpack.cc) share: reading the
+// layer settings (kernel_abi.h), argument checks, the thread count, the activation, and
+// bookkeeping.
 #pragma once
 
 #include <dlpack/dlpack.h>
@@ -17,22 +18,12 @@
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
 
+#include "edgecv/error.h"
 #include "edgecv/kernels.h"
+#include "kernel_abi.h"
 
 namespace edgecv {
 namespace kernel {
-
-// Version of the settings edgecv/compile/offload.py writes (SETTINGS_VERSION there).
-constexpr int64_t kSettingsVersion = 2;
-enum Activation : int64_t { kNone = 0, kRelu = 1, kClip = 2 };
-
-// settings carry floats as their IEEE bits
-inline float FloatBits(int64_t bits) {
-  const uint32_t u = static_cast<uint32_t>(bits);
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 // Threads for the libraries: EDGECV_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this
 // process may use.
@@ -49,12 +40,16 @@ inline int Threads() {
   return threads;
 }
 
-// A layer's settings (the shape argument offload.py writes): `size` entries of this version.
-inline tvm::ffi::Shape Settings(const tvm::ffi::AnyView& arg, size_t size, const char* kernel) {
+// A layer's settings (the shape argument of the call) as record T of kernel_abi.h; another
+// version or length: a ValueError that says so.
+template <typename T>
+Keyed<T> ReadSettings(const tvm::ffi::AnyView& arg, const char* kernel) {
   const tvm::ffi::Shape s = arg.cast<tvm::ffi::Shape>();
-  if (s.size() != size || s[0] != kSettingsVersion)
-    TVM_FFI_THROW(ValueError) << kernel << ": settings of another edgecv version (recompile the artifact)";
-  return s;
+  try {
+    return DecodeSettings<T>(s.data(), s.size(), kernel);
+  } catch (const Error& e) {
+    TVM_FFI_THROW(ValueError) << e.what();
+  }
 }
 
 // A conv's residual setting (0 none, 1 add then activate, 2 activate then add) against the

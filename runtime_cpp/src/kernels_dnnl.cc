@@ -7,10 +7,10 @@
 //     scales after w; the float input is quantised with the scale the settings carry.
 //     Input, output and residual may arrive/leave quantised (uint8/int8, scale in settings)
 // Weights and bias are graph constants already folded with batch norm at compile time.
-// The settings (a shape of int64) carry the layer's attributes and a content key computed
-// from weights, bias and attributes: primitives and weights reordered to oneDNN's preferred
-// layout are cached under that key (and the input shape), so the same weights are packed
-// once per process, whichever VM or address they come from.
+// The settings (a shape of int64: the records of kernel_abi.h) carry the layer's attributes
+// and a content key computed from weights, bias and attributes: primitives and weights
+// reordered to oneDNN's preferred layout are cached under that key (and the input shape),
+// so the same weights are packed once per process, whichever VM or address they come from.
 #include <dlpack/dlpack.h>
 #include <omp.h>
 
@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 #include <tvm/ffi/container/shape.h>
@@ -56,7 +57,6 @@ using kernel::CheckTensor;
 using kernel::Count;
 using kernel::Data;
 using kernel::Dims;  // memory::dims is a vector of int64_t too
-using kernel::FloatBits;
 using kernel::kClip;
 using kernel::kNone;
 using kernel::kRelu;
@@ -426,21 +426,21 @@ struct Quantized {
 };
 
 // A kind (0 float, 1 uint8, 2 int8) and the scale of a quantised tensor (1 for float).
-float KindScale(int64_t kind, int64_t scale_bits, const char* what) {
+float KindScale(int64_t kind, float settings_scale, const char* what) {
   if (kind < 0 || kind > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown " << what << " kind " << kind;
-  const float scale = kind == 0 ? 1.f : FloatBits(scale_bits);
+  const float scale = kind == 0 ? 1.f : settings_scale;
   if (!(scale > 0) || !std::isfinite(scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " scale must be positive";
   return scale;
 }
 
-Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTensor* b, int64_t scale_bits, int64_t src_signed,
-                       int64_t dst_kind, int64_t dst_scale_bits, int64_t res_kind = 0, int64_t res_scale_bits = 0) {
+Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTensor* b, float in_scale, bool src_signed,
+                       int64_t dst_kind, float dst_scale, int64_t res_kind = 0, float res_scale = 0) {
   Quantized q;
-  q.in_scale = KindScale(1, scale_bits, "input");
-  q.src_signed = src_signed != 0;
-  q.dst_scale = KindScale(dst_kind, dst_scale_bits, "output");
+  q.in_scale = KindScale(1, in_scale, "input");
+  q.src_signed = src_signed;
+  q.dst_scale = KindScale(dst_kind, dst_scale, "output");
   q.dst_kind = dst_kind;
-  q.res_scale = res_kind == 0 ? 0.f : KindScale(res_kind, res_scale_bits, "residual");
+  q.res_scale = res_kind == 0 ? 0.f : KindScale(res_kind, res_scale, "residual");
   q.res_kind = res_kind;
   q.weight_bits = WeightBits();
   q.hand_over = q.src_signed && !VnniInt8() ? 2 : 1;  // oneDNN's own halving (int8 input, no VNNI)
@@ -481,10 +481,10 @@ std::vector<int8_t> Int8Weights(const DLTensor* w, const Quantized& q, const mem
 
 // The input of an int8 layer: float (quantised on the way in) or, when the previous int8
 // layer wrote it already quantised with this layer's scale, uint8/int8 taken as is.
-const DLTensor* CheckInput(const ffi::AnyView& arg, const char* name, int ndim, bool int8_layer, int64_t src_signed) {
+const DLTensor* CheckInput(const ffi::AnyView& arg, const char* name, int ndim, bool int8_layer, bool src_signed) {
   const DLTensor* raw = arg.cast<DLTensor*>();
   if (!int8_layer || raw->dtype.bits != 8) return CheckTensor(arg, "input", ndim);
-  if ((raw->dtype.code == kDLInt) != (src_signed != 0))
+  if ((raw->dtype.code == kDLInt) != src_signed)
     TVM_FFI_THROW(TypeError) << name << ": input is " << (raw->dtype.code == kDLInt ? "int8" : "uint8")
                              << " but the layer was calibrated for " << (src_signed ? "int8" : "uint8");
   return CheckTensor(arg, "input", ndim, src_signed ? kDLInt : kDLUInt, 8);
@@ -514,7 +514,7 @@ struct LayerArgs {
 };
 
 template <bool kInt8>
-LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int w_ndim, int64_t src_signed) {
+LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int w_ndim, bool src_signed) {
   LayerArgs a{};
   int i = 0;
   a.x = CheckInput(args[i++], name, x_ndim, kInt8, src_signed);
@@ -604,11 +604,7 @@ void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, con
   }
 }
 
-// settings: 0 version, 1-2 strides, 3-6 pads (t, l, b, r), 7-8 dilation, 9 groups, 10 act,
-// 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW, 15 dst NCHW, then
-// float: 16 key; int8: 16 input scale bits, 17 input signed, 18 output kind (0 float,
-// 1 uint8, 2 int8), 19 output scale bits, 20 residual kind (as the output's), 21 residual
-// scale bits, 22 key.
+// settings: kernel::Conv2dSettings (float), kernel::Conv2dQ8Settings (int8).
 // kTransposed: a transposed convolution (float only), weights G x O/G x I/G x KH x KW as for
 // a convolution (oneDNN's deconvolution takes them so, unflipped); the bottom/right pads are
 // those of the convolution it transposes less the output padding.
@@ -616,33 +612,36 @@ template <bool kInt8, bool kTransposed = false>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   static_assert(!(kInt8 && kTransposed), "no int8 transposed convolution");
   constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
-  constexpr size_t kSettings = kInt8 ? 23 : 17;
+  using Settings = std::conditional_t<kInt8, kernel::Conv2dQ8Settings, kernel::Conv2dSettings>;
   const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : kTransposed ? "edgecv.dnnl.conv2d_transpose" : "edgecv.dnnl.conv2d";
   if (args.size() != kFixed && args.size() != kFixed + 1)
     TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
   const bool has_residual = args.size() == kFixed + 1;
-  const ffi::Shape s = kernel::Settings(args[args.size() - 2], kSettings, name);
-  kernel::CheckResidual(s[13], has_residual, name);
+  const kernel::Keyed<Settings> settings = kernel::ReadSettings<Settings>(args[args.size() - 2], name);
+  const kernel::Conv2dQ8Settings s = kernel::AsQ8(settings.settings);  // float layers: every tensor float
+  const kernel::Conv2dSettings& c = s.conv;
+  kernel::CheckResidual(c.residual, has_residual, name);
   UseThreads();
-  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, kInt8 ? s[17] : 0);
+  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, s.input_signed);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
-  const int64_t res_kind = kInt8 ? s[20] : 0;
-  if (res_kind != 0 && !has_residual) TVM_FFI_THROW(ValueError) << name << ": a quantised residual but no residual";
-  const DLTensor* res = has_residual ? CheckQuantised(args[a.next], "residual", 4, res_kind) : nullptr;
-  const DLTensor* y = CheckQuantised(args[args.size() - 1], "output", 4, kInt8 ? s[18] : 0);
-  if (kInt8 && (s[18] != 0 || res_kind != 0) && s[15] != 0)
+  if (s.residual_kind != 0 && !has_residual) TVM_FFI_THROW(ValueError) << name << ": a quantised residual but no residual";
+  const DLTensor* res = has_residual ? CheckQuantised(args[a.next], "residual", 4, s.residual_kind) : nullptr;
+  const DLTensor* y = CheckQuantised(args[args.size() - 1], "output", 4, s.output_kind);
+  if ((s.output_kind != 0 || s.residual_kind != 0) && c.dst_nchw)
     TVM_FFI_THROW(ValueError) << name << ": quantised outputs and residuals are NHWC";
-  const int64_t key = s[kSettings - 1];
+  const int64_t key = settings.key;
   if (!kInt8 && !kTransposed && TheObserver().On()) TheObserver().Observe(name, key, x);
-  // layouts of input and output: 0 NHWC (between offloaded layers), 1 NCHW (graph input/output)
-  const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
+  // layouts of input and output: NHWC (between offloaded layers), NCHW (graph input/output)
+  const bool src_nchw = c.src_nchw, dst_nchw = c.dst_nchw;
   const dims xd = NchwDims(x, src_nchw), yd = NchwDims(y, dst_nchw);
-  const int64_t groups = s[9], out_c = w->shape[0] * w->shape[1];
+  const int64_t groups = c.groups, out_c = w->shape[0] * w->shape[1];
   if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c || b->shape[0] != out_c ||
       (w_scale != nullptr && w_scale->shape[0] != out_c) || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  const dims strides{s[1], s[2]}, pad_l{s[3], s[4]}, pad_r{s[5], s[6]}, dilation{s[7] - 1, s[8] - 1};
-  const float alpha = FloatBits(s[11]), beta = FloatBits(s[12]);
+  const dims strides{c.stride_h, c.stride_w}, pad_l{c.pad_top, c.pad_left}, pad_r{c.pad_bottom, c.pad_right},
+      dilation{c.dilation_h - 1, c.dilation_w - 1};
+  const int64_t act = c.act.kind;
+  const float alpha = c.act.alpha, beta = c.act.beta;
   dnnl::stream stream(Engine());
   if constexpr (kTransposed) {
     // the 4x4 stride-2 pad-1 upsampling of SimplePose / GluonCV's heads: as four 2x2
@@ -651,7 +650,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     if (groups == 1 && res == nullptr && !src_nchw && !dst_nchw && w->shape[3] == 4 && w->shape[4] == 4 &&
         strides == dims{2, 2} && pad_l == dims{1, 1} && pad_r == dims{1, 1} && dilation == dims{0, 0} &&
         yd[2] == 2 * xd[2] && yd[3] == 2 * xd[3]) {
-      SubpixelDeconv(x, w, b, y, key, s[10], alpha, beta, name, stream);
+      SubpixelDeconv(x, w, b, y, key, act, alpha, beta, name, stream);
       return;
     }
   }
@@ -660,7 +659,9 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using tag = memory::format_tag;
     using dt = memory::data_type;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w, w_scale, b, s[16], s[17], s[18], s[19], s[20], s[21]);
+    if (kInt8)
+      q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale, s.residual_kind,
+                       s.residual_scale);
     const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
     const dt dst_type = TypeOf(y);
     const memory::desc user_src(xd, TypeOf(x), src_nchw ? tag::nchw : tag::nhwc);
@@ -674,7 +675,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const memory::desc bd({out_c}, dt::f32, tag::x);
     if (res != nullptr) l->residual = memory::desc(yd, TypeOf(res), dst_nchw ? tag::nchw : tag::nhwc);
     const dnnl::primitive_attr attr =
-        Attributes(q, s[10], alpha, beta, res != nullptr ? &l->residual : nullptr, s[13], &l->residual_index);
+        Attributes(q, act, alpha, beta, res != nullptr ? &l->residual : nullptr, c.residual, &l->residual_index);
     const auto describe = [&]() -> dnnl::primitive_desc {
       if constexpr (kTransposed) {
         dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
@@ -692,10 +693,10 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
         l->src = pd->src_desc();
         l->dst = pd->dst_desc();
         l->winograd = true;
-        l->act = s[10];
+        l->act = act;
         l->alpha = alpha;
         l->beta = beta;
-        l->residual_order = s[13];
+        l->residual_order = c.residual;
         ReorderSource(*l, user_src, q);
         l->user_dst = memory::desc(yd, dt::f32, tag::nhwc);
         l->primitive = dnnl::convolution_forward(*pd);
@@ -743,23 +744,24 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     Run(*layer, stream, Data(x), Data(y), res != nullptr ? Data(res) : nullptr);
 }
 
-// settings: 0 version, 1 act, 2-3 act alpha/beta bits, then float: 4 key;
-// int8: 4 input scale bits, 5 input signed, 6 output kind, 7 output scale bits, 8 key.
+// settings: kernel::DenseSettings (float), kernel::DenseQ8Settings (int8).
 template <bool kInt8>
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   constexpr int kArgs = kInt8 ? 6 : 5;
-  constexpr size_t kSettings = kInt8 ? 9 : 5;
+  using Settings = std::conditional_t<kInt8, kernel::DenseQ8Settings, kernel::DenseSettings>;
   const char* name = kInt8 ? "edgecv.dnnl.dense_q8" : "edgecv.dnnl.dense";
   if (args.size() != kArgs) TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got " << args.size();
-  const ffi::Shape s = kernel::Settings(args[kArgs - 2], kSettings, name);
+  const kernel::Keyed<Settings> settings = kernel::ReadSettings<Settings>(args[kArgs - 2], name);
+  const kernel::DenseQ8Settings s = kernel::AsQ8(settings.settings);  // float layers: every tensor float
+  const kernel::ActivationSettings& act = s.dense.act;
   UseThreads();
-  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, kInt8 ? s[5] : 0);
+  const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, s.input_signed);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
-  const DLTensor* y = CheckQuantised(args[kArgs - 1], "output", 2, kInt8 ? s[6] : 0);
+  const DLTensor* y = CheckQuantised(args[kArgs - 1], "output", 2, s.output_kind);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
       (w_scale != nullptr && w_scale->shape[0] != w->shape[0]) || y->shape[0] != x->shape[0])
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  const int64_t key = s[kSettings - 1];
+  const int64_t key = settings.key;
   if (!kInt8 && TheObserver().On()) TheObserver().Observe(name, key, x);
   dnnl::stream stream(Engine());
   auto layer = TheCache().Get(LayerKey(key, x), name, [&](std::string* impl) {
@@ -767,14 +769,14 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using dt = memory::data_type;
     using tag = memory::format_tag;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w, w_scale, b, s[4], s[5], s[6], s[7]);
+    if (kInt8) q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale);
     const memory::desc user_src(Dims(x), TypeOf(x), tag::nc);
     l->src = memory::desc(Dims(x), q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32, tag::nc);
     l->dst = memory::desc(Dims(y), TypeOf(y), tag::nc);
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(Dims(w), w_type, tag::any);
     const memory::desc bd(Dims(b), dt::f32, tag::x);
-    const dnnl::primitive_attr attr = Attributes(q, s[1], FloatBits(s[2]), FloatBits(s[3]), nullptr, 0, nullptr);
+    const dnnl::primitive_attr attr = Attributes(q, act.kind, act.alpha, act.beta, nullptr, 0, nullptr);
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
     ReorderSource(*l, user_src, q);
@@ -790,22 +792,23 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Run(*layer, stream, Data(x), Data(y), nullptr);
 }
 
-// settings: 0 version, 1 kind (0 max, 1 average counting the padding, 2 average not
-// counting it), 2-3 window, 4-5 strides, 6-9 pads (t, l, b, r: the bottom/right ones
-// already extended for ceil mode), 10 key. NHWC float (or uint8/int8: max pooling of a
-// quantised tensor keeps its scale).
+// settings: kernel::Pool2dSettings. NHWC float (or uint8/int8: max pooling of a quantised
+// tensor keeps its scale).
 void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = "edgecv.dnnl.pool2d";
   if (args.size() != 3) TVM_FFI_THROW(ValueError) << name << ": expected 3 arguments, got " << args.size();
-  const ffi::Shape s = kernel::Settings(args[1], 11, name);
-  if (s[1] < 0 || s[1] > 2) TVM_FFI_THROW(ValueError) << name << ": unknown pooling kind " << s[1];
+  const kernel::Keyed<kernel::Pool2dSettings> settings = kernel::ReadSettings<kernel::Pool2dSettings>(args[1], name);
+  const kernel::Pool2dSettings& s = settings.settings;
+  if (s.kind < kernel::kMaxPool || s.kind > kernel::kAvgExcludePad)
+    TVM_FFI_THROW(ValueError) << name << ": unknown pooling kind " << s.kind;
   const DLTensor* raw = args[0].cast<DLTensor*>();
   const int64_t kind = raw->dtype.bits == 8 ? (raw->dtype.code == kDLInt ? 2 : 1) : 0;
-  if (kind != 0 && s[1] != 0) TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
+  if (kind != 0 && s.kind != kernel::kMaxPool) TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
   const DLTensor* x = CheckQuantised(args[0], "input", 4, kind);
   const DLTensor* y = CheckQuantised(args[2], "output", 4, kind);
   const dims xd = NchwDims(x, false), yd = NchwDims(y, false);
-  const dims window{s[2], s[3]}, strides{s[4], s[5]}, pad_l{s[6], s[7]}, pad_r{s[8], s[9]};
+  const dims window{s.window_h, s.window_w}, strides{s.stride_h, s.stride_w}, pad_l{s.pad_top, s.pad_left},
+      pad_r{s.pad_bottom, s.pad_right};
   bool fits = xd[0] == yd[0] && xd[1] == yd[1];
   for (int i = 0; i < 2; ++i)
     fits = fits && window[i] >= 1 && strides[i] >= 1 && pad_l[i] >= 0 && pad_r[i] >= 0 &&
@@ -813,14 +816,14 @@ void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   if (!fits) TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
   UseThreads();
   dnnl::stream stream(Engine());
-  auto layer = TheCache().Get(LayerKey(s[10], x), name, [&](std::string* impl) {
+  auto layer = TheCache().Get(LayerKey(settings.key, x), name, [&](std::string* impl) {
     using tag = memory::format_tag;
     auto l = std::make_shared<Layer>();
     l->src = memory::desc(xd, TypeOf(x), tag::nhwc);
     l->dst = memory::desc(yd, TypeOf(y), tag::nhwc);
-    const auto alg = s[1] == 0   ? dnnl::algorithm::pooling_max
-                     : s[1] == 1 ? dnnl::algorithm::pooling_avg_include_padding
-                                 : dnnl::algorithm::pooling_avg_exclude_padding;
+    const auto alg = s.kind == kernel::kMaxPool        ? dnnl::algorithm::pooling_max
+                     : s.kind == kernel::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
+                                                        : dnnl::algorithm::pooling_avg_exclude_padding;
     dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, l->src, l->dst, strides, window, pad_l,
                                   pad_r);
     dnnl::pooling_forward::primitive_desc pd(d, Engine());

@@ -35,7 +35,6 @@ using kernel::CheckTensor;
 using kernel::Count;
 using kernel::Data;
 using kernel::Dims;
-using kernel::FloatBits;
 using kernel::kClip;
 using kernel::kNone;
 using kernel::kRelu;
@@ -143,9 +142,8 @@ void ToNchw(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
       for (int64_t ci = 0; ci < c; ++ci) y[(b * c + ci) * hw + p] = x[(b * hw + p) * c + ci];
 }
 
-// settings: as edgecv.dnnl.conv2d's (float): 0 version, 1-2 strides, 3-6 pads (t, l, b, r),
-// 7-8 dilation, 9 groups, 10 act, 11-12 act alpha/beta bits, 13 residual order, 14 src NCHW,
-// 15 dst NCHW, 16 key. Weights: G x O/G x I/G x KH x KW.
+// settings: kernel::Conv2dSettings, as edgecv.dnnl.conv2d's (float). Weights: G x O/G x I/G x
+// KH x KW.
 // kTransposed: a transposed convolution (weights as for a convolution, unflipped; the
 // bottom/right pads are those of the convolution it transposes less the output padding, so
 // XNNPACK's output adjustment stays 0).
@@ -154,30 +152,31 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = kTransposed ? "edgecv.xnnpack.conv2d_transpose" : "edgecv.xnnpack.conv2d";
   if (args.size() != 5 && args.size() != 6) TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
   const bool has_residual = args.size() == 6;
-  const ffi::Shape s = kernel::Settings(args[args.size() - 2], 17, name);
-  kernel::CheckResidual(s[13], has_residual, name);
+  const kernel::Keyed<kernel::Conv2dSettings> settings =
+      kernel::ReadSettings<kernel::Conv2dSettings>(args[args.size() - 2], name);
+  const kernel::Conv2dSettings& s = settings.settings;
+  kernel::CheckResidual(s.residual, has_residual, name);
   const DLTensor* x = CheckTensor(args[0], "input", 4);
   const DLTensor* w = CheckTensor(args[1], "weights", 5);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
   const DLTensor* res = has_residual ? CheckTensor(args[3], "residual", 4) : nullptr;
   const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
-  const bool src_nchw = s[14] == 1, dst_nchw = s[15] == 1;
+  const bool src_nchw = s.src_nchw, dst_nchw = s.dst_nchw;
   // dims as N, H, W, C whatever the layout
   const auto nhwc = [](const DLTensor* t, bool is_nchw) {
     return is_nchw ? std::vector<int64_t>{t->shape[0], t->shape[2], t->shape[3], t->shape[1]} : Dims(t);
   };
   const std::vector<int64_t> xd = nhwc(x, src_nchw), yd = nhwc(y, dst_nchw);
-  const int64_t groups = s[9], og = w->shape[1], ig = w->shape[2], kh = w->shape[3], kw = w->shape[4];
+  const int64_t groups = s.groups, og = w->shape[1], ig = w->shape[2], kh = w->shape[3], kw = w->shape[4];
   if (groups != w->shape[0] || xd[3] != groups * ig || yd[3] != groups * og || b->shape[0] != groups * og ||
       xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  const int64_t key = s[16];
-  auto layer = TheCache().Get(Key{key, Dims(x)}, name, [&] {
+  auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
     auto l = std::make_shared<Layer>();
-    l->act = s[10];
-    l->alpha = FloatBits(s[11]);
-    l->beta = FloatBits(s[12]);
-    l->residual_order = s[13];
+    l->act = s.act.kind;
+    l->alpha = s.act.alpha;
+    l->beta = s.act.beta;
+    l->residual_order = s.residual;
     l->after = !Fusable(l->act, l->alpha, res != nullptr);
     // XNNPACK's kernel layout: G x O/G x KH x KW x I/G
     const float* from = static_cast<const float*>(Data(w));
@@ -194,7 +193,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     Pool();
     const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
     const auto make = kTransposed ? xnn_create_deconvolution2d_nhwc_f32 : xnn_create_convolution2d_nhwc_f32;
-    Check(make(u(s[3]), u(s[6]), u(s[5]), u(s[4]), u(kh), u(kw), u(s[1]), u(s[2]), u(s[7]), u(s[8]), u(groups),
+    Check(make(u(s.pad_top), u(s.pad_right), u(s.pad_bottom), u(s.pad_left), u(kh), u(kw), u(s.stride_h), u(s.stride_w),
+               u(s.dilation_h), u(s.dilation_w), u(groups),
                static_cast<size_t>(ig), static_cast<size_t>(og), static_cast<size_t>(groups * ig),
                static_cast<size_t>(groups * og), packed.data(), static_cast<const float*>(Data(b)), lo, hi, 0, &op),
           kTransposed ? "creating a transposed convolution" : "creating a convolution");
@@ -232,22 +232,23 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Epilogue(*layer, dst, res != nullptr ? static_cast<const float*>(Data(res)) : nullptr, Count(y));
 }
 
-// settings: 0 version, 1 act, 2-3 act alpha/beta bits, 4 key.
+// settings: kernel::DenseSettings.
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = "edgecv.xnnpack.dense";
   if (args.size() != 5) TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
-  const ffi::Shape s = kernel::Settings(args[3], 5, name);
+  const kernel::Keyed<kernel::DenseSettings> settings = kernel::ReadSettings<kernel::DenseSettings>(args[3], name);
   const DLTensor* x = CheckTensor(args[0], "input", 2);
   const DLTensor* w = CheckTensor(args[1], "weights", 2);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
   const DLTensor* y = CheckTensor(args[4], "output", 2);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] || y->shape[0] != x->shape[0])
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  auto layer = TheCache().Get(Key{s[4], Dims(x)}, name, [&] {
+  auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
     auto l = std::make_shared<Layer>();
-    l->act = s[1];
-    l->alpha = FloatBits(s[2]);
-    l->beta = FloatBits(s[3]);
+    const kernel::ActivationSettings& act = settings.settings.act;
+    l->act = act.kind;
+    l->alpha = act.alpha;
+    l->beta = act.beta;
     l->after = !Fusable(l->act, l->alpha, false);
     float lo, hi;
     Bounds(*l, &lo, &hi);
