@@ -41,6 +41,7 @@
 #include "edgecv/error.h"
 #include "kernel_common.h"
 #include "kernels_internal.h"
+#include "winograd.h"
 
 namespace edgecv {
 
@@ -105,6 +106,8 @@ struct Layer {
   // Winograd layers write oneDNN's blocked layout with the bias only; RunWinograd
   // applies the activation and residual add while converting to the caller's NHWC tensor
   bool winograd = false;
+  // edgecv's own Winograd (winograd.h), where oneDNN has none for this CPU
+  std::shared_ptr<const WinogradConv> own_winograd;
   int64_t act = kNone, residual_order = 0;
   float alpha = 0, beta = 0;
   int weight_bits = 0;  // int8 layers: 8, or 7 (requantised: see Int8Weights); 0 float
@@ -320,6 +323,15 @@ bool WinogradAllowed() {
     return v == nullptr || std::string(v) != "0";
   }();
   return allowed;
+}
+
+// edgecv's own F(4x4, 3x3) (winograd.h) for CPUs where oneDNN has no Winograd kernel (oneDNN
+// 2.6: all but AVX-512), on the layers where it beats oneDNN's direct kernel.
+// EDGECV_DNNL_WINOGRAD=0 turns it off as well.
+bool OwnWinogradAllowed() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const bool onednn_has_winograd = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+  return WinogradAllowed() && !onednn_has_winograd;
 }
 
 // The Winograd primitive for a float 3x3 stride-1 convolution (blocked layout, bias, no
@@ -706,6 +718,17 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
         stream.wait();
         return std::shared_ptr<const Layer>(std::move(l));
       }
+      if (OwnWinogradAllowed() && WinogradConv::Worthwhile(xd[1], yd[1], yd[2], yd[3])) {
+        l->own_winograd = std::make_shared<const WinogradConv>(
+            static_cast<const float*>(Data(w)), Floats(b).data(), yd[1], xd[1], xd[0], xd[2], xd[3], pad_l[0], pad_l[1],
+            pad_r[0], pad_r[1], Engine());
+        l->act = act;
+        l->alpha = alpha;
+        l->beta = beta;
+        l->residual_order = c.residual;
+        *impl = "edgecv F(4x4,3x3) (winograd)";
+        return std::shared_ptr<const Layer>(std::move(l));
+      }
     }
     dnnl::primitive_desc pd = describe();
     if ((src_nchw || dst_nchw) && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
@@ -738,7 +761,11 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     stream.wait();
     return std::shared_ptr<const Layer>(std::move(l));
   });
-  if (layer->winograd)
+  if (layer->own_winograd)
+    layer->own_winograd->Run(static_cast<const float*>(Data(x)), static_cast<float*>(Data(y)),
+                             res != nullptr ? static_cast<const float*>(Data(res)) : nullptr, layer->residual_order,
+                             layer->act, layer->alpha, layer->beta, stream);
+  else if (layer->winograd)
     RunWinograd(*layer, stream, Data(x), static_cast<float*>(Data(y)), res != nullptr ? static_cast<const float*>(Data(res)) : nullptr);
   else
     Run(*layer, stream, Data(x), Data(y), res != nullptr ? Data(res) : nullptr);
