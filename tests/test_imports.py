@@ -3,6 +3,8 @@
 - Each ``edgecv/compile/*`` module, imported alone in a fresh interpreter, pulls in neither
   MXNet nor ``edgecv.zoo`` / ``edgecv.export`` / ``edgecv.deploy``: the compile stage reads an
   exported bundle and nothing of the MXNet side.
+- So do ``edgecv.evaluate``, ``edgecv.datasets`` and ``edgecv.calibration``, which the int8
+  gate (compile/int8.py) imports when it runs.
 - ``import edgecv`` and ``edgecv.runtime`` pull in neither MXNet nor TVM.
 - No import cycle between edgecv's modules. The graph is built with ``ast`` from every import
   statement, at the top of a module *and inside function bodies* (lazy imports count: a
@@ -59,6 +61,12 @@ COMPILE_MODULES = sorted(
 
 @pytest.mark.parametrize("module", COMPILE_MODULES)
 def test_compile_never_imports_the_mxnet_side(module):
+    loaded = _imported(module)
+    assert not _banned(loaded, ("mxnet", "edgecv.zoo", "edgecv.export", "edgecv.deploy"))
+
+
+@pytest.mark.parametrize("module", ["edgecv.evaluate", "edgecv.datasets", "edgecv.calibration"])
+def test_what_the_int8_gate_imports_stays_off_the_mxnet_side(module):
     loaded = _imported(module)
     assert not _banned(loaded, ("mxnet", "edgecv.zoo", "edgecv.export", "edgecv.deploy"))
 

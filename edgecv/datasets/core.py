@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..zoo import label_set
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 
@@ -218,6 +217,8 @@ def voc_classes(
         return tuple(classes)
     if (root / "labels.txt").is_file():
         return (*first, *_read_label_file(root / "labels.txt"))
+    from ..zoo import label_set  # the zoo's label sets only when the dataset names none
+
     return label_set(default)
 
 
