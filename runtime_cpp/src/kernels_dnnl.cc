@@ -718,15 +718,16 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
         stream.wait();
         return std::shared_ptr<const Layer>(std::move(l));
       }
-      if (OwnWinogradAllowed() && WinogradConv::Worthwhile(xd[1], yd[1], yd[2], yd[3])) {
+      const int tile = OwnWinogradAllowed() ? WinogradConv::Tile(xd[1], yd[1], yd[2], yd[3]) : 0;
+      if (tile != 0) {
         l->own_winograd = std::make_shared<const WinogradConv>(
-            static_cast<const float*>(Data(w)), Floats(b).data(), yd[1], xd[1], xd[0], xd[2], xd[3], pad_l[0], pad_l[1],
+            tile, static_cast<const float*>(Data(w)), Floats(b).data(), yd[1], xd[1], xd[0], xd[2], xd[3], pad_l[0], pad_l[1],
             pad_r[0], pad_r[1], Engine());
         l->act = act;
         l->alpha = alpha;
         l->beta = beta;
         l->residual_order = c.residual;
-        *impl = "edgecv F(4x4,3x3) (winograd)";
+        *impl = "edgecv F(" + std::to_string(tile) + "x" + std::to_string(tile) + ",3x3) (winograd)";
         return std::shared_ptr<const Layer>(std::move(l));
       }
     }
