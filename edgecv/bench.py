@@ -148,36 +148,15 @@ def peak_gflops(n: int = 2048, repeat: int = 5) -> float:
     """This machine's attainable single-precision GFLOP/s: the faster of two large GEMMs,
     NumPy's BLAS and oneDNN's (the library the artifacts call, when the runtime has it:
     OpenBLAS alone understates the peak that oneDNN's kernels then exceed)."""
+    from .compile.profile import dnnl_dense_ms
+
     a = np.random.RandomState(0).rand(n, n).astype(np.float32)
     b = np.random.RandomState(1).rand(n, n).astype(np.float32)
     best = _time(lambda: a @ b, 1, repeat)["min_ms"]
-    dnnl = _dnnl_gemm_ms(a, b, repeat)
+    dnnl = dnnl_dense_ms(a, b, repeat)
     if dnnl is not None:
         best = min(best, dnnl)
     return 2 * n**3 / (best * 1e-3) / 1e9
-
-
-def _dnnl_gemm_ms(a: np.ndarray, b: np.ndarray, repeat: int) -> float | None:
-    """Best time of ``a @ b.T`` through oneDNN's inner product (the runtime's dense kernel),
-    or None where the runtime lacks oneDNN or TVM's Python package is missing."""
-    try:
-        import tvm
-
-        from .compile import local_kernel_libraries
-
-        if "dnnl" not in local_kernel_libraries():
-            return None
-        dense = tvm.get_global_func("edgecv.dnnl.dense")
-    except (ImportError, ValueError, AttributeError):
-        return None
-    n = a.shape[0]
-    x, w = tvm.runtime.tensor(a), tvm.runtime.tensor(b)
-    bias = tvm.runtime.tensor(np.zeros(n, np.float32))
-    out = tvm.runtime.tensor(np.empty((n, n), np.float32))
-    from .compile import kernel_abi
-
-    settings = tvm.runtime.ShapeTuple(kernel_abi.encode(kernel_abi.Dense(), key=0x5EED))
-    return _time(lambda: dense(x, w, bias, settings, out), 1, repeat)["min_ms"]
 
 
 def _rss_kib(field: str) -> int:
@@ -318,11 +297,12 @@ def _conv_kind(kh: int, kw: int, depthwise: bool) -> str:
     return "conv 1x1" if kh == kw == 1 else "conv kxk"
 
 
-def _edgecv_kind(name: str, args: tuple[Any, ...]) -> str:
-    """The operator kind of one call of the VM: a kernel-library layer by its weights, a
-    runtime builtin, or a TVM-generated function by its name."""
+def _edgecv_kind(name: str, shapes: list[tuple[int, ...]]) -> str:
+    """The operator kind of one call of the VM (its name and its tensor arguments' shapes):
+    a kernel-library layer by its weights, a runtime builtin, or a TVM-generated function by
+    its name."""
     if name.startswith("edgecv.") and ".conv2d" in name:
-        w = args[1].shape  # G x O/G x I/G x KH x KW
+        w = shapes[1]  # G x O/G x I/G x KH x KW
         if "transpose" in name:
             return "transposed conv"
         return _conv_kind(int(w[3]), int(w[4]), int(w[0]) > 1 and int(w[2]) == 1)
@@ -367,10 +347,7 @@ def operator_breakdown(
     The two sides run one inference each in turn. Per kind: the median over ``runs``
     inferences of its time in one inference, and its calls per inference. Both add their
     own instrumentation cost."""
-    import tvm
-    from tvm import relax
-
-    from . import _runtime  # registers the kernel functions
+    from .compile.profile import profile_vm_calls
 
     directory = Path(artifact_dir)
     doc = read_manifest(directory)
@@ -381,41 +358,29 @@ def operator_breakdown(
         np.frombuffer(blob, e["dtype"], int(np.prod(e["shape"])), e["offset"]).reshape(e["shape"])
         for e in doc["params"]
     ]
-    vm = relax.VirtualMachine(
-        tvm.runtime.load_module(str(directory / doc["files"]["library"])), tvm.cpu()
-    )
-    args = [tvm.runtime.tensor(a) for a in [x, *params]]
-    edge: list[dict[str, list[float]]] = []  # per run: kind -> [ms, calls]
-    started: list[float] = []
-
-    def instrument(_func: Any, name: str, before: bool, _ret: Any, *call_args: Any) -> None:
-        if before:
-            started.append(time.perf_counter())
-            return
-        kind = _edgecv_kind(str(name), call_args)
-        entry = edge[-1].setdefault(kind, [0.0, 0])
-        entry[0] += (time.perf_counter() - started.pop()) * 1e3
-        entry[1] += 1
-
     session = _ort_session(
         directory / doc["files"]["onnx"],
         threads,
         profile=Path(os.environ.get("TMPDIR", "/tmp")) / "edgecv-ort-profile",
     )
-    # one inference each in turn (with a pause for the other side's spinning threads), so
-    # that a slow spell of the machine falls on both; the first of each warms up
-    try:
-        for i in range(runs + 1):
-            if i == 1:
-                vm.set_instrument(instrument)
-            if i > 0:
-                edge.append({})
-            vm["main"](*args)
-            time.sleep(0.05)
-            session.run(None, {"data": x})
-            time.sleep(0.05)
-    finally:
-        _runtime.clear_kernel_cache()
+
+    def ort_in_turn() -> None:
+        # a pause for the other side's spinning threads before and after ORT's inference
+        time.sleep(0.05)
+        session.run(None, {"data": x})
+        time.sleep(0.05)
+
+    # one inference each in turn, so that a slow spell of the machine falls on both; the
+    # first of each warms up
+    edge: list[dict[str, list[float]]] = []  # per run: kind -> [ms, calls]
+    for calls in profile_vm_calls(
+        directory / doc["files"]["library"], [x, *params], runs, ort_in_turn
+    ):
+        edge.append({})
+        for name, shapes, ms in calls:
+            entry = edge[-1].setdefault(_edgecv_kind(name, shapes), [0.0, 0])
+            entry[0] += ms
+            entry[1] += 1
     profile = Path(session.end_profiling())
     events = json.loads(profile.read_text())
     profile.unlink()

@@ -6,6 +6,9 @@
 - So do ``edgecv.evaluate``, ``edgecv.datasets`` and ``edgecv.calibration``, which the int8
   gate (compile/int8.py) imports when it runs.
 - ``import edgecv`` and ``edgecv.runtime`` pull in neither MXNet nor TVM.
+- TVM's Python API (``tvm``, ``tvm_ffi``) is imported only inside ``edgecv/compile/``,
+  anywhere in a module's source, lazy imports included (the C++ module ``edgecv._runtime``
+  is edgecv's own, not TVM's API).
 - No import cycle between edgecv's modules. The graph is built with ``ast`` from every import
   statement, at the top of a module *and inside function bodies* (lazy imports count: a
   cycle through one is still a cycle of responsibilities). One edge is excluded, by name:
@@ -145,6 +148,34 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(
         " <-> ".join(c) + "  " + str({m: sorted(graph[m] & set(c)) for m in c}) for c in cycles
     )
+
+
+TVM_PACKAGES = ("tvm", "tvm_ffi")
+
+
+def _tvm_imports(path: Path) -> list[str]:
+    """``line: statement`` of every import of TVM's Python packages in ``path``'s source."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n.split(".")[0] in TVM_PACKAGES for n in names):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_only_compile_imports_tvm():
+    outside = {
+        m: hits
+        for m, p in MODULES.items()
+        if m not in COMPILE_MODULES and (hits := _tvm_imports(p))
+    }
+    assert not outside, f"TVM's Python API outside edgecv/compile/: {outside}"
+    assert _tvm_imports(MODULES["edgecv.compile.tvm_api"]), "no TVM import found: broken test"
 
 
 def test_the_cycle_finder_finds_cycles():

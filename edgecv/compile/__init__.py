@@ -5,8 +5,9 @@
 
 Modules: ``options`` (what is asked, kernel choice), ``build`` (float/fp16 artifact),
 ``int8`` (calibration + accuracy gate), ``worker`` (the TVM build in a child process),
-``tvm_api`` / ``offload`` / ``integer`` / ``metaschedule`` (TVM's API: import and build,
-kernel-library rewrite, integer ops, tuning), ``tune`` (``edgecv tune`` on a bundle).
+``tvm_api`` / ``offload`` / ``integer`` / ``metaschedule`` / ``profile`` (TVM's API: import and
+build, kernel-library rewrite, integer ops, tuning, VM profiling for ``edgecv bench``), ``tune``
+(``edgecv tune`` on a bundle). No module outside this package imports TVM's Python API.
 
 This package never imports MXNet, ``edgecv.zoo`` or ``edgecv.export`` (tests/test_imports.py
 checks it): everything it knows of a model comes from the bundle. Compiling a zoo model by
