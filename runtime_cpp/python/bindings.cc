@@ -41,10 +41,12 @@ ColorOrder ParseOrder(const std::string& s) {
 // A view of a NumPy uint8 image (H, W) or (H, W, C); `keep` holds a contiguous copy if needed.
 // The preprocessing accepts C = 1, 3 or 4 (CheckImage); the error names the array's shape.
 ImageView ToImageView(const py::array& arr, const std::string& order, py::array& keep) {
-  const std::string shape = ShapeString(std::vector<int64_t>(arr.shape(), arr.shape() + arr.ndim()));
+  const std::string shape =
+      ShapeString(std::vector<int64_t>(arr.shape(), arr.shape() + arr.ndim()));
   if (arr.dtype().kind() != 'u' || arr.itemsize() != 1)
-    ThrowInvalidInput("image must be a uint8 array, got dtype " + std::string(py::str(arr.dtype())) +
-                      " (shape " + shape + "); scale other types to 0..255 and convert to uint8");
+    ThrowInvalidInput("image must be a uint8 array, got dtype " +
+                      std::string(py::str(arr.dtype())) + " (shape " + shape +
+                      "); scale other types to 0..255 and convert to uint8");
   if (arr.ndim() != 2 && arr.ndim() != 3)
     ThrowInvalidInput("image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got " +
                       std::to_string(arr.ndim()) + " dimensions " + shape);
@@ -98,7 +100,8 @@ py::array_t<int32_t> ToArray(const LabelMap& m) {
 }
 
 LabelMap ToLabelMap(const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& a) {
-  if (a.ndim() != 2) ThrowInvalidInput("labels must be (H, W), got " + std::to_string(a.ndim()) + " dimensions");
+  if (a.ndim() != 2)
+    ThrowInvalidInput("labels must be (H, W), got " + std::to_string(a.ndim()) + " dimensions");
   return {static_cast<int>(a.shape(1)), static_cast<int>(a.shape(0)),
           std::vector<int32_t>(a.data(), a.data() + a.size())};
 }
@@ -121,15 +124,18 @@ std::vector<Box> ToBoxes(const py::array_t<float, py::array::c_style | py::array
     ThrowInvalidInput("person boxes must be (N, 4) corners, got shape " +
                       ShapeString(std::vector<int64_t>(a.shape(), a.shape() + a.ndim())));
   std::vector<Box> boxes;
-  for (py::ssize_t i = 0; i < a.shape(0); ++i) boxes.push_back({a.at(i, 0), a.at(i, 1), a.at(i, 2), a.at(i, 3)});
+  for (py::ssize_t i = 0; i < a.shape(0); ++i)
+    boxes.push_back({a.at(i, 0), a.at(i, 1), a.at(i, 2), a.at(i, 3)});
   return boxes;
 }
 
 // keypoints (N, K, 2), keypoint scores (N, K), crops (N, 4) as x0, y0, width, height
-py::tuple PoseArrays(const std::vector<std::vector<Keypoint>>& poses, const std::vector<PoseCrop>& crops) {
+py::tuple PoseArrays(const std::vector<std::vector<Keypoint>>& poses,
+                     const std::vector<PoseCrop>& crops) {
   const auto n = static_cast<py::ssize_t>(poses.size());
   const auto k = static_cast<py::ssize_t>(poses.empty() ? 0 : poses[0].size());
-  py::array_t<float> xy({n, k, static_cast<py::ssize_t>(2)}), scores({n, k}), boxes({n, static_cast<py::ssize_t>(4)});
+  py::array_t<float> xy({n, k, static_cast<py::ssize_t>(2)}), scores({n, k}),
+      boxes({n, static_cast<py::ssize_t>(4)});
   for (py::ssize_t i = 0; i < n; ++i) {
     for (py::ssize_t j = 0; j < k; ++j) {
       const Keypoint& p = poses[static_cast<size_t>(i)][static_cast<size_t>(j)];
@@ -150,11 +156,12 @@ py::tuple PoseArrays(const std::vector<std::vector<Keypoint>>& poses, const std:
 py::dict ToDict(const Result& r) {
   py::list outputs, top;
   for (const Tensor& t : r.outputs) outputs.append(ToArray(t));
-  for (const Classification& c : r.classifications) top.append(py::make_tuple(c.index, c.score, c.label));
+  for (const Classification& c : r.classifications)
+    top.append(py::make_tuple(c.index, c.score, c.label));
   py::dict d;
   d["outputs"] = outputs;
-  d["probabilities"] = py::array_t<float>(static_cast<py::ssize_t>(r.probabilities.size()),
-                                          r.probabilities.data());
+  d["probabilities"] =
+      py::array_t<float>(static_cast<py::ssize_t>(r.probabilities.size()), r.probabilities.data());
   d["top"] = top;
   d["detections"] = DetectionArrays(r.detections);
   if (r.labels.width > 0) d["labels"] = ToArray(r.labels);
@@ -199,13 +206,15 @@ PYBIND11_MODULE(_runtime, m) {
   // kernel functions that compiled graphs call by name: registered on import, so that TVM's
   // own Python VM can run such artifacts too
   RegisterKernels();
-  m.def("kernel_libraries", &KernelLibraries, "Kernel libraries built into this runtime, e.g. ['dnnl']");
+  m.def("kernel_libraries", &KernelLibraries,
+        "Kernel libraries built into this runtime, e.g. ['dnnl']");
   m.def(
       "kernel_stats",
       [](bool reset) {
         py::dict out;
         for (const auto& [name, st] : KernelStats(reset))
-          out[py::str(name)] = py::dict(py::arg("calls") = st.calls, py::arg("total_ms") = st.total_ms);
+          out[py::str(name)] =
+              py::dict(py::arg("calls") = st.calls, py::arg("total_ms") = st.total_ms);
         return out;
       },
       py::arg("reset") = false, "Calls of each kernel function and milliseconds spent in them");
@@ -219,7 +228,8 @@ PYBIND11_MODULE(_runtime, m) {
         for (const py::handle& h : params) {
           auto t = h.cast<py::tuple>();
           specs.push_back(ParamSpec{t[0].cast<std::string>(), t[1].cast<std::vector<int64_t>>(),
-                                    t[2].cast<std::string>(), t[3].cast<uint64_t>(), t[4].cast<uint64_t>()});
+                                    t[2].cast<std::string>(), t[3].cast<uint64_t>(),
+                                    t[4].cast<uint64_t>()});
         }
         Tensor x = ToTensor(input);
         std::vector<Tensor> outs;
@@ -249,17 +259,21 @@ PYBIND11_MODULE(_runtime, m) {
         return out;
       },
       py::arg("kind"), py::arg("values"),
-      "A kernel call's settings array as the runtime's kernels read it: {field: value} (nested records as "
+      "A kernel call's settings array as the runtime's kernels read it: {field: value} (nested "
+      "records as "
       "dicts) and its key; ArtifactError for another version or length");
-  m.def("clear_kernel_cache", &ClearKernelCache, "Free cached packed weights of the kernel libraries");
+  m.def("clear_kernel_cache", &ClearKernelCache,
+        "Free cached packed weights of the kernel libraries");
   m.def(
       "kernel_layers",
       [](bool reset) {
         py::list out;
         for (const KernelLayer& l : KernelLayers(reset))
-          out.append(py::dict(py::arg("kernel") = l.kernel, py::arg("implementation") = l.implementation,
-                              py::arg("src") = l.src_type, py::arg("weights") = l.weights_type, py::arg("dst") = l.dst_type,
-                              py::arg("residual") = l.residual_type, py::arg("weight_bits") = l.weight_bits));
+          out.append(py::dict(py::arg("kernel") = l.kernel,
+                              py::arg("implementation") = l.implementation,
+                              py::arg("src") = l.src_type, py::arg("weights") = l.weights_type,
+                              py::arg("dst") = l.dst_type, py::arg("residual") = l.residual_type,
+                              py::arg("weight_bits") = l.weight_bits));
         return out;
       },
       py::arg("reset") = false,
@@ -273,30 +287,37 @@ PYBIND11_MODULE(_runtime, m) {
         return has ? py::cast(*has) : py::none();
       },
       py::arg("feature"),
-      "Whether this CPU has a feature named as in /proc/cpuinfo ('avx2', 'avx512_vnni', 'asimddp'); "
+      "Whether this CPU has a feature named as in /proc/cpuinfo ('avx2', 'avx512_vnni', "
+      "'asimddp'); "
       "None if this runtime cannot check it here");
   m.def("checkable_cpu_features", &CheckableCpuFeatures, "The CPU features cpu_has can check here");
-  m.def("kernel_isa", &KernelIsa, "The instruction set oneDNN runs with on this CPU (e.g. 'avx2'); '' without oneDNN");
+  m.def("kernel_isa", &KernelIsa,
+        "The instruction set oneDNN runs with on this CPU (e.g. 'avx2'); '' without oneDNN");
   m.def("set_int8_weight_bits", &SetInt8WeightBits, py::arg("bits"),
-        "Make the oneDNN int8 kernels compute with 7- or 8-bit weights (8 needs VNNI; 0: this CPU's choice); "
+        "Make the oneDNN int8 kernels compute with 7- or 8-bit weights (8 needs VNNI; 0: this "
+        "CPU's choice); "
         "clears the kernel cache");
   m.def("int8_weight_bits", &Int8WeightBits,
         "Bits of the int8 weights the oneDNN kernels compute with here: 8 with VNNI, 7 without "
-        "(weights requantised to [-63, 63] at twice their scale, so that 16-bit pair sums cannot saturate)");
+        "(weights requantised to [-63, 63] at twice their scale, so that 16-bit pair sums cannot "
+        "saturate)");
   m.def(
       "start_observing",
       [](const std::map<int64_t, double>& ranges, int bins) { StartObserving(ranges, bins); },
       py::arg("ranges") = std::map<int64_t, double>{}, py::arg("bins") = 2048,
-      "Calibration: record statistics of the input of every float kernel-library layer (histograms of |x| "
+      "Calibration: record statistics of the input of every float kernel-library layer (histograms "
+      "of |x| "
       "over [0, range] for the layers in `ranges`, keyed by layer key)");
   m.def(
       "stop_observing",
       [] {
         py::dict out;
         for (const auto& [key, o] : StopObserving()) {
-          py::dict d(py::arg("kernel") = o.kernel, py::arg("order") = o.order, py::arg("shape") = o.shape,
-                     py::arg("min") = o.min, py::arg("max") = o.max, py::arg("count") = o.count, py::arg("range") = o.range);
-          d["histogram"] = py::array_t<double>(static_cast<py::ssize_t>(o.histogram.size()), o.histogram.data());
+          py::dict d(py::arg("kernel") = o.kernel, py::arg("order") = o.order,
+                     py::arg("shape") = o.shape, py::arg("min") = o.min, py::arg("max") = o.max,
+                     py::arg("count") = o.count, py::arg("range") = o.range);
+          d["histogram"] =
+              py::array_t<double>(static_cast<py::ssize_t>(o.histogram.size()), o.histogram.data());
           out[py::int_(key)] = d;
         }
         return out;
@@ -328,7 +349,8 @@ PYBIND11_MODULE(_runtime, m) {
              float score_threshold, float iou_threshold, int max_detections, int class_agnostic) {
             py::array keep;
             ImageView v = ToImageView(image, order, keep);
-            RunOptions o = MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
+            RunOptions o =
+                MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
             Result r;
             {
               py::gil_scoped_release release;
@@ -342,7 +364,8 @@ PYBIND11_MODULE(_runtime, m) {
       .def(
           "run_pose",
           [](const Predictor& p, const py::array& image,
-             py::array_t<float, py::array::c_style | py::array::forcecast> boxes, const std::string& order) {
+             py::array_t<float, py::array::c_style | py::array::forcecast> boxes,
+             const std::string& order) {
             py::array keep;
             ImageView v = ToImageView(image, order, keep);
             std::vector<Box> b = ToBoxes(boxes);
@@ -360,7 +383,8 @@ PYBIND11_MODULE(_runtime, m) {
              int top_k, float score_threshold, float iou_threshold, int max_detections,
              int class_agnostic) {
             Tensor t = ToTensor(x);
-            RunOptions o = MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
+            RunOptions o =
+                MakeOptions(top_k, score_threshold, iou_threshold, max_detections, class_agnostic);
             Result r;
             {
               py::gil_scoped_release release;
@@ -392,7 +416,8 @@ PYBIND11_MODULE(_runtime, m) {
       .def("run", &PreprocessTuple, py::arg("image"), py::arg("order") = "bgr")
       .def(
           "run_crop",
-          [](const Preprocessor& pre, const py::array& image, std::vector<float> crop, const std::string& order) {
+          [](const Preprocessor& pre, const py::array& image, std::vector<float> crop,
+             const std::string& order) {
             py::array keep;
             ImageView v = ToImageView(image, order, keep);
             return ToArray(pre.Normalize(pre.TransformCrop(v, ToCrop(crop))));
@@ -469,12 +494,14 @@ PYBIND11_MODULE(_runtime, m) {
       py::arg("image"), py::arg("crop"), py::arg("width"), py::arg("height"));
   m.def(
       "decode_heatmaps",
-      [](py::array_t<float, py::array::c_style | py::array::forcecast> heatmaps, std::vector<float> crop) {
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> heatmaps,
+         std::vector<float> crop) {
         std::vector<Keypoint> k = DecodeHeatmaps(ToTensor(heatmaps), ToCrop(crop));
         py::tuple arrays = PoseArrays({k}, {ToCrop(crop)});
         return py::make_tuple(arrays[0].attr("__getitem__")(0), arrays[1].attr("__getitem__")(0));
       },
-      py::arg("heatmaps"), py::arg("crop"), "(1, K, H, W) heatmaps → keypoints (K, 2), scores (K,)");
+      py::arg("heatmaps"), py::arg("crop"),
+      "(1, K, H, W) heatmaps → keypoints (K, 2), scores (K,)");
   m.def(
       "nms",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> boxes,

@@ -32,8 +32,8 @@ std::vector<std::pair<std::string, bool>> Probe() {
   const unsigned long hw = getauxval(AT_HWCAP);
   // bit positions of the arm64 HWCAP word (linux/arch/arm64/include/uapi/asm/hwcap.h)
   out = {
-      {"fp", (hw & (1UL << 0)) != 0},      {"asimd", (hw & (1UL << 1)) != 0},
-      {"fphp", (hw & (1UL << 9)) != 0},    {"asimdhp", (hw & (1UL << 10)) != 0},
+      {"fp", (hw & (1UL << 0)) != 0},       {"asimd", (hw & (1UL << 1)) != 0},
+      {"fphp", (hw & (1UL << 9)) != 0},     {"asimdhp", (hw & (1UL << 10)) != 0},
       {"asimddp", (hw & (1UL << 20)) != 0}, {"sve", (hw & (1UL << 22)) != 0},
   };
 #endif

@@ -30,9 +30,11 @@ void CheckPlanes(const Tensor& t, const char* what, int64_t* c, int64_t* h, int6
 LabelMap ArgmaxLabels(const Tensor& scores) {
   int64_t c, h, w;
   CheckPlanes(scores, "class scores", &c, &h, &w);
-  LabelMap out{static_cast<int>(w), static_cast<int>(h), std::vector<int32_t>(static_cast<size_t>(h * w), 0)};
+  LabelMap out{static_cast<int>(w), static_cast<int>(h),
+               std::vector<int32_t>(static_cast<size_t>(h * w), 0)};
   const size_t plane = static_cast<size_t>(h * w);
-  std::vector<float> best(scores.data.begin(), scores.data.begin() + static_cast<std::ptrdiff_t>(plane));
+  std::vector<float> best(scores.data.begin(),
+                          scores.data.begin() + static_cast<std::ptrdiff_t>(plane));
   for (int64_t k = 1; k < c; ++k) {
     const float* s = scores.data.data() + k * plane;
     for (size_t i = 0; i < plane; ++i)
@@ -47,11 +49,14 @@ LabelMap ArgmaxLabels(const Tensor& scores) {
 LabelMap SegmentLabels(const Tensor& scores, const Geometry& g) {
   int64_t c, h, w;
   CheckPlanes(scores, "class scores", &c, &h, &w);
-  if (g.image_width <= 0 || g.image_height <= 0) ThrowInvalidInput("segmentation: empty image geometry");
-  LabelMap out{g.image_width, g.image_height,
-               std::vector<int32_t>(static_cast<size_t>(g.image_width) * g.image_height, kUnseenLabel)};
+  if (g.image_width <= 0 || g.image_height <= 0)
+    ThrowInvalidInput("segmentation: empty image geometry");
+  LabelMap out{
+      g.image_width, g.image_height,
+      std::vector<int32_t>(static_cast<size_t>(g.image_width) * g.image_height, kUnseenLabel)};
   // image pixel centre (x + 0.5) → network coordinate (x + 0.5) * scale + offset → sample index
-  std::vector<BilinearTap> xs(static_cast<size_t>(g.image_width)), ys(static_cast<size_t>(g.image_height));
+  std::vector<BilinearTap> xs(static_cast<size_t>(g.image_width)),
+      ys(static_cast<size_t>(g.image_height));
   std::vector<char> x_in(xs.size()), y_in(ys.size());
   for (int x = 0; x < g.image_width; ++x) {
     const double f = (x + 0.5) * g.scale_x + g.offset_x;
@@ -70,8 +75,10 @@ LabelMap SegmentLabels(const Tensor& scores, const Geometry& g) {
     for (int x = 0; x < g.image_width; ++x) {
       if (!x_in[x]) continue;
       const BilinearTap& tx = xs[x];
-      const size_t i00 = static_cast<size_t>(ty.i0 * w + tx.i0), i01 = static_cast<size_t>(ty.i0 * w + tx.i1);
-      const size_t i10 = static_cast<size_t>(ty.i1 * w + tx.i0), i11 = static_cast<size_t>(ty.i1 * w + tx.i1);
+      const size_t i00 = static_cast<size_t>(ty.i0 * w + tx.i0),
+                   i01 = static_cast<size_t>(ty.i0 * w + tx.i1);
+      const size_t i10 = static_cast<size_t>(ty.i1 * w + tx.i0),
+                   i11 = static_cast<size_t>(ty.i1 * w + tx.i1);
       float best = 0;
       int32_t label = 0;
       for (int64_t k = 0; k < c; ++k) {
@@ -104,8 +111,8 @@ Image Colorize(const LabelMap& labels) {
   return out;
 }
 
-PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float scale,
-                    int image_width, int image_height) {
+PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float scale, int image_width,
+                    int image_height) {
   const float v[4] = {box.x1, box.y1, box.x2, box.y2};
   for (float f : v)
     if (!std::isfinite(f)) ThrowInvalidInput("person box has a non-finite coordinate");
@@ -170,7 +177,9 @@ std::vector<Keypoint> DecodeHeatmaps(const Tensor& heatmaps, const PoseCrop& cro
     const size_t peak = static_cast<size_t>(std::max_element(m, m + plane) - m);
     const int64_t px = static_cast<int64_t>(peak) % w, py = static_cast<int64_t>(peak) / w;
     float x = static_cast<float>(px), y = static_cast<float>(py);
-    auto toward = [](float lower, float higher) { return higher > lower ? 0.25f : higher < lower ? -0.25f : 0.0f; };
+    auto toward = [](float lower, float higher) {
+      return higher > lower ? 0.25f : higher < lower ? -0.25f : 0.0f;
+    };
     // SimpleBaseline's (and GluonCV's) rule, kept exactly: only strictly inside [2, size-2]
     // on both axes, so its published accuracies carry over
     if (px > 1 && px < w - 1 && py > 1 && py < h - 1) {

@@ -57,12 +57,14 @@ std::vector<Detection> Nms(std::vector<Detection> candidates, const NmsOptions& 
 Yolo3Head ParseYolo3Head(const json::Value& op) {
   Yolo3Head h;
   h.num_classes = static_cast<int>(op.At("num_classes").AsInt());
-  for (const json::Value& s : op.At("strides").AsArray()) h.strides.push_back(static_cast<int>(s.AsInt()));
+  for (const json::Value& s : op.At("strides").AsArray())
+    h.strides.push_back(static_cast<int>(s.AsInt()));
   for (const json::Value& a : op.At("anchors").AsArray()) h.anchors.push_back(json::AsFloats(a));
   if (h.num_classes <= 0 || h.strides.empty() || h.strides.size() != h.anchors.size())
     ThrowInvalidArtifact("yolo3_decode: num_classes, strides and anchors are inconsistent");
   for (const auto& a : h.anchors)
-    if (a.empty() || a.size() % 2) ThrowInvalidArtifact("yolo3_decode: anchors must be (w, h) pairs");
+    if (a.empty() || a.size() % 2)
+      ThrowInvalidArtifact("yolo3_decode: anchors must be (w, h) pairs");
   return h;
 }
 
@@ -89,7 +91,8 @@ std::vector<Detection> DecodeYolo3(const std::vector<const Tensor*>& outputs, co
           auto at = [&](int ch) { return p[ch * plane]; };
           const float objectness = Sigmoid(at(4));
           if (std::isnan(objectness)) ThrowInvalidInput("yolo3_decode: the network produced NaN");
-          if (!(objectness > score_threshold)) continue;  // score = objectness * class <= objectness
+          if (!(objectness > score_threshold))
+            continue;  // score = objectness * class <= objectness
           const float cx = (Sigmoid(at(0)) + static_cast<float>(x)) * stride;
           const float cy = (Sigmoid(at(1)) + static_cast<float>(y)) * stride;
           const float w = std::exp(at(2)) * head.anchors[o][2 * k];
@@ -132,7 +135,8 @@ std::vector<Detection> DecodeSsd(const Tensor& class_logits, const Tensor& box_o
     const float hh = std::exp(off[3] * v[3]) * prior[3] / 2;
     for (int k = 1; k < c1; ++k) {
       const float score = prob[k] / sum;
-      if (score > score_threshold) dets.push_back({k - 1, score, cx - hw, cy - hh, cx + hw, cy + hh});
+      if (score > score_threshold)
+        dets.push_back({k - 1, score, cx - hw, cy - hh, cx + hw, cy + hh});
     }
   }
   return dets;

@@ -25,8 +25,7 @@ void CheckImage(const ImageView& image) {
   if (image.width < kMinSide || image.height < kMinSide)
     ThrowInvalidInput("image is " + std::to_string(image.width) + "x" +
                       std::to_string(image.height) + " pixels; at least " +
-                      std::to_string(kMinSide) + "x" + std::to_string(kMinSide) +
-                      " is required");
+                      std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is required");
   if (image.stride != 0 && image.stride < static_cast<size_t>(image.width) * image.channels)
     ThrowInvalidInput("image row stride is smaller than width * channels");
 }

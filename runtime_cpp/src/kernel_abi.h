@@ -201,11 +201,13 @@ template <typename T>
 Keyed<T> DecodeSettings(const int64_t* values, size_t size, const std::string& kernel) {
   if (size == 0) ThrowInvalidArtifact(kernel + ": no settings (recompile the artifact)");
   if (values[0] != kSettingsVersion)
-    ThrowInvalidArtifact(kernel + ": settings of version " + std::to_string(values[0]) + ", this runtime reads version " +
-                         std::to_string(kSettingsVersion) + " (an artifact of another edgecv version: recompile it)");
+    ThrowInvalidArtifact(kernel + ": settings of version " + std::to_string(values[0]) +
+                         ", this runtime reads version " + std::to_string(kSettingsVersion) +
+                         " (an artifact of another edgecv version: recompile it)");
   if (size != SettingsSize<T>())
     ThrowInvalidArtifact(kernel + ": " + std::to_string(size) + " settings values, expected " +
-                         std::to_string(SettingsSize<T>()) + " in version " + std::to_string(kSettingsVersion) +
+                         std::to_string(SettingsSize<T>()) + " in version " +
+                         std::to_string(kSettingsVersion) +
                          " (an artifact of another edgecv build: recompile it)");
   Keyed<T> out;
   abi_detail::Reader r{values + 1};
@@ -218,12 +220,18 @@ Keyed<T> DecodeSettings(const int64_t* values, size_t size, const std::string& k
 // kernel_abi.KINDS); false for an unknown kind.
 template <typename F>
 bool WithSettingsOf(const std::string& kind, F&& f) {
-  if (kind == "conv2d" || kind == "conv2d_transpose") f(Conv2dSettings{});
-  else if (kind == "conv2d_q8") f(Conv2dQ8Settings{});
-  else if (kind == "dense") f(DenseSettings{});
-  else if (kind == "dense_q8") f(DenseQ8Settings{});
-  else if (kind == "pool2d") f(Pool2dSettings{});
-  else return false;
+  if (kind == "conv2d" || kind == "conv2d_transpose")
+    f(Conv2dSettings{});
+  else if (kind == "conv2d_q8")
+    f(Conv2dQ8Settings{});
+  else if (kind == "dense")
+    f(DenseSettings{});
+  else if (kind == "dense_q8")
+    f(DenseQ8Settings{});
+  else if (kind == "pool2d")
+    f(Pool2dSettings{});
+  else
+    return false;
   return true;
 }
 

@@ -6,6 +6,10 @@
 #include <dlpack/dlpack.h>
 #include <sched.h>
 
+#include <tvm/ffi/any.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -13,10 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-#include <tvm/ffi/any.h>
-#include <tvm/ffi/container/shape.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/error.h>
 
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
@@ -60,15 +60,20 @@ inline void CheckResidual(int64_t order, bool has_residual, const char* kernel) 
 }
 
 // A CPU tensor of `ndim` dims, compact row-major, of the given type; else an error naming it.
-inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* what, int ndim, DLDataTypeCode code = kDLFloat,
-                                   int bits = 32) {
+inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* what, int ndim,
+                                   DLDataTypeCode code = kDLFloat, int bits = 32) {
   const DLTensor* t = arg.cast<DLTensor*>();
-  if (t->device.device_type != kDLCPU) TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " is not in CPU memory";
+  if (t->device.device_type != kDLCPU)
+    TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " is not in CPU memory";
   if (t->dtype.code != code || t->dtype.bits != bits || t->dtype.lanes != 1)
     TVM_FFI_THROW(TypeError) << "edgecv kernels: " << what << " is not "
-                             << (code == kDLFloat ? "float" : code == kDLUInt ? "uint" : "int") << bits;
+                             << (code == kDLFloat  ? "float"
+                                 : code == kDLUInt ? "uint"
+                                                   : "int")
+                             << bits;
   if (t->ndim != ndim)
-    TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " has " << t->ndim << " dims, expected " << ndim;
+    TVM_FFI_THROW(ValueError) << "edgecv kernels: " << what << " has " << t->ndim
+                              << " dims, expected " << ndim;
   if (t->strides != nullptr) {
     int64_t expect = 1;
     for (int i = ndim - 1; i >= 0; --i) {
@@ -81,7 +86,9 @@ inline const DLTensor* CheckTensor(const tvm::ffi::AnyView& arg, const char* wha
 }
 
 inline void* Data(const DLTensor* t) { return static_cast<char*>(t->data) + t->byte_offset; }
-inline std::vector<int64_t> Dims(const DLTensor* t) { return std::vector<int64_t>(t->shape, t->shape + t->ndim); }
+inline std::vector<int64_t> Dims(const DLTensor* t) {
+  return std::vector<int64_t>(t->shape, t->shape + t->ndim);
+}
 inline int64_t Count(const DLTensor* t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; ++i) n *= t->shape[i];
@@ -98,7 +105,8 @@ inline float Activate(float v, int64_t act, float alpha, float beta) {
 
 // The activation with the residual added before it (order 1: ResNet) or after it (order 2:
 // Darknet); order 0: no residual.
-inline float ActivateResidual(float v, float residual, int64_t order, int64_t act, float alpha, float beta) {
+inline float ActivateResidual(float v, float residual, int64_t order, int64_t act, float alpha,
+                              float beta) {
   if (order == 1) v += residual;
   v = Activate(v, act, alpha, beta);
   if (order == 2) v += residual;

@@ -70,7 +70,9 @@ void StartObserving(const std::map<int64_t, double>& ranges, int bins) {
 #else
   (void)ranges;
   (void)bins;
-  ThrowInvalidInput("calibration observes the kernel library's layers; this runtime was built without one (oneDNN)");
+  ThrowInvalidInput(
+      "calibration observes the kernel library's layers; this runtime was built without one "
+      "(oneDNN)");
 #endif
 }
 
@@ -102,7 +104,9 @@ void SetInt8WeightBits(int bits) {
 #ifdef EDGECV_WITH_DNNL
   DnnlSetInt8WeightBits(bits);
 #else
-  if (bits != 0) ThrowInvalidInput("int8 weight bits are a oneDNN setting; this runtime was built without oneDNN");
+  if (bits != 0)
+    ThrowInvalidInput(
+        "int8 weight bits are a oneDNN setting; this runtime was built without oneDNN");
 #endif
 }
 

@@ -14,6 +14,10 @@
 #include <dlpack/dlpack.h>
 #include <omp.h>
 
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/function.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,10 +37,6 @@
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
-#include <tvm/ffi/container/shape.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/error.h>
-#include <tvm/ffi/function.h>
 
 #include "edgecv/error.h"
 #include "kernel_common.h"
@@ -77,8 +77,8 @@ dnnl::engine& Engine() {
 
 // residual_order: 1 = add the residual, then activate; 2 = activate, then add.
 // *residual_index: the position of the residual add among the post-ops.
-dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual, int64_t residual_order,
-                       int* residual_index = nullptr) {
+dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc* residual,
+                       int64_t residual_order, int* residual_index = nullptr) {
   dnnl::post_ops ops;
   const auto add = [&] {
     if (residual == nullptr) return;
@@ -86,9 +86,12 @@ dnnl::post_ops PostOps(int64_t act, float alpha, float beta, const memory::desc*
     ops.append_binary(dnnl::algorithm::binary_add, *residual);
   };
   if (residual_order != 2) add();
-  if (act == kRelu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, alpha, 0.f);
-  else if (act == kClip) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, alpha, beta);
-  else if (act != kNone) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown activation " << act;
+  if (act == kRelu)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, alpha, 0.f);
+  else if (act == kClip)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, alpha, beta);
+  else if (act != kNone)
+    TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown activation " << act;
   if (residual_order == 2) add();
   return ops;
 }
@@ -119,15 +122,22 @@ struct Layer {
 // pool in a float and an int8 artifact of one model), and the primitive and reorders differ.
 using Key = std::tuple<int64_t, std::vector<int64_t>, int>;
 
-Key LayerKey(int64_t key, const DLTensor* x) { return Key{key, Dims(x), x->dtype.code * 256 + x->dtype.bits}; }
+Key LayerKey(int64_t key, const DLTensor* x) {
+  return Key{key, Dims(x), x->dtype.code * 256 + x->dtype.bits};
+}
 
 const char* TypeName(memory::data_type t) {
   switch (t) {
-    case memory::data_type::f32: return "f32";
-    case memory::data_type::s8: return "s8";
-    case memory::data_type::u8: return "u8";
-    case memory::data_type::s32: return "s32";
-    default: return "other";
+    case memory::data_type::f32:
+      return "f32";
+    case memory::data_type::s8:
+      return "s8";
+    case memory::data_type::u8:
+      return "u8";
+    case memory::data_type::s32:
+      return "s32";
+    default:
+      return "other";
   }
 }
 
@@ -146,9 +156,11 @@ class Cache {
     auto [it, fresh] = layers_.emplace(key, std::move(layer));
     if (fresh) {
       const Layer& l = *it->second;
-      kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()), l.weights ? TypeName(l.weights.get_desc().data_type()) : "none",
+      kernel::LogLayer(KernelLayer{kernel, impl, TypeName(l.src.data_type()),
+                                   l.weights ? TypeName(l.weights.get_desc().data_type()) : "none",
                                    TypeName(l.dst.data_type()),
-                                   l.residual.is_zero() ? "none" : TypeName(l.residual.data_type()), l.weight_bits});
+                                   l.residual.is_zero() ? "none" : TypeName(l.residual.data_type()),
+                                   l.weight_bits});
     }
     return it->second;
   }
@@ -171,7 +183,8 @@ Cache& TheCache() {
 class Observer {
  public:
   void Start(const std::map<int64_t, double>& ranges, int bins) {
-    if (bins < 16 || bins > (1 << 20)) TVM_FFI_THROW(ValueError) << "edgecv: calibration histogram bins must be in [16, 2^20]";
+    if (bins < 16 || bins > (1 << 20))
+      TVM_FFI_THROW(ValueError) << "edgecv: calibration histogram bins must be in [16, 2^20]";
     std::lock_guard<std::mutex> lock(mutex_);
     ranges_ = ranges;
     bins_ = bins;
@@ -215,7 +228,8 @@ class Observer {
       const double per_bin = bins_ / o.range;
       for (int64_t i = 0; i < n; ++i) {
         const double b = std::fabs(static_cast<double>(p[i])) * per_bin;
-        o.histogram[b >= bins_ - 1 ? bins_ - 1 : static_cast<int>(b)] += 1;  // NaN counts as the top bin
+        o.histogram[b >= bins_ - 1 ? bins_ - 1 : static_cast<int>(b)] +=
+            1;  // NaN counts as the top bin
       }
     }
   }
@@ -234,8 +248,8 @@ Observer& TheObserver() {
 }
 
 // Reorders user weights (plain layout `tag`) into the layout the primitive chose.
-memory Pack(const memory::desc& wanted, const dims& shape, memory::data_type type, memory::format_tag tag, void* data,
-            dnnl::stream& stream) {
+memory Pack(const memory::desc& wanted, const dims& shape, memory::data_type type,
+            memory::format_tag tag, void* data, dnnl::stream& stream) {
   memory user({shape, type, tag}, Engine(), data);
   memory packed(wanted, Engine());
   dnnl::reorder(user, packed).execute(stream, user, packed);
@@ -243,7 +257,8 @@ memory Pack(const memory::desc& wanted, const dims& shape, memory::data_type typ
 }
 
 memory CopyVector(const std::vector<float>& v) {
-  memory own({{static_cast<int64_t>(v.size())}, memory::data_type::f32, memory::format_tag::x}, Engine());
+  memory own({{static_cast<int64_t>(v.size())}, memory::data_type::f32, memory::format_tag::x},
+             Engine());
   std::memcpy(own.get_data_handle(), v.data(), v.size() * sizeof(float));
   return own;
 }
@@ -304,10 +319,13 @@ void Run(const Layer& layer, dnnl::stream& stream, void* src, void* dst, void* r
     layer.src_reorder->execute(stream, user_src, src_mem);
   }
   if (layer.dst_reorder) dst_mem = ScratchMemory(layer.dst, 1);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, layer.weights}, {DNNL_ARG_BIAS, layer.bias}, {DNNL_ARG_DST, dst_mem}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem},
+                                       {DNNL_ARG_WEIGHTS, layer.weights},
+                                       {DNNL_ARG_BIAS, layer.bias},
+                                       {DNNL_ARG_DST, dst_mem}};
   if (residual != nullptr)
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(layer.residual_index) | DNNL_ARG_SRC_1, memory(layer.residual, Engine(), residual));
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(layer.residual_index) | DNNL_ARG_SRC_1,
+                 memory(layer.residual, Engine(), residual));
   layer.primitive.execute(stream, args);
   if (layer.dst_reorder) layer.dst_reorder->execute(stream, dst_mem, user_dst);
   stream.wait();
@@ -336,16 +354,18 @@ bool OwnWinogradAllowed() {
 
 // The Winograd primitive for a float 3x3 stride-1 convolution (blocked layout, bias, no
 // post-ops), where oneDNN has one for this CPU and it is expected to beat the direct kernel.
-std::optional<dnnl::convolution_forward::primitive_desc> WinogradDesc(const dims& xd, const dims& yd,
-                                                                      const memory::desc& weights,
-                                                                      const memory::desc& bias, const dims& pad_l,
-                                                                      const dims& pad_r) {
-  if (!WinogradAllowed() || yd[2] * yd[3] < 64) return std::nullopt;  // tiny maps: transforms dominate
+std::optional<dnnl::convolution_forward::primitive_desc> WinogradDesc(
+    const dims& xd, const dims& yd, const memory::desc& weights, const memory::desc& bias,
+    const dims& pad_l, const dims& pad_r) {
+  if (!WinogradAllowed() || yd[2] * yd[3] < 64)
+    return std::nullopt;  // tiny maps: transforms dominate
   using tag = memory::format_tag;
-  const memory::desc src(xd, memory::data_type::f32, tag::nChw16c), dst(yd, memory::data_type::f32, tag::nChw16c);
+  const memory::desc src(xd, memory::data_type::f32, tag::nChw16c),
+      dst(yd, memory::data_type::f32, tag::nChw16c);
   try {
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, src,
-                                      weights, bias, dst, dims{1, 1}, pad_l, pad_r);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                      dnnl::algorithm::convolution_winograd, src, weights, bias,
+                                      dst, dims{1, 1}, pad_l, pad_r);
     dnnl::convolution_forward::primitive_desc pd(d, Engine());
     // F(4x4, 3x3) transforms the weights to 4x their size: on small maps with many weights
     // it is bound by reading them (measured in ResNet-50 at 16x16, 512 -> 512 channels:
@@ -363,11 +383,15 @@ std::optional<dnnl::convolution_forward::primitive_desc> WinogradDesc(const dims
 // Runs a Winograd layer: NHWC input reordered to the blocked layout, the convolution, then
 // one pass that reads the blocked result (16 channels per block), adds the residual before
 // or after the activation as the layer says, and writes NHWC.
-void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, const float* residual) {
+void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst,
+                 const float* residual) {
   memory user_src(*l.user_src, Engine(), src);
   memory src_mem = ScratchMemory(l.src, 0), dst_mem = ScratchMemory(l.dst, 1);
   l.src_reorder->execute(stream, user_src, src_mem);
-  l.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, l.weights}, {DNNL_ARG_BIAS, l.bias}, {DNNL_ARG_DST, dst_mem}});
+  l.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem},
+                               {DNNL_ARG_WEIGHTS, l.weights},
+                               {DNNL_ARG_BIAS, l.bias},
+                               {DNNL_ARG_DST, dst_mem}});
   stream.wait();
   const dims d = l.dst.dims();  // n, c, h, w
   const int64_t n = d[0], c = d[1], h = d[2], w = d[3], blocks = (c + 15) / 16;
@@ -384,7 +408,8 @@ void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, co
           const int64_t m = std::min<int64_t>(16, c - cb * 16);
           for (int64_t ci = 0; ci < m; ++ci) {
             const float add = r != nullptr ? r[cb * 16 + ci] : 0.f;
-            out[cb * 16 + ci] = ActivateResidual(from[ci], add, l.residual_order, l.act, l.alpha, l.beta);
+            out[cb * 16 + ci] =
+                ActivateResidual(from[ci], add, l.residual_order, l.act, l.alpha, l.beta);
           }
         }
       }
@@ -415,7 +440,8 @@ void RunWinograd(const Layer& l, dnnl::stream& stream, void* src, float* dst, co
 // scales. The result is exact integer arithmetic on w7.
 bool VnniInt8() {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  return (isa & static_cast<unsigned>(dnnl_cpu_isa_avx512_core_vnni)) == dnnl_cpu_isa_avx512_core_vnni ||
+  return (isa & static_cast<unsigned>(dnnl_cpu_isa_avx512_core_vnni)) ==
+             dnnl_cpu_isa_avx512_core_vnni ||
          (isa & static_cast<unsigned>(dnnl_cpu_isa_avx2_vnni)) == dnnl_cpu_isa_avx2_vnni;
 }
 
@@ -428,7 +454,7 @@ int WeightBits() {
 
 struct Quantized {
   float in_scale = 0, dst_scale = 1, res_scale = 0;  // res_scale 0: a float residual (or none)
-  int weight_bits = 8;  // 7: weights requantised (see above)
+  int weight_bits = 8;                               // 7: weights requantised (see above)
   std::vector<int> w_max;  // per output channel: w7 = round(w x 63 / w_max) (63: kept as they are)
   int hand_over = 1;       // the weights oneDNN is given: hand_over x w7 (2: it halves them)
   bool src_signed = false;
@@ -439,14 +465,17 @@ struct Quantized {
 
 // A kind (0 float, 1 uint8, 2 int8) and the scale of a quantised tensor (1 for float).
 float KindScale(int64_t kind, float settings_scale, const char* what) {
-  if (kind < 0 || kind > 2) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown " << what << " kind " << kind;
+  if (kind < 0 || kind > 2)
+    TVM_FFI_THROW(ValueError) << "edgecv.dnnl: unknown " << what << " kind " << kind;
   const float scale = kind == 0 ? 1.f : settings_scale;
-  if (!(scale > 0) || !std::isfinite(scale)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " scale must be positive";
+  if (!(scale > 0) || !std::isfinite(scale))
+    TVM_FFI_THROW(ValueError) << "edgecv.dnnl: " << what << " scale must be positive";
   return scale;
 }
 
-Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTensor* b, float in_scale, bool src_signed,
-                       int64_t dst_kind, float dst_scale, int64_t res_kind = 0, float res_scale = 0) {
+Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTensor* b,
+                       float in_scale, bool src_signed, int64_t dst_kind, float dst_scale,
+                       int64_t res_kind = 0, float res_scale = 0) {
   Quantized q;
   q.in_scale = KindScale(1, in_scale, "input");
   q.src_signed = src_signed;
@@ -461,10 +490,13 @@ Quantized Quantization(const DLTensor* w, const DLTensor* w_scale, const DLTenso
   const int64_t per_channel = Count(w) / static_cast<int64_t>(ws.size());
   for (size_t c = 0; c < ws.size(); ++c) {
     int largest = 0;
-    for (int64_t i = 0; i < per_channel; ++i) largest = std::max(largest, std::abs(int{wq[c * per_channel + i]}));
+    for (int64_t i = 0; i < per_channel; ++i)
+      largest = std::max(largest, std::abs(int{wq[c * per_channel + i]}));
     q.w_max.push_back(q.weight_bits == 7 && largest > 63 ? largest : 63);
-    const float s = q.in_scale * ws[c] * (static_cast<float>(q.w_max[c]) / 63.f) / static_cast<float>(q.hand_over);
-    if (!(s > 0) || !std::isfinite(s)) TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
+    const float s = q.in_scale * ws[c] * (static_cast<float>(q.w_max[c]) / 63.f) /
+                    static_cast<float>(q.hand_over);
+    if (!(s > 0) || !std::isfinite(s))
+      TVM_FFI_THROW(ValueError) << "edgecv.dnnl: weight scales must be positive";
     q.out_scales.push_back(s / q.unit());
     q.bias.push_back(bias[c] / s);
   }
@@ -479,10 +511,12 @@ std::vector<int8_t> Int8Weights(const DLTensor* w, const Quantized& q, const mem
   std::vector<int8_t> out(p, p + Count(w));
   const size_t per_channel = out.size() / q.w_max.size();
   const dnnl_memory_extra_desc_t& extra = packed.data.extra;
-  const float adjust = (extra.flags & dnnl_memory_extra_flag_scale_adjust) != 0 ? extra.scale_adjust : 1.f;
+  const float adjust =
+      (extra.flags & dnnl_memory_extra_flag_scale_adjust) != 0 ? extra.scale_adjust : 1.f;
   if (adjust != 1.f / static_cast<float>(q.hand_over))
-    TVM_FFI_THROW(RuntimeError) << "edgecv.dnnl: oneDNN rescales these int8 weights by " << adjust << ", expected "
-                                << 1.f / static_cast<float>(q.hand_over) << " (" << DnnlIsa() << ")";
+    TVM_FFI_THROW(RuntimeError) << "edgecv.dnnl: oneDNN rescales these int8 weights by " << adjust
+                                << ", expected " << 1.f / static_cast<float>(q.hand_over) << " ("
+                                << DnnlIsa() << ")";
   if (q.weight_bits == 8) return out;
   for (size_t i = 0; i < out.size(); ++i) {
     const float w_max = static_cast<float>(q.w_max[i / per_channel]);
@@ -493,17 +527,21 @@ std::vector<int8_t> Int8Weights(const DLTensor* w, const Quantized& q, const mem
 
 // The input of an int8 layer: float (quantised on the way in) or, when the previous int8
 // layer wrote it already quantised with this layer's scale, uint8/int8 taken as is.
-const DLTensor* CheckInput(const ffi::AnyView& arg, const char* name, int ndim, bool int8_layer, bool src_signed) {
+const DLTensor* CheckInput(const ffi::AnyView& arg, const char* name, int ndim, bool int8_layer,
+                           bool src_signed) {
   const DLTensor* raw = arg.cast<DLTensor*>();
   if (!int8_layer || raw->dtype.bits != 8) return CheckTensor(arg, "input", ndim);
   if ((raw->dtype.code == kDLInt) != src_signed)
-    TVM_FFI_THROW(TypeError) << name << ": input is " << (raw->dtype.code == kDLInt ? "int8" : "uint8")
-                             << " but the layer was calibrated for " << (src_signed ? "int8" : "uint8");
+    TVM_FFI_THROW(TypeError) << name << ": input is "
+                             << (raw->dtype.code == kDLInt ? "int8" : "uint8")
+                             << " but the layer was calibrated for "
+                             << (src_signed ? "int8" : "uint8");
   return CheckTensor(arg, "input", ndim, src_signed ? kDLInt : kDLUInt, 8);
 }
 
 memory::data_type TypeOf(const DLTensor* t) {
-  if (t->dtype.bits == 8) return t->dtype.code == kDLInt ? memory::data_type::s8 : memory::data_type::u8;
+  if (t->dtype.bits == 8)
+    return t->dtype.code == kDLInt ? memory::data_type::s8 : memory::data_type::u8;
   return memory::data_type::f32;
 }
 
@@ -526,11 +564,13 @@ struct LayerArgs {
 };
 
 template <bool kInt8>
-LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int w_ndim, bool src_signed) {
+LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int w_ndim,
+                         bool src_signed) {
   LayerArgs a{};
   int i = 0;
   a.x = CheckInput(args[i++], name, x_ndim, kInt8, src_signed);
-  a.w = kInt8 ? CheckTensor(args[i++], "weights", w_ndim, kDLInt, 8) : CheckTensor(args[i++], "weights", w_ndim);
+  a.w = kInt8 ? CheckTensor(args[i++], "weights", w_ndim, kDLInt, 8)
+              : CheckTensor(args[i++], "weights", w_ndim);
   a.w_scale = kInt8 ? CheckTensor(args[i++], "weight scales", 1) : nullptr;
   a.b = CheckTensor(args[i++], "bias", 1);
   a.next = i;
@@ -539,13 +579,14 @@ LayerArgs ParseLayerArgs(ffi::PackedArgs args, const char* name, int x_ndim, int
 
 // Output scales (int8 layers) and post-ops. Clip bounds are values of the output: in the
 // post-ops' unit (see Quantized).
-dnnl::primitive_attr Attributes(const std::optional<Quantized>& q, int64_t act, float alpha, float beta,
-                                const memory::desc* residual, int64_t residual_order, int* residual_index) {
+dnnl::primitive_attr Attributes(const std::optional<Quantized>& q, int64_t act, float alpha,
+                                float beta, const memory::desc* residual, int64_t residual_order,
+                                int* residual_index) {
   dnnl::primitive_attr attr;
   if (q) attr.set_output_scales(1 << 1, q->out_scales);
   const float unit = q ? q->unit() : 1.f;
-  dnnl::post_ops ops =
-      PostOps(act, act == kClip ? alpha / unit : alpha, beta / unit, residual, residual_order, residual_index);
+  dnnl::post_ops ops = PostOps(act, act == kClip ? alpha / unit : alpha, beta / unit, residual,
+                               residual_order, residual_index);
   if (q && q->res_kind != 0 && q->res_scale != q->dst_scale)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q->res_scale / q->dst_scale, 0.f);
   attr.set_post_ops(ops);
@@ -557,7 +598,9 @@ dnnl::primitive_attr Attributes(const std::optional<Quantized>& q, int64_t act, 
 void ReorderSource(Layer& l, const memory::desc& user_src, const std::optional<Quantized>& q) {
   if (l.src == user_src) return;
   l.user_src = user_src;
-  l.src_reorder = MakeReorder(user_src, l.src, q && user_src.data_type() == memory::data_type::f32 ? 1.f / q->in_scale : 0.f);
+  l.src_reorder =
+      MakeReorder(user_src, l.src,
+                  q && user_src.data_type() == memory::data_type::f32 ? 1.f / q->in_scale : 0.f);
 }
 
 // A 4x4, stride-2, pad-1 transposed convolution (NHWC, one group) as four convolutions:
@@ -566,11 +609,13 @@ void ReorderSource(Layer& l, const memory::desc& user_src, const std::optional<Q
 // likewise kw. Phase (a, b) is a 2x2 convolution padded on the top (a = 0) or bottom
 // (a = 1) and left or right alike, whose output is the sub-grid (a::2, b::2) of the result:
 // computed densely (oneDNN has no fast kernel writing a strided grid), then scattered.
-void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, const DLTensor* y, int64_t key,
-                    int64_t act, float alpha, float beta, const char* name, dnnl::stream& stream) {
+void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, const DLTensor* y,
+                    int64_t key, int64_t act, float alpha, float beta, const char* name,
+                    dnnl::stream& stream) {
   using tag = memory::format_tag;
   using dt = memory::data_type;
-  const int64_t n = x->shape[0], h = x->shape[1], wd = x->shape[2], cin = x->shape[3], cout = y->shape[3];
+  const int64_t n = x->shape[0], h = x->shape[1], wd = x->shape[2], cin = x->shape[3],
+                cout = y->shape[3];
   const float* weights = static_cast<const float*>(Data(w));  // 1 x O x I x 4 x 4
   std::vector<float> phase_out(static_cast<size_t>(n * h * wd * cout));
   for (int a = 0; a < 2; ++a) {
@@ -585,9 +630,9 @@ void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, con
         const memory::desc bd({cout}, dt::f32, tag::x);
         dnnl::primitive_attr attr;
         attr.set_post_ops(PostOps(act, alpha, beta, nullptr, 0));
-        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                          l->src, wany, bd, l->dst, dims{1, 1}, dims{0, 0}, dims{1 - a, 1 - bb},
-                                          dims{a, bb});
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, l->src, wany,
+            bd, l->dst, dims{1, 1}, dims{0, 0}, dims{1 - a, 1 - bb}, dims{a, bb});
         dnnl::convolution_forward::primitive_desc pd(d, attr, Engine());
         std::vector<float> taps(static_cast<size_t>(cout * cin * 4));
         for (int64_t o = 0; o < cout; ++o)
@@ -598,7 +643,8 @@ void SubpixelDeconv(const DLTensor* x, const DLTensor* w, const DLTensor* b, con
                     weights[((o * cin + i) * 4 + (3 - a - 2 * th)) * 4 + (3 - bb - 2 * tw)];
         l->primitive = dnnl::convolution_forward(pd);
         *impl = std::string(pd.impl_info_str()) + " (sub-pixel)";
-        l->weights = Pack(pd.weights_desc(), {cout, cin, 2, 2}, dt::f32, tag::oihw, taps.data(), stream);
+        l->weights =
+            Pack(pd.weights_desc(), {cout, cin, 2, 2}, dt::f32, tag::oihw, taps.data(), stream);
         l->bias = CopyVector(Floats(b));
         stream.wait();
         return std::shared_ptr<const Layer>(std::move(l));
@@ -625,19 +671,26 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   static_assert(!(kInt8 && kTransposed), "no int8 transposed convolution");
   constexpr int kFixed = kInt8 ? 6 : 5;  // arguments without the residual
   using Settings = std::conditional_t<kInt8, kernel::Conv2dQ8Settings, kernel::Conv2dSettings>;
-  const char* name = kInt8 ? "edgecv.dnnl.conv2d_q8" : kTransposed ? "edgecv.dnnl.conv2d_transpose" : "edgecv.dnnl.conv2d";
+  const char* name = kInt8         ? "edgecv.dnnl.conv2d_q8"
+                     : kTransposed ? "edgecv.dnnl.conv2d_transpose"
+                                   : "edgecv.dnnl.conv2d";
   if (args.size() != kFixed && args.size() != kFixed + 1)
-    TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1 << " arguments, got " << args.size();
+    TVM_FFI_THROW(ValueError) << name << ": expected " << kFixed << " or " << kFixed + 1
+                              << " arguments, got " << args.size();
   const bool has_residual = args.size() == kFixed + 1;
-  const kernel::Keyed<Settings> settings = kernel::ReadSettings<Settings>(args[args.size() - 2], name);
-  const kernel::Conv2dQ8Settings s = kernel::AsQ8(settings.settings);  // float layers: every tensor float
+  const kernel::Keyed<Settings> settings =
+      kernel::ReadSettings<Settings>(args[args.size() - 2], name);
+  const kernel::Conv2dQ8Settings s =
+      kernel::AsQ8(settings.settings);  // float layers: every tensor float
   const kernel::Conv2dSettings& c = s.conv;
   kernel::CheckResidual(c.residual, has_residual, name);
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 4, 5, s.input_signed);
   const DLTensor *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
-  if (s.residual_kind != 0 && !has_residual) TVM_FFI_THROW(ValueError) << name << ": a quantised residual but no residual";
-  const DLTensor* res = has_residual ? CheckQuantised(args[a.next], "residual", 4, s.residual_kind) : nullptr;
+  if (s.residual_kind != 0 && !has_residual)
+    TVM_FFI_THROW(ValueError) << name << ": a quantised residual but no residual";
+  const DLTensor* res =
+      has_residual ? CheckQuantised(args[a.next], "residual", 4, s.residual_kind) : nullptr;
   const DLTensor* y = CheckQuantised(args[args.size() - 1], "output", 4, s.output_kind);
   if ((s.output_kind != 0 || s.residual_kind != 0) && c.dst_nchw)
     TVM_FFI_THROW(ValueError) << name << ": quantised outputs and residuals are NHWC";
@@ -647,11 +700,12 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const bool src_nchw = c.src_nchw, dst_nchw = c.dst_nchw;
   const dims xd = NchwDims(x, src_nchw), yd = NchwDims(y, dst_nchw);
   const int64_t groups = c.groups, out_c = w->shape[0] * w->shape[1];
-  if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c || b->shape[0] != out_c ||
-      (w_scale != nullptr && w_scale->shape[0] != out_c) || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
+  if (groups != w->shape[0] || xd[1] != groups * w->shape[2] || yd[1] != out_c ||
+      b->shape[0] != out_c || (w_scale != nullptr && w_scale->shape[0] != out_c) ||
+      xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  const dims strides{c.stride_h, c.stride_w}, pad_l{c.pad_top, c.pad_left}, pad_r{c.pad_bottom, c.pad_right},
-      dilation{c.dilation_h - 1, c.dilation_w - 1};
+  const dims strides{c.stride_h, c.stride_w}, pad_l{c.pad_top, c.pad_left},
+      pad_r{c.pad_bottom, c.pad_right}, dilation{c.dilation_h - 1, c.dilation_w - 1};
   const int64_t act = c.act.kind;
   const float alpha = c.act.alpha, beta = c.act.beta;
   dnnl::stream stream(Engine());
@@ -659,9 +713,9 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     // the 4x4 stride-2 pad-1 upsampling of SimplePose / GluonCV's heads: as four 2x2
     // convolutions, one per output pixel phase, each writing its phase of the output in place
     // (oneDNN's own transposed convolution ran these at less than half its convolution speed)
-    if (groups == 1 && res == nullptr && !src_nchw && !dst_nchw && w->shape[3] == 4 && w->shape[4] == 4 &&
-        strides == dims{2, 2} && pad_l == dims{1, 1} && pad_r == dims{1, 1} && dilation == dims{0, 0} &&
-        yd[2] == 2 * xd[2] && yd[3] == 2 * xd[3]) {
+    if (groups == 1 && res == nullptr && !src_nchw && !dst_nchw && w->shape[3] == 4 &&
+        w->shape[4] == 4 && strides == dims{2, 2} && pad_l == dims{1, 1} && pad_r == dims{1, 1} &&
+        dilation == dims{0, 0} && yd[2] == 2 * xd[2] && yd[3] == 2 * xd[3]) {
       SubpixelDeconv(x, w, b, y, key, act, alpha, beta, name, stream);
       return;
     }
@@ -672,8 +726,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using dt = memory::data_type;
     std::optional<Quantized> q;
     if (kInt8)
-      q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale, s.residual_kind,
-                       s.residual_scale);
+      q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale,
+                       s.residual_kind, s.residual_scale);
     const dt src_type = q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32;
     const dt dst_type = TypeOf(y);
     const memory::desc user_src(xd, TypeOf(x), src_nchw ? tag::nchw : tag::nhwc);
@@ -685,22 +739,26 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(wd, w_type, tag::any);
     const memory::desc bd({out_c}, dt::f32, tag::x);
-    if (res != nullptr) l->residual = memory::desc(yd, TypeOf(res), dst_nchw ? tag::nchw : tag::nhwc);
+    if (res != nullptr)
+      l->residual = memory::desc(yd, TypeOf(res), dst_nchw ? tag::nchw : tag::nhwc);
     const dnnl::primitive_attr attr =
-        Attributes(q, act, alpha, beta, res != nullptr ? &l->residual : nullptr, c.residual, &l->residual_index);
+        Attributes(q, act, alpha, beta, res != nullptr ? &l->residual : nullptr, c.residual,
+                   &l->residual_index);
     const auto describe = [&]() -> dnnl::primitive_desc {
       if constexpr (kTransposed) {
-        dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                                            l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
+        dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                            dnnl::algorithm::deconvolution_direct, l->src, wany, bd,
+                                            l->dst, strides, dilation, pad_l, pad_r);
         return dnnl::deconvolution_forward::primitive_desc(d, attr, Engine());
       } else {
-        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                          l->src, wany, bd, l->dst, strides, dilation, pad_l, pad_r);
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                          dnnl::algorithm::convolution_direct, l->src, wany, bd,
+                                          l->dst, strides, dilation, pad_l, pad_r);
         return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
       }
     };
-    if (!kInt8 && !kTransposed && groups == 1 && !src_nchw && !dst_nchw && w->shape[3] == 3 && w->shape[4] == 3 &&
-        strides == dims{1, 1} && dilation == dims{0, 0}) {
+    if (!kInt8 && !kTransposed && groups == 1 && !src_nchw && !dst_nchw && w->shape[3] == 3 &&
+        w->shape[4] == 3 && strides == dims{1, 1} && dilation == dims{0, 0}) {
       if (auto pd = WinogradDesc(xd, yd, wany, bd, pad_l, pad_r)) {
         l->src = pd->src_desc();
         l->dst = pd->dst_desc();
@@ -721,13 +779,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
       const int tile = OwnWinogradAllowed() ? WinogradConv::Tile(xd[1], yd[1], yd[2], yd[3]) : 0;
       if (tile != 0) {
         l->own_winograd = std::make_shared<const WinogradConv>(
-            tile, static_cast<const float*>(Data(w)), Floats(b).data(), yd[1], xd[1], xd[0], xd[2], xd[3], pad_l[0], pad_l[1],
-            pad_r[0], pad_r[1], Engine());
+            tile, static_cast<const float*>(Data(w)), Floats(b).data(), yd[1], xd[1], xd[0], xd[2],
+            xd[3], pad_l[0], pad_l[1], pad_r[0], pad_r[1], Engine());
         l->act = act;
         l->alpha = alpha;
         l->beta = beta;
         l->residual_order = c.residual;
-        *impl = "edgecv F(" + std::to_string(tile) + "x" + std::to_string(tile) + ",3x3) (winograd)";
+        *impl =
+            "edgecv F(" + std::to_string(tile) + "x" + std::to_string(tile) + ",3x3) (winograd)";
         return std::shared_ptr<const Layer>(std::move(l));
       }
     }
@@ -756,7 +815,8 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     l->primitive = dnnl::primitive(pd);
     *impl = pd.impl_info_str();
     std::vector<int8_t> w8 = q ? Int8Weights(w, *q, pd.weights_desc()) : std::vector<int8_t>{};
-    l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw, q ? w8.data() : Data(w), stream);
+    l->weights = Pack(pd.weights_desc(), wd, w_type, grouped ? tag::goihw : tag::oihw,
+                      q ? w8.data() : Data(w), stream);
     l->bias = CopyVector(q ? q->bias : Floats(b));
     l->weight_bits = q ? q->weight_bits : 0;
     stream.wait();
@@ -764,10 +824,11 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   });
   if (layer->own_winograd)
     layer->own_winograd->Run(static_cast<const float*>(Data(x)), static_cast<float*>(Data(y)),
-                             res != nullptr ? static_cast<const float*>(Data(res)) : nullptr, layer->residual_order,
-                             layer->act, layer->alpha, layer->beta, stream);
+                             res != nullptr ? static_cast<const float*>(Data(res)) : nullptr,
+                             layer->residual_order, layer->act, layer->alpha, layer->beta, stream);
   else if (layer->winograd)
-    RunWinograd(*layer, stream, Data(x), static_cast<float*>(Data(y)), res != nullptr ? static_cast<const float*>(Data(res)) : nullptr);
+    RunWinograd(*layer, stream, Data(x), static_cast<float*>(Data(y)),
+                res != nullptr ? static_cast<const float*>(Data(res)) : nullptr);
   else
     Run(*layer, stream, Data(x), Data(y), res != nullptr ? Data(res) : nullptr);
 }
@@ -778,9 +839,12 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   constexpr int kArgs = kInt8 ? 6 : 5;
   using Settings = std::conditional_t<kInt8, kernel::DenseQ8Settings, kernel::DenseSettings>;
   const char* name = kInt8 ? "edgecv.dnnl.dense_q8" : "edgecv.dnnl.dense";
-  if (args.size() != kArgs) TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got " << args.size();
+  if (args.size() != kArgs)
+    TVM_FFI_THROW(ValueError) << name << ": expected " << kArgs << " arguments, got "
+                              << args.size();
   const kernel::Keyed<Settings> settings = kernel::ReadSettings<Settings>(args[kArgs - 2], name);
-  const kernel::DenseQ8Settings s = kernel::AsQ8(settings.settings);  // float layers: every tensor float
+  const kernel::DenseQ8Settings s =
+      kernel::AsQ8(settings.settings);  // float layers: every tensor float
   const kernel::ActivationSettings& act = s.dense.act;
   UseThreads();
   const LayerArgs a = ParseLayerArgs<kInt8>(args, name, 2, 2, s.input_signed);
@@ -797,15 +861,18 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     using dt = memory::data_type;
     using tag = memory::format_tag;
     std::optional<Quantized> q;
-    if (kInt8) q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale);
+    if (kInt8)
+      q = Quantization(w, w_scale, b, s.input_scale, s.input_signed, s.output_kind, s.output_scale);
     const memory::desc user_src(Dims(x), TypeOf(x), tag::nc);
     l->src = memory::desc(Dims(x), q ? (q->src_signed ? dt::s8 : dt::u8) : dt::f32, tag::nc);
     l->dst = memory::desc(Dims(y), TypeOf(y), tag::nc);
     const dt w_type = q ? dt::s8 : dt::f32;
     const memory::desc wany(Dims(w), w_type, tag::any);
     const memory::desc bd(Dims(b), dt::f32, tag::x);
-    const dnnl::primitive_attr attr = Attributes(q, act.kind, act.alpha, act.beta, nullptr, 0, nullptr);
-    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd, l->dst);
+    const dnnl::primitive_attr attr =
+        Attributes(q, act.kind, act.alpha, act.beta, nullptr, 0, nullptr);
+    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, l->src, wany, bd,
+                                        l->dst);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, Engine());
     ReorderSource(*l, user_src, q);
     l->primitive = dnnl::inner_product_forward(pd);
@@ -824,24 +891,28 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
 // tensor keeps its scale).
 void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = "edgecv.dnnl.pool2d";
-  if (args.size() != 3) TVM_FFI_THROW(ValueError) << name << ": expected 3 arguments, got " << args.size();
-  const kernel::Keyed<kernel::Pool2dSettings> settings = kernel::ReadSettings<kernel::Pool2dSettings>(args[1], name);
+  if (args.size() != 3)
+    TVM_FFI_THROW(ValueError) << name << ": expected 3 arguments, got " << args.size();
+  const kernel::Keyed<kernel::Pool2dSettings> settings =
+      kernel::ReadSettings<kernel::Pool2dSettings>(args[1], name);
   const kernel::Pool2dSettings& s = settings.settings;
   if (s.kind < kernel::kMaxPool || s.kind > kernel::kAvgExcludePad)
     TVM_FFI_THROW(ValueError) << name << ": unknown pooling kind " << s.kind;
   const DLTensor* raw = args[0].cast<DLTensor*>();
   const int64_t kind = raw->dtype.bits == 8 ? (raw->dtype.code == kDLInt ? 2 : 1) : 0;
-  if (kind != 0 && s.kind != kernel::kMaxPool) TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
+  if (kind != 0 && s.kind != kernel::kMaxPool)
+    TVM_FFI_THROW(TypeError) << name << ": only max pooling takes a quantised input";
   const DLTensor* x = CheckQuantised(args[0], "input", 4, kind);
   const DLTensor* y = CheckQuantised(args[2], "output", 4, kind);
   const dims xd = NchwDims(x, false), yd = NchwDims(y, false);
-  const dims window{s.window_h, s.window_w}, strides{s.stride_h, s.stride_w}, pad_l{s.pad_top, s.pad_left},
-      pad_r{s.pad_bottom, s.pad_right};
+  const dims window{s.window_h, s.window_w}, strides{s.stride_h, s.stride_w},
+      pad_l{s.pad_top, s.pad_left}, pad_r{s.pad_bottom, s.pad_right};
   bool fits = xd[0] == yd[0] && xd[1] == yd[1];
   for (int i = 0; i < 2; ++i)
     fits = fits && window[i] >= 1 && strides[i] >= 1 && pad_l[i] >= 0 && pad_r[i] >= 0 &&
            (xd[2 + i] + pad_l[i] + pad_r[i] - window[i]) / strides[i] + 1 == yd[2 + i];
-  if (!fits) TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
+  if (!fits)
+    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the pooling window";
   UseThreads();
   dnnl::stream stream(Engine());
   auto layer = TheCache().Get(LayerKey(settings.key, x), name, [&](std::string* impl) {
@@ -849,11 +920,12 @@ void Pool2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
     auto l = std::make_shared<Layer>();
     l->src = memory::desc(xd, TypeOf(x), tag::nhwc);
     l->dst = memory::desc(yd, TypeOf(y), tag::nhwc);
-    const auto alg = s.kind == kernel::kMaxPool        ? dnnl::algorithm::pooling_max
-                     : s.kind == kernel::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
-                                                        : dnnl::algorithm::pooling_avg_exclude_padding;
-    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, l->src, l->dst, strides, window, pad_l,
-                                  pad_r);
+    const auto alg = s.kind == kernel::kMaxPool ? dnnl::algorithm::pooling_max
+                     : s.kind == kernel::kAvgIncludePad
+                         ? dnnl::algorithm::pooling_avg_include_padding
+                         : dnnl::algorithm::pooling_avg_exclude_padding;
+    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, l->src, l->dst, strides,
+                                  window, pad_l, pad_r);
     dnnl::pooling_forward::primitive_desc pd(d, Engine());
     l->primitive = dnnl::pooling_forward(pd);
     *impl = pd.impl_info_str();
@@ -874,7 +946,9 @@ void Guarded(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
   } catch (const dnnl::error& e) {
     TVM_FFI_THROW(RuntimeError) << "oneDNN: " << e.what();
   }
-  kernel::AccountCall(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  kernel::AccountCall(
+      name,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace
@@ -887,39 +961,57 @@ void RegisterDnnlKernels() {
                           std::pair{"edgecv.dnnl.dense_q8", &Guarded<Dense<true>>},
                           std::pair{"edgecv.dnnl.pool2d", &Guarded<Pool2d>}}) {
     ffi::Function::SetGlobal(
-        name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
+        name,
+        ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) {
+          fn(name.c_str(), a, r);
+        }),
         true);
   }
 }
 
 void ClearDnnlCache() { TheCache().Clear(); }
 
-void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins) { TheObserver().Start(ranges, bins); }
+void DnnlStartObserving(const std::map<int64_t, double>& ranges, int bins) {
+  TheObserver().Start(ranges, bins);
+}
 
 std::map<int64_t, ObservedInput> DnnlStopObserving() { return TheObserver().Stop(); }
 
 std::string DnnlIsa() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
-    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
   }
 }
 
 int DnnlInt8WeightBits() { return WeightBits(); }
 
 void DnnlSetInt8WeightBits(int bits) {
-  if (bits != 0 && bits != 7 && bits != 8) ThrowInvalidInput("int8 weight bits must be 7, 8 or 0 (the CPU's choice)");
+  if (bits != 0 && bits != 7 && bits != 8)
+    ThrowInvalidInput("int8 weight bits must be 7, 8 or 0 (the CPU's choice)");
   if (bits == 8 && !VnniInt8())
-    ThrowInvalidInput("8-bit int8 weights need VNNI, which oneDNN does not have here (" + DnnlIsa() + "): pair sums would saturate");
+    ThrowInvalidInput("8-bit int8 weights need VNNI, which oneDNN does not have here (" +
+                      DnnlIsa() + "): pair sums would saturate");
   if (forced_weight_bits.exchange(bits) != bits) TheCache().Clear();
 }
 

@@ -9,6 +9,10 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/function.h>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -18,10 +22,6 @@
 #include <string>
 #include <tuple>
 #include <vector>
-#include <tvm/ffi/container/shape.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/error.h>
-#include <tvm/ffi/function.h>
 
 #include "kernel_common.h"
 #include "kernels_internal.h"
@@ -40,7 +40,8 @@ using kernel::kNone;
 using kernel::kRelu;
 
 void Check(xnn_status status, const char* what) {
-  if (status != xnn_status_success) TVM_FFI_THROW(RuntimeError) << "XNNPACK: " << what << " failed (status " << status << ")";
+  if (status != xnn_status_success)
+    TVM_FFI_THROW(RuntimeError) << "XNNPACK: " << what << " failed (status " << status << ")";
 }
 
 pthreadpool_t Pool() {
@@ -78,7 +79,8 @@ class Cache {
     if (it != layers_.end()) return it->second;
     std::shared_ptr<Layer> layer = make();
     layers_.emplace(key, layer);
-    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32", layer->residual_order != 0 ? "f32" : "none"});
+    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32",
+                                 layer->residual_order != 0 ? "f32" : "none"});
     return layer;
   }
   void Clear() {
@@ -97,7 +99,9 @@ Cache& TheCache() {
 }
 
 // The clamp XNNPACK fuses: ReLU (slope 0) and clip; anything else runs after the operator.
-bool Fusable(int64_t act, float alpha, bool residual) { return !residual && (act == kNone || act == kClip || alpha == 0.f); }
+bool Fusable(int64_t act, float alpha, bool residual) {
+  return !residual && (act == kNone || act == kClip || alpha == 0.f);
+}
 
 void Bounds(const Layer& l, float* lo, float* hi) {
   *lo = -std::numeric_limits<float>::infinity();
@@ -120,7 +124,8 @@ void EpilogueTile(void* context, size_t start, size_t count) {
   const EpilogueTask& t = *static_cast<const EpilogueTask*>(context);
   const Layer& l = *t.layer;
   for (size_t i = start; i < start + count; ++i)
-    t.y[i] = ActivateResidual(t.y[i], t.residual != nullptr ? t.residual[i] : 0.f, l.residual_order, l.act, l.alpha, l.beta);
+    t.y[i] = ActivateResidual(t.y[i], t.residual != nullptr ? t.residual[i] : 0.f, l.residual_order,
+                              l.act, l.alpha, l.beta);
 }
 
 // the activation XNNPACK could not fuse and the residual add, over the pool's threads
@@ -150,7 +155,8 @@ void ToNchw(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
 template <bool kTransposed>
 void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = kTransposed ? "edgecv.xnnpack.conv2d_transpose" : "edgecv.xnnpack.conv2d";
-  if (args.size() != 5 && args.size() != 6) TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
+  if (args.size() != 5 && args.size() != 6)
+    TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
   const bool has_residual = args.size() == 6;
   const kernel::Keyed<kernel::Conv2dSettings> settings =
       kernel::ReadSettings<kernel::Conv2dSettings>(args[args.size() - 2], name);
@@ -164,12 +170,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const bool src_nchw = s.src_nchw, dst_nchw = s.dst_nchw;
   // dims as N, H, W, C whatever the layout
   const auto nhwc = [](const DLTensor* t, bool is_nchw) {
-    return is_nchw ? std::vector<int64_t>{t->shape[0], t->shape[2], t->shape[3], t->shape[1]} : Dims(t);
+    return is_nchw ? std::vector<int64_t>{t->shape[0], t->shape[2], t->shape[3], t->shape[1]}
+                   : Dims(t);
   };
   const std::vector<int64_t> xd = nhwc(x, src_nchw), yd = nhwc(y, dst_nchw);
-  const int64_t groups = s.groups, og = w->shape[1], ig = w->shape[2], kh = w->shape[3], kw = w->shape[4];
-  if (groups != w->shape[0] || xd[3] != groups * ig || yd[3] != groups * og || b->shape[0] != groups * og ||
-      xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
+  const int64_t groups = s.groups, og = w->shape[1], ig = w->shape[2], kh = w->shape[3],
+                kw = w->shape[4];
+  if (groups != w->shape[0] || xd[3] != groups * ig || yd[3] != groups * og ||
+      b->shape[0] != groups * og || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
   auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
     auto l = std::make_shared<Layer>();
@@ -186,17 +194,20 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
         for (int64_t i = 0; i < ig; ++i)
           for (int64_t r = 0; r < kh; ++r)
             for (int64_t c = 0; c < kw; ++c)
-              packed[(((g * og + o) * kh + r) * kw + c) * ig + i] = from[(((g * og + o) * ig + i) * kh + r) * kw + c];
+              packed[(((g * og + o) * kh + r) * kw + c) * ig + i] =
+                  from[(((g * og + o) * ig + i) * kh + r) * kw + c];
     float lo, hi;
     Bounds(*l, &lo, &hi);
     xnn_operator_t op = nullptr;
     Pool();
     const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
-    const auto make = kTransposed ? xnn_create_deconvolution2d_nhwc_f32 : xnn_create_convolution2d_nhwc_f32;
-    Check(make(u(s.pad_top), u(s.pad_right), u(s.pad_bottom), u(s.pad_left), u(kh), u(kw), u(s.stride_h), u(s.stride_w),
-               u(s.dilation_h), u(s.dilation_w), u(groups),
+    const auto make =
+        kTransposed ? xnn_create_deconvolution2d_nhwc_f32 : xnn_create_convolution2d_nhwc_f32;
+    Check(make(u(s.pad_top), u(s.pad_right), u(s.pad_bottom), u(s.pad_left), u(kh), u(kw),
+               u(s.stride_h), u(s.stride_w), u(s.dilation_h), u(s.dilation_w), u(groups),
                static_cast<size_t>(ig), static_cast<size_t>(og), static_cast<size_t>(groups * ig),
-               static_cast<size_t>(groups * og), packed.data(), static_cast<const float*>(Data(b)), lo, hi, 0, &op),
+               static_cast<size_t>(groups * og), packed.data(), static_cast<const float*>(Data(b)),
+               lo, hi, 0, &op),
           kTransposed ? "creating a transposed convolution" : "creating a convolution");
     l->op.reset(op);  // XNNPACK copied and packed the weights
     return l;
@@ -216,12 +227,14 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   }
   std::lock_guard<std::mutex> lock(layer->mutex);
   if constexpr (kTransposed)
-    Check(xnn_setup_deconvolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
-                                             static_cast<size_t>(xd[2]), 0, 0, src, dst, Pool()),
+    Check(xnn_setup_deconvolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]),
+                                             static_cast<size_t>(xd[1]), static_cast<size_t>(xd[2]),
+                                             0, 0, src, dst, Pool()),
           "setting up a transposed convolution");
   else
-    Check(xnn_setup_convolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]), static_cast<size_t>(xd[1]),
-                                           static_cast<size_t>(xd[2]), src, dst, Pool()),
+    Check(xnn_setup_convolution2d_nhwc_f32(layer->op.get(), static_cast<size_t>(xd[0]),
+                                           static_cast<size_t>(xd[1]), static_cast<size_t>(xd[2]),
+                                           src, dst, Pool()),
           "setting up a convolution");
   Check(xnn_run_operator(layer->op.get(), Pool()), "running a convolution");
   if (dst_nchw) {
@@ -235,13 +248,16 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
 // settings: kernel::DenseSettings.
 void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   const char* name = "edgecv.xnnpack.dense";
-  if (args.size() != 5) TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
-  const kernel::Keyed<kernel::DenseSettings> settings = kernel::ReadSettings<kernel::DenseSettings>(args[3], name);
+  if (args.size() != 5)
+    TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
+  const kernel::Keyed<kernel::DenseSettings> settings =
+      kernel::ReadSettings<kernel::DenseSettings>(args[3], name);
   const DLTensor* x = CheckTensor(args[0], "input", 2);
   const DLTensor* w = CheckTensor(args[1], "weights", 2);
   const DLTensor* b = CheckTensor(args[2], "bias", 1);
   const DLTensor* y = CheckTensor(args[4], "output", 2);
-  if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] || y->shape[0] != x->shape[0])
+  if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
+      y->shape[0] != x->shape[0])
     TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
   auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
     auto l = std::make_shared<Layer>();
@@ -263,7 +279,8 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   });
   std::lock_guard<std::mutex> lock(layer->mutex);
   Check(xnn_setup_fully_connected_nc_f32(layer->op.get(), static_cast<size_t>(x->shape[0]),
-                                         static_cast<const float*>(Data(x)), static_cast<float*>(Data(y)), Pool()),
+                                         static_cast<const float*>(Data(x)),
+                                         static_cast<float*>(Data(y)), Pool()),
         "setting up a fully connected layer");
   Check(xnn_run_operator(layer->op.get(), Pool()), "running a fully connected layer");
   Epilogue(*layer, static_cast<float*>(Data(y)), nullptr, Count(y));
@@ -273,7 +290,9 @@ template <void (*F)(ffi::PackedArgs, ffi::Any*)>
 void Timed(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
   const auto t0 = std::chrono::steady_clock::now();
   F(args, ret);
-  kernel::AccountCall(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  kernel::AccountCall(
+      name,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace
@@ -283,7 +302,10 @@ void RegisterXnnpackKernels() {
                           std::pair{"edgecv.xnnpack.conv2d_transpose", &Timed<Conv2d<true>>},
                           std::pair{"edgecv.xnnpack.dense", &Timed<Dense>}}) {
     ffi::Function::SetGlobal(
-        name, ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) { fn(name.c_str(), a, r); }),
+        name,
+        ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) {
+          fn(name.c_str(), a, r);
+        }),
         true);
   }
 }

@@ -27,12 +27,14 @@ std::vector<Classification> TopK(const std::vector<float>& scores, int k,
   std::vector<int> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
   const size_t n = std::min(order.size(), static_cast<size_t>(k));
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                    [&](int a, int b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
+  std::partial_sort(
+      order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+      [&](int a, int b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
   std::vector<Classification> out;
   for (size_t i = 0; i < n; ++i) {
     int c = order[i];
-    out.push_back({c, scores[c], c < static_cast<int>(labels.size()) ? labels[c] : std::to_string(c)});
+    out.push_back(
+        {c, scores[c], c < static_cast<int>(labels.size()) ? labels[c] : std::to_string(c)});
   }
   return out;
 }

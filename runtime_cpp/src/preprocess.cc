@@ -197,7 +197,8 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
     for (size_t i = 0; i < out.pixels.size(); i += 3)
       for (int k = 0; k < 3; ++k) out.pixels[i + k] = pad_[swap ? 2 - k : k];
     for (int y = 0; y < h; ++y)
-      std::copy_n(resized.pixels.data() + static_cast<size_t>(y) * w * 3, static_cast<size_t>(w) * 3,
+      std::copy_n(resized.pixels.data() + static_cast<size_t>(y) * w * 3,
+                  static_cast<size_t>(w) * 3,
                   out.pixels.data() + (static_cast<size_t>(y0 + y) * out_w_ + x0) * 3);
     g.scale_x = static_cast<float>(w) / image.width;
     g.scale_y = static_cast<float>(h) / image.height;
@@ -210,7 +211,8 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
 
 Image Preprocessor::ToModelOrder(Image image) const {
   if (image.order != order_) {
-    for (size_t i = 0; i < image.pixels.size(); i += 3) std::swap(image.pixels[i], image.pixels[i + 2]);
+    for (size_t i = 0; i < image.pixels.size(); i += 3)
+      std::swap(image.pixels[i], image.pixels[i + 2]);
     image.order = order_;
   }
   return image;

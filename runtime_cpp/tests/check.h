@@ -9,12 +9,12 @@
 
 inline int g_failures = 0;
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                        \
-    }                                                                      \
+      ++g_failures;                                                                 \
+    }                                                                               \
   } while (0)
 
 inline void ExpectThrow(const char* where, edgecv::ErrorKind kind, const std::string& fragment,
@@ -35,7 +35,9 @@ inline void ExpectThrow(const char* where, edgecv::ErrorKind kind, const std::st
   ExpectThrow(__FILE__, kind, fragment, [&] { __VA_ARGS__; })
 
 inline int Finish(const char* name) {
-  if (g_failures) std::fprintf(stderr, "%s: %d failure(s)\n", name, g_failures);
-  else std::printf("%s: ok\n", name);
+  if (g_failures)
+    std::fprintf(stderr, "%s: %d failure(s)\n", name, g_failures);
+  else
+    std::printf("%s: ok\n", name);
   return g_failures ? 1 : 0;
 }

@@ -22,7 +22,8 @@ int main() {
   CHECK(labels.labels == (std::vector<int32_t>{1, 0, 0}));
   scores.data[2] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_THROW(ErrorKind::kInvalidInput, "NaN", ArgmaxLabels(scores));
-  EXPECT_THROW(ErrorKind::kInvalidInput, "(1, C, H, W)", ArgmaxLabels(Tensor{{2, 3}, std::vector<float>(6)}));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "(1, C, H, W)",
+               ArgmaxLabels(Tensor{{2, 3}, std::vector<float>(6)}));
 
   // a 2x2 map upscaled 2x through the geometry: the image's left half is class 0, right half 1
   Tensor two{{1, 2, 2, 2}, {1, 0, 1, 0, /* class 1 */ 0, 1, 0, 1}};
@@ -40,8 +41,10 @@ int main() {
   // a tall box: widened to the 3:4 input, then enlarged 1.25x around its centre
   PoseCrop c = PersonCrop({100, 50, 140, 170}, 192, 256, 1.25f, 640, 480);
   CHECK(Near(c.width, 112.5f) && Near(c.height, 150.0f) && Near(c.x0, 63.75f) && Near(c.y0, 35.0f));
-  EXPECT_THROW(ErrorKind::kInvalidInput, "no area", PersonCrop({10, 10, 10, 20}, 192, 256, 1.25f, 640, 480));
-  EXPECT_THROW(ErrorKind::kInvalidInput, "outside", PersonCrop({700, 10, 720, 20}, 192, 256, 1.25f, 640, 480));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "no area",
+               PersonCrop({10, 10, 10, 20}, 192, 256, 1.25f, 640, 480));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "outside",
+               PersonCrop({700, 10, 720, 20}, 192, 256, 1.25f, 640, 480));
 
   // a peak at (3, 2) of a 6x5 heatmap, right and lower neighbours higher: +0.25 on both axes
   Tensor hm{{1, 1, 5, 6}, std::vector<float>(30, 0.0f)};

@@ -9,7 +9,9 @@
 using namespace edgecv;
 
 namespace {
-Detection Box(int c, float s, float x1, float y1, float x2, float y2) { return {c, s, x1, y1, x2, y2}; }
+Detection Box(int c, float s, float x1, float y1, float x2, float y2) {
+  return {c, s, x1, y1, x2, y2};
+}
 NmsOptions Opts(float iou = 0.5f, bool agnostic = false) {
   NmsOptions o;
   o.iou_threshold = iou;
@@ -31,8 +33,10 @@ int main() {
   CHECK(kept.size() == 1 && kept[0].score == 0.9f);
 
   // ties in score keep the input order
-  kept = Nms({Box(0, 0.7f, 0, 0, 10, 10), Box(1, 0.7f, 0, 0, 10, 10), Box(2, 0.7f, 50, 50, 60, 60)}, Opts());
-  CHECK(kept.size() == 3 && kept[0].class_id == 0 && kept[1].class_id == 1 && kept[2].class_id == 2);
+  kept = Nms({Box(0, 0.7f, 0, 0, 10, 10), Box(1, 0.7f, 0, 0, 10, 10), Box(2, 0.7f, 50, 50, 60, 60)},
+             Opts());
+  CHECK(kept.size() == 3 && kept[0].class_id == 0 && kept[1].class_id == 1 &&
+        kept[2].class_id == 2);
 
   // class-aware keeps overlapping boxes of other classes; class-agnostic does not
   std::vector<Detection> two = {Box(0, 0.9f, 0, 0, 10, 10), Box(1, 0.8f, 1, 1, 10, 10)};
@@ -40,7 +44,8 @@ int main() {
   CHECK(Nms(two, Opts(0.5f, true)).size() == 1);
 
   // touching boxes (shared edge) do not overlap; zero-area boxes overlap nothing
-  kept = Nms({Box(0, 0.9f, 0, 0, 10, 10), Box(0, 0.8f, 10, 0, 20, 10), Box(0, 0.7f, 5, 5, 5, 5)}, Opts(0.0f));
+  kept = Nms({Box(0, 0.9f, 0, 0, 10, 10), Box(0, 0.8f, 10, 0, 20, 10), Box(0, 0.7f, 5, 5, 5, 5)},
+             Opts(0.0f));
   CHECK(kept.size() == 3);
   CHECK(IoU(Box(0, 1, 5, 5, 5, 5), Box(0, 1, 5, 5, 5, 5)) == 0.0f);
   CHECK(std::fabs(IoU(Box(0, 1, 0, 0, 10, 10), Box(0, 1, 5, 0, 15, 10)) - 50.0f / 150.0f) < 1e-6f);
@@ -84,7 +89,8 @@ int main() {
   CHECK(dets.size() == 1 && std::fabs(dets[0].score - 0.25f) < 1e-6f);
   CHECK(std::fabs(dets[0].x1 - (16 - 5)) < 1e-5f && std::fabs(dets[0].y2 - (16 + 10)) < 1e-5f);
   Tensor wrong{{1, 7, 1, 1}, std::vector<float>(7, 0.0f)};
-  EXPECT_THROW(ErrorKind::kInvalidInput, "expected (1, 6, H, W)", DecodeYolo3({&wrong}, head, 0.01f));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "expected (1, 6, H, W)",
+               DecodeYolo3({&wrong}, head, 0.01f));
   t.data[4] = nan;
   EXPECT_THROW(ErrorKind::kInvalidInput, "NaN", DecodeYolo3({&t}, head, 0.01f));
 

@@ -17,8 +17,8 @@ int main() {
   CHECK(top.size() == 3);
   CHECK(top[0].index == 1 && top[1].index == 2 && top[2].index == 3);  // tie: lower index first
   CHECK(top[0].label == "b" && top[2].label == "d");
-  CHECK(TopK({0.3f, 0.7f}, 10, {}).size() == 2);       // k larger than the class count
-  CHECK(TopK({0.3f, 0.7f}, 1, {})[0].label == "1");    // no labels: the index as text
+  CHECK(TopK({0.3f, 0.7f}, 10, {}).size() == 2);     // k larger than the class count
+  CHECK(TopK({0.3f, 0.7f}, 1, {})[0].label == "1");  // no labels: the index as text
   CHECK(TopK({0.3f}, 0, {}).empty());
   EXPECT_THROW(ErrorKind::kInvalidInput, "top-k must be >= 0", TopK({0.3f}, -2, {}));
   return Finish("test_postprocess");

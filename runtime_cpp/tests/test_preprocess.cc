@@ -41,7 +41,8 @@ int main() {
   Preprocessor pre(ops, {1, 3, 8, 8});
   Geometry geom;
   Image geo = pre.Transform(Gradient(40, 20).view(), &geom);
-  CHECK(geom.scale_x == 0.5f && geom.offset_x == -6.0f && geom.offset_y == -1.0f);  // 40x20 -> 20x10, crop 8x8
+  CHECK(geom.scale_x == 0.5f && geom.offset_x == -6.0f &&
+        geom.offset_y == -1.0f);  // 40x20 -> 20x10, crop 8x8
   CHECK(geo.width == 8 && geo.height == 8 && geo.order == ColorOrder::kRGB);
   Tensor t = pre.Run(Gradient(40, 20).view());
   CHECK((t.shape == std::vector<int64_t>{1, 3, 8, 8}));
@@ -55,7 +56,8 @@ int main() {
   for (size_t i = 0; i < color.pixels.size(); i += 3) {
     gray.pixels.push_back(color.pixels[i + 1]);
     for (int k = 0; k < 3; ++k) gray3.pixels[i + k] = color.pixels[i + 1];
-    bgra.pixels.insert(bgra.pixels.end(), {color.pixels[i], color.pixels[i + 1], color.pixels[i + 2], 9});
+    bgra.pixels.insert(bgra.pixels.end(),
+                       {color.pixels[i], color.pixels[i + 1], color.pixels[i + 2], 9});
   }
   Image expanded = ToColor(gray.view());
   CHECK(expanded.channels == 3 && expanded.pixels == gray3.pixels);
@@ -71,8 +73,9 @@ int main() {
   padded.data = rows.data();
   padded.stride = 124;
   CHECK(ToColor(padded).pixels == color.pixels);
-  for (const char* geometry_op : {R"({"op": "letterbox", "size": [16, 16], "pad_value": [1, 2, 3]})",
-                                  R"({"op": "person_crop", "size": [16, 16], "scale": 1.25})"}) {
+  for (const char* geometry_op :
+       {R"({"op": "letterbox", "size": [16, 16], "pad_value": [1, 2, 3]})",
+        R"({"op": "person_crop", "size": [16, 16], "scale": 1.25})"}) {
     json::Value ops2 = json::Value::Parse(std::string("[") + geometry_op + R"(,
       {"op": "normalize", "mean": [0, 0, 0], "std": [1, 1, 1], "color": "RGB", "layout": "NCHW"}])");
     Preprocessor other(ops2, {1, 3, 16, 16});

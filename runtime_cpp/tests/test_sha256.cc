@@ -17,7 +17,8 @@ int main() {
   // streaming in uneven pieces gives the same digest as one call
   std::string million(1000000, 'a');
   edgecv::Sha256 h;
-  for (size_t i = 0; i < million.size(); i += 997) h.Update(million.data() + i, std::min<size_t>(997, million.size() - i));
+  for (size_t i = 0; i < million.size(); i += 997)
+    h.Update(million.data() + i, std::min<size_t>(997, million.size() - i));
   CHECK(h.HexDigest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 
   const char* path = "sha256_test_file.bin";

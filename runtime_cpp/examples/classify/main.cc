@@ -41,10 +41,12 @@ edgecv::Image ReadPpm(const std::string& path) {
   f >> maxval;
   f.get();  // the single whitespace byte before the pixels
   if (magic != "P6" || w <= 0 || h <= 0 || maxval != 255)
-    throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, path + " is not an 8-bit binary PPM (P6)");
+    throw edgecv::Error(edgecv::ErrorKind::kInvalidInput,
+                        path + " is not an 8-bit binary PPM (P6)");
   edgecv::Image img{w, h, 3, edgecv::ColorOrder::kRGB, {}};
   img.pixels.resize(static_cast<size_t>(w) * h * 3);
-  f.read(reinterpret_cast<char*>(img.pixels.data()), static_cast<std::streamsize>(img.pixels.size()));
+  f.read(reinterpret_cast<char*>(img.pixels.data()),
+         static_cast<std::streamsize>(img.pixels.size()));
   if (f.gcount() != static_cast<std::streamsize>(img.pixels.size()))
     throw edgecv::Error(edgecv::ErrorKind::kInvalidInput, path + " is truncated");
   return img;
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < args.size(); ++i) {
       if (args[i] == flag && i + 1 < args.size()) {
         (args[i] == "--list" ? list : outputs_dir) = args[i + 1];
-        args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+        args.erase(args.begin() + static_cast<std::ptrdiff_t>(i),
+                   args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
         break;
       }
     }
@@ -99,9 +102,11 @@ int main(int argc, char** argv) {
         if (path.empty()) continue;
         edgecv::Result r = predictor->Run(ReadPpm(path).view(), options);
         if (!r.classifications.empty())
-          std::printf("%s\t%d\t%.9g\n", path.c_str(), r.classifications[0].index, r.classifications[0].score);
+          std::printf("%s\t%d\t%.9g\n", path.c_str(), r.classifications[0].index,
+                      r.classifications[0].score);
         for (const auto& d : r.detections)  // detectors: a line per detection, none if none
-          std::printf("%s\t%d\t%.9g\t%.3f %.3f %.3f %.3f\n", path.c_str(), d.class_id, d.score, d.x1, d.y1, d.x2, d.y2);
+          std::printf("%s\t%d\t%.9g\t%.3f %.3f %.3f %.3f\n", path.c_str(), d.class_id, d.score,
+                      d.x1, d.y1, d.x2, d.y2);
       }
       return 0;
     }
@@ -114,7 +119,8 @@ int main(int argc, char** argv) {
     const auto& classes = predictor->manifest().classes;
     for (const auto& d : result.detections)  // detection artifacts: class, score, box, label
       std::printf("%d\t%.9g\t%.3f %.3f %.3f %.3f\t%s\n", d.class_id, d.score, d.x1, d.y1, d.x2,
-                  d.y2, d.class_id < static_cast<int>(classes.size()) ? classes[d.class_id].c_str() : "");
+                  d.y2,
+                  d.class_id < static_cast<int>(classes.size()) ? classes[d.class_id].c_str() : "");
     const auto& specs = predictor->manifest().outputs;
     for (size_t i = 0; !outputs_dir.empty() && i < result.outputs.size(); ++i) {
       std::string name = specs[i].name;

@@ -48,12 +48,12 @@ struct Box {
 struct PoseCrop {
   float x0 = 0, y0 = 0, width = 0, height = 0;
 };
-PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float scale,
-                    int image_width, int image_height);
+PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float scale, int image_width,
+                    int image_height);
 
 // The crop resampled to out_width x out_height (bilinear; outside the image reads 0):
-// network pixel (u, v) samples image point (x0 + u * width / out_width, y0 + v * height / out_height),
-// the affine map of SimpleBaseline's crop.
+// network pixel (u, v) samples image point (x0 + u * width / out_width, y0 + v * height /
+// out_height), the affine map of SimpleBaseline's crop.
 Image CropResize(const ImageView& image, const PoseCrop& crop, int out_width, int out_height);
 
 struct Keypoint {

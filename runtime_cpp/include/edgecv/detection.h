@@ -17,11 +17,11 @@ struct Detection {
 };
 
 struct NmsOptions {
-  float iou_threshold = 0.45f;   // suppress a box overlapping a better one by more than this
-  float score_threshold = 0.01f; // candidates must score above this
-  int topk = 400;                // candidates kept (best first) before suppression; <= 0: all
-  int max_detections = 100;      // results kept after suppression; <= 0: all
-  bool class_agnostic = false;   // false: only boxes of the same class suppress each other
+  float iou_threshold = 0.45f;    // suppress a box overlapping a better one by more than this
+  float score_threshold = 0.01f;  // candidates must score above this
+  int topk = 400;                 // candidates kept (best first) before suppression; <= 0: all
+  int max_detections = 100;       // results kept after suppression; <= 0: all
+  bool class_agnostic = false;    // false: only boxes of the same class suppress each other
 };
 
 float IoU(const Detection& a, const Detection& b);
@@ -35,7 +35,7 @@ std::vector<Detection> Nms(std::vector<Detection> candidates, const NmsOptions& 
 // `score_threshold` are returned.
 struct Yolo3Head {
   int num_classes = 0;
-  std::vector<int> strides;               // per output
+  std::vector<int> strides;                 // per output
   std::vector<std::vector<float>> anchors;  // per output: w0, h0, w1, h1, ...
 };
 Yolo3Head ParseYolo3Head(const json::Value& op);

@@ -32,9 +32,7 @@ struct Image {
   ColorOrder order = ColorOrder::kRGB;
   std::vector<uint8_t> pixels;
 
-  ImageView view() const {
-    return {pixels.data(), width, height, channels, 0, order};
-  }
+  ImageView view() const { return {pixels.data(), width, height, channels, 0, order}; }
 };
 
 // A dense row-major float32 tensor.

@@ -29,11 +29,12 @@ void ClearKernelCache();
 // One layer as the kernel library built it: what it computes with (for int8 artifacts,
 // proof that the integer primitives run, not a float fallback).
 struct KernelLayer {
-  std::string kernel;         // e.g. "edgecv.dnnl.conv2d_q8"
-  std::string implementation; // the library's name for the kernel it chose
+  std::string kernel;                            // e.g. "edgecv.dnnl.conv2d_q8"
+  std::string implementation;                    // the library's name for the kernel it chose
   std::string src_type, weights_type, dst_type;  // "f32", "u8", "s8"
-  std::string residual_type;                       // as above, or "none"
-  int weight_bits = 0;  // int8 layers: bits of the weights computed with (8, or 7: see Int8WeightBits); 0 float
+  std::string residual_type;                     // as above, or "none"
+  int weight_bits =
+      0;  // int8 layers: bits of the weights computed with (8, or 7: see Int8WeightBits); 0 float
 };
 // Layers built since the last reset (a log: clearing the kernel cache does not reset it).
 std::vector<KernelLayer> KernelLayers(bool reset = false);
@@ -59,8 +60,8 @@ void SetInt8WeightBits(int bits);
 // input, keyed by the layer's content key (the key its int8 version is compiled from).
 struct ObservedInput {
   std::string kernel;
-  int64_t order = 0;              // first-seen order of the layer in the graph
-  std::vector<int64_t> shape;     // input shape as the kernel saw it
+  int64_t order = 0;           // first-seen order of the layer in the graph
+  std::vector<int64_t> shape;  // input shape as the kernel saw it
   double min = 0, max = 0;
   int64_t count = 0;              // values seen
   double range = 0;               // histogram covers |x| in [0, range]; 0: no histogram

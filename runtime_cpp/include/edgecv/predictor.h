@@ -18,11 +18,11 @@ namespace edgecv {
 
 // Run-time overrides of the manifest's post-processing parameters; negative: keep the manifest's.
 struct RunOptions {
-  int top_k = -1;                  // classification
-  float score_threshold = -1.0f;   // detection
-  float iou_threshold = -1.0f;     // detection
-  int max_detections = -1;         // detection
-  int class_agnostic = -1;         // detection: 0 or 1
+  int top_k = -1;                 // classification
+  float score_threshold = -1.0f;  // detection
+  float iou_threshold = -1.0f;    // detection
+  int max_detections = -1;        // detection
+  int class_agnostic = -1;        // detection: 0 or 1
 };
 
 struct Result {
