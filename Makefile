@@ -1,7 +1,11 @@
 # The two commands of the README:
 #   make demo   set everything up, compile the digits classifier and detector edgecv trained
 #               for this CPU, run them on held-out digits (edgecv/data/)
-#   make test   set everything up, then run the whole test suite (what CI runs)
+#   make test   set everything up, then run the whole test suite (what CI runs): lint and
+#               format checks, then pytest, whose zoo sweeps take one model per family
+#   make sweep  every zoo model through the parity tests (hours), recorded in
+#               tests/sweep-result.json, which `make test` checks against the catalog
+#   make unit   the unit tier alone, on the source tree (numpy only; tests/test_tiers.py proves it)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,8 +18,9 @@ DEMO_ART    := artifacts
 # pinned: mxnet 1.9.1 needs numpy<1.24 and onnx 1.16.2; newer tvm-ffi breaks TVM 0.27
 BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 "numpy<1.24"
 SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
+CPP_SOURCES := $(shell find runtime_cpp -type f \( -name '*.cc' -o -name '*.h' \))
 
-.PHONY: demo test install install-test clean cross-tools kernel-libs
+.PHONY: demo test sweep unit lint install install-test clean cross-tools kernel-libs
 
 # Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
 # Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
@@ -38,10 +43,20 @@ demo: $(VENV)/.installed
 	$(BIN)/edgecv run $(DEMO_ART)/$(DEMO_DET)-$(DEMO_TARGET)-fp32 edgecv/data/digits_scene.jpg \
 	  --out $(DEMO_ART)/digits_scene-detections.jpg
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test lint
+	$(BIN)/pytest -p no:cacheprovider -q -ra
+
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check edgecv tests bench
 	$(BIN)/ruff format --check edgecv tests bench
-	$(BIN)/pytest -p no:cacheprovider -q -ra
+	$(BIN)/clang-format --dry-run --Werror $(CPP_SOURCES)
+
+sweep: $(VENV)/.installed-test
+	$(BIN)/python -m tests.sweep
+
+# the source tree first on the path: edgecv without its C++ module, so only the unit tier runs
+unit: $(VENV)/.installed-test
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m pytest -p no:cacheprovider -q -m unit
 
 install: $(VENV)/.installed
 

@@ -1,4 +1,12 @@
-"""Shared fixtures: small compiled artifacts, built once per test session."""
+"""Shared fixtures (small compiled artifacts, built once per test session) and the test tiers.
+
+Every test file names its tier in a module-level ``pytestmark`` (the markers are listed in
+pyproject.toml); a test's own tier mark, or its class's, replaces its file's, so that a file
+of integration tests can hold a unit test without that test counting as both. ``pytest -m
+unit`` needs only numpy and the source tree: without the built C++ module (and so without
+the rest of the stack) files with no unit test are not imported, and selecting anything but
+unit tests is refused with a message that says what is missing.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,67 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:  # the tests exercise the installed package, C++ module included
-    from edgecv import _runtime  # noqa: F401
-except ImportError as err:  # pragma: no cover
-    raise pytest.UsageError(
-        f"edgecv's C++ runtime module is not importable ({err}); run `make test`"
-    ) from None
+TIERS = ("unit", "cpp", "parity", "golden", "targets", "integration")
+
+
+def _why_no_runtime() -> str | None:
+    """Why edgecv's C++ module is not importable here, or None when it is."""
+    try:  # the tests beyond the unit tier exercise the installed package, C++ module included
+        from edgecv import _runtime  # noqa: F401
+    except ImportError as err:
+        return str(err)
+    return None
+
+
+NO_RUNTIME = _why_no_runtime()
+
+
+def _no_runtime_message() -> str:
+    return (
+        f"edgecv's C++ runtime module is not importable ({NO_RUNTIME}); run `make test`, "
+        "or `pytest -m unit` for the tests that need only numpy"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if NO_RUNTIME and not config.option.markexpr:
+        raise pytest.UsageError(_no_runtime_message())
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # without the built module, a test file with no unit test is not even imported (its
+    # module-level imports may need MXNet, TVM or the module)
+    if NO_RUNTIME and collection_path.name.startswith("test_") and collection_path.suffix == ".py":
+        return "mark.unit" not in collection_path.read_text() or None
+    return None
+
+
+def _tier_marks(node: pytest.Item | pytest.Collector) -> list[pytest.Mark]:
+    return [m for m in node.own_markers if m.name in TIERS]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    # before `-m` selects: each test gets its nearest tier marks (its own, its class's, its
+    # file's) and the enclosing nodes lose theirs
+    parents = {}
+    for item in items:
+        chain = item.listchain()
+        nearest = next((n for n in reversed(chain) if _tier_marks(n)), None)
+        if nearest is not None and nearest is not item:
+            item.own_markers.extend(_tier_marks(nearest))
+        parents.update((id(n), n) for n in chain[:-1])
+    for node in parents.values():
+        node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
+    result = yield
+    if NO_RUNTIME:
+        beyond = [i.nodeid for i in items if i.get_closest_marker("unit") is None]
+        if beyond:
+            raise pytest.UsageError(
+                _no_runtime_message() + f"; selected beyond the unit tier: {beyond[:5]}"
+            )
+    return result
+
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGE = REPO / "edgecv" / "data" / "chelsea.jpg"
@@ -33,6 +96,39 @@ ISA_UNDER_CAP = {
     "AVX512_CORE": {"avx512_core", "avx2_vnni", "avx2", "avx", "sse41"},
     "AVX2_VNNI": {"avx2_vnni", "avx2", "avx", "sse41"},
 }
+
+
+# The zoo sweeps (every model through parity) run in full only on request: `make sweep`
+# (python -m tests.sweep) sets this, and records its result for test_tiers.py to check
+SWEEP = os.environ.get("EDGECV_SWEEP") == "1"
+# kwargs that only scale a builder's architecture (or change its classes), not its structure
+SCALE_KWARGS = {"depth", "multiplier", "dataset", "size", "config"}
+
+
+def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
+    """The zoo models of ``task`` a sweep test runs: all of them under ``make sweep``; in the
+    ordinary run ``ci`` when given, else one representative per family (the first in catalog
+    order) and per kind of structural option its builder takes (ResNet v1b's deep stem,
+    average-pool downsampling, stem width; YOLOv3's own anchors): scaled variants of one
+    builder (depth, width multiplier, dataset, MobileNetV3's size, SSD's backbone config: its
+    backbones have their own parity tests as classifiers) share their code paths."""
+    import edgecv
+    from edgecv.zoo.catalog import MODELS
+
+    names = edgecv.list_models(task=task)
+    if SWEEP:
+        return names
+    if ci is not None:
+        return ci
+    seen: set[tuple[object, ...]] = set()
+    chosen = []
+    for name in names:
+        spec = MODELS.get(name)
+        key = (spec.family, spec.builder, frozenset(spec.kwargs) - SCALE_KWARGS)
+        if key not in seen:
+            seen.add(key)
+            chosen.append(name)
+    return chosen
 
 
 def int8_weight_bits_for(isa: str) -> int:
@@ -190,6 +286,18 @@ def small_artifact(tmp_path_factory) -> Path:
             pretrained=str(params),
             out_dir=str(tmp / "art"),
         )
+    )
+
+
+@pytest.fixture(scope="session")
+def yolo_artifact(tmp_path_factory) -> Path:
+    """yolo3_mobilenet0.25_voc at 256x256 with its random initial weights, compiled for
+    x86_64: the detector of the tests that need a detection artifact but no reference."""
+    from edgecv.compile import CompileOptions, compile_model
+
+    tmp = tmp_path_factory.mktemp("yolo")
+    return compile_model(
+        CompileOptions(model="yolo3_mobilenet0.25_voc", input_size=256, out_dir=str(tmp / "a"))
     )
 
 

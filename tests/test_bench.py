@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgecv.bench import _time_in_blocks
 
+pytestmark = pytest.mark.integration
 
+
+@pytest.mark.unit
 def test_timing_alternates_blocks_with_an_untimed_run_first():
     calls: list[str] = []
 
@@ -23,6 +28,7 @@ def test_timing_alternates_blocks_with_an_untimed_run_first():
     assert 0 <= a["min_ms"] <= a["median_ms"] <= a["p90_ms"]
 
 
+@pytest.mark.unit
 def test_timing_one_function_has_no_untimed_runs_between_blocks():
     calls = []
     ((summary, got),) = _time_in_blocks([lambda: calls.append(1)], warmup=2, repeat=6, block=5)

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import SAMPLE_IMAGE
 
+pytestmark = pytest.mark.integration
+
 
 def edgecv(*args, cwd=None):
     exe = Path(sys.executable).parent / "edgecv"  # the venv's console script, PATH or not

@@ -12,6 +12,8 @@ from edgecv.runtime import Predictor
 
 from conftest import SAMPLE_IMAGE
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def artifact_copy(small_artifact, tmp_path):

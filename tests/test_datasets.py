@@ -21,6 +21,8 @@ from edgecv.datasets import (
 from edgecv.datasets.digits import generate, load_scans, split_scans
 from edgecv.errors import InvalidInputError
 
+pytestmark = pytest.mark.unit
+
 
 def _tree_digest(root: Path) -> str:
     h = hashlib.sha256()
@@ -75,6 +77,7 @@ def test_image_folder_errors(tmp_path):
         ds[0]
 
 
+@pytest.mark.integration
 def test_recordio_round_trip(tmp_path, digits_root):
     folder = ImageFolder(digits_root / "classification" / "val")
     rec = write_recordio(folder, tmp_path / "val.rec")

@@ -17,12 +17,12 @@ from edgecv.errors import InvalidInputError
 from edgecv.pipeline import estimate_poses
 from edgecv.runtime import PoseResult, Predictor, SegmentationResult, read_image
 
-from conftest import SAMPLE_IMAGE, calibrate_batchnorm, scale_last_layer
+from conftest import SAMPLE_IMAGE, calibrate_batchnorm, scale_last_layer, zoo_models
 
-pytestmark = pytest.mark.usefixtures("seeded_mxnet")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("seeded_mxnet")]
 
-SEGMENTERS = ["fcn_resnet50_voc", "psp_resnet50_ade", "deeplab_resnet50_ade"]
-POSERS = ["simple_pose_resnet18_v1b", "mobile_pose_mobilenetv2_1.0"]
+SEGMENTERS = zoo_models("segmentation")
+POSERS = zoo_models("pose", ci=["simple_pose_resnet18_v1b", "mobile_pose_mobilenetv2_1.0"])
 
 
 def _last_conv(net):

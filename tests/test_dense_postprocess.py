@@ -11,7 +11,7 @@ import pytest
 from edgecv import _runtime
 from edgecv.errors import InvalidInputError
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.cpp
 
 
 # ------------------------------------------------------------------ helpers

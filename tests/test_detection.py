@@ -13,10 +13,10 @@ from edgecv.compile import CompileOptions, compile_model
 from edgecv.errors import InvalidInputError
 from edgecv.runtime import DetectionResult, Predictor
 
-from conftest import SAMPLE_IMAGE, calibrate_batchnorm
+from conftest import SAMPLE_IMAGE, calibrate_batchnorm, zoo_models
 
-pytestmark = pytest.mark.usefixtures("seeded_mxnet")
-DETECTORS = edgecv.list_models(task="detection")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("seeded_mxnet")]
+DETECTORS = zoo_models("detection")
 YOLO_SIZE = 320
 # SSD is fully convolutional; these are the smallest sizes its extra layers accept
 TEST_SIZE = {"ssd_300": 300, "ssd_512_vgg16": 512, "ssd_512": 256, "yolo3": YOLO_SIZE}
@@ -66,7 +66,7 @@ def _random_boxes(n, seed, size=1000.0, extent=60.0):
     )
 
 
-@pytest.mark.unit
+@pytest.mark.cpp
 @pytest.mark.parametrize(
     "n,agnostic,topk,max_det",
     [
@@ -89,7 +89,7 @@ def test_nms_matches_numpy(n, agnostic, topk, max_det):
     np.testing.assert_array_equal(got_boxes, boxes[keep])
 
 
-@pytest.mark.unit
+@pytest.mark.cpp
 def test_nms_edge_cases():
     same = np.tile(np.array([[10, 10, 20, 20]], np.float32), (4, 1))
     ids = np.zeros(4, np.int32)
@@ -214,14 +214,9 @@ def test_detector_parity(name, tmp_path):
 
 
 @pytest.mark.parity
-def test_detection_on_an_image_maps_boxes_back(tmp_path):
+def test_detection_on_an_image_maps_boxes_back(yolo_artifact):
     """Letterboxed input: boxes come back in image pixels, inside the image."""
-    art = compile_model(
-        CompileOptions(
-            model="yolo3_mobilenet0.25_voc", input_size=YOLO_SIZE, out_dir=str(tmp_path / "a")
-        )
-    )
-    p = Predictor(art)
+    p = Predictor(yolo_artifact)
     from edgecv.runtime import read_image
 
     image = read_image(SAMPLE_IMAGE)
@@ -245,16 +240,14 @@ def test_detection_on_an_image_maps_boxes_back(tmp_path):
 
 
 @pytest.mark.parity
-def test_manifest_with_wrong_output_shapes_is_refused(tmp_path):
+def test_manifest_with_wrong_output_shapes_is_refused(yolo_artifact, tmp_path):
     """A detection manifest whose head shapes disagree with its decode parameters."""
     import shutil
 
     from edgecv.artifact import read_manifest, seal_manifest
     from edgecv.errors import ArtifactError
 
-    art = compile_model(
-        CompileOptions(model="yolo3_mobilenet0.25_voc", input_size=256, out_dir=str(tmp_path / "a"))
-    )
+    art = yolo_artifact
     bad = tmp_path / "bad"
     shutil.copytree(art, bad)
     doc = read_manifest(bad)

@@ -18,6 +18,8 @@ from edgecv.runtime import Predictor, read_image
 
 from conftest import SAMPLE_IMAGE
 
+pytestmark = pytest.mark.integration
+
 Image = pytest.importorskip("PIL.Image")
 ImageOps = pytest.importorskip("PIL.ImageOps")
 

@@ -11,6 +11,8 @@ import pytest
 from edgecv.compile import kernel_abi as abi
 from edgecv.compile.kernel_abi import Act, Pool, Quant, Residual
 
+pytestmark = pytest.mark.cpp
+
 # Distinctive values (no two fields alike, floats exact in float32) so that a field read from
 # another position cannot pass.
 CONV = abi.Conv2d(

@@ -29,9 +29,12 @@ from edgecv.runtime import Predictor
 
 from conftest import check_isa_cap, random_params_file, rerun_under_isa_cap
 
-pytestmark = pytest.mark.skipif(
-    "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
-)
+pytestmark = [
+    pytest.mark.parity,
+    pytest.mark.skipif(
+        "dnnl" not in local_kernel_libraries(), reason="runtime built without oneDNN"
+    ),
+]
 LIBRARIES = [
     pytest.param(
         lib,

@@ -15,7 +15,7 @@ import edgecv
 from edgecv.compile import CompileOptions, compile_model
 from edgecv.runtime import Predictor
 
-from conftest import PARITY_SIZE, random_params_file
+from conftest import PARITY_SIZE, random_params_file, zoo_models
 
 pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("seeded_mxnet")]
 RTOL = 1e-4  # of the output scale
@@ -25,7 +25,7 @@ def _top5(v: np.ndarray) -> list[int]:
     return [int(i) for i in np.argsort(-v.ravel(), kind="stable")[:5]]
 
 
-@pytest.mark.parametrize("name", edgecv.list_models(task="classification"))
+@pytest.mark.parametrize("name", zoo_models("classification"))
 def test_chain_parity(name, tmp_path):
     import mxnet as mx
 

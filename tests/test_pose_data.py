@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecv import _runtime
 from edgecv.datasets import COCODetection, open_dataset
 from edgecv.datasets.digits import KEYPOINTS, ink_keypoints, load_scans, render_scene
 from edgecv.datasets.keypoints import UNIFORM_SIGMA, COCOKeypoints, default_sigmas
@@ -19,6 +18,8 @@ from edgecv.errors import InvalidInputError
 from edgecv.evaluate import COCO_KEYPOINT_SIGMAS, evaluate
 from edgecv.train.pose import crop_transform, flip_pairs, heatmap_targets
 from edgecv.zoo import label_set
+
+pytestmark = pytest.mark.unit
 
 # ------------------------------------------------------------------ the digits keypoints
 
@@ -252,9 +253,12 @@ def test_heatmap_target_peak_at_keypoint():
     assert maps[0, 7, 6] == pytest.approx(np.exp(-1 / 8), rel=1e-6)
 
 
+@pytest.mark.cpp
 def test_training_crop_agrees_with_the_runtime():
     """Without jitter, the training crop is the runtime's crop, and the runtime's decode
     of the target heatmaps gives back the keypoints."""
+    from edgecv import _runtime
+
     rng = np.random.RandomState(0)
     coarse = rng.uniform(0, 255, (9, 12, 3)).astype(np.float32)
     # smooth: OpenCV's 5-bit sampling weights are off by up to 1/64 pixel
@@ -290,9 +294,11 @@ def test_training_crop_agrees_with_the_runtime():
 MODEL = "simple_pose_resnet18_v1b"
 
 
+@pytest.mark.integration
 @pytest.mark.usefixtures("seeded_mxnet")
 def test_pose_samples_mirror_with_swapped_joints(digits_root):
     import edgecv
+    from edgecv import _runtime
     from edgecv.train import TrainConfig
     from edgecv.train.pose import PoseTask
     from edgecv.zoo import MODELS, ModelMeta
@@ -332,9 +338,11 @@ def test_pose_samples_mirror_with_swapped_joints(digits_root):
     assert seen == {False, True}, "all samples mirrored, or none"
 
 
+@pytest.mark.integration
 @pytest.mark.usefixtures("seeded_mxnet")
 def test_pose_training_lowers_the_loss(tmp_path, digits_root):
     import edgecv
+    from edgecv import _runtime
     from edgecv.evaluate import FloatModel
     from edgecv.train import TrainConfig, train
 

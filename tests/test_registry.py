@@ -129,6 +129,7 @@ def test_data_config_scaling_keeps_crop_ratio():
     assert d.input_size == (112, 112) and d.resize_short == 128
 
 
+@pytest.mark.integration
 def test_classes_argument(tmp_path):
     net = edgecv.get_model("mobilenet0.25", classes=["cat", "dog"])
     assert net.edgecv_meta.classes == ("cat", "dog")

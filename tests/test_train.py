@@ -13,6 +13,8 @@ from edgecv.errors import InvalidInputError
 from edgecv.train import TrainConfig, train
 from edgecv.train.common import Checkpoint, LRSchedule
 
+pytestmark = pytest.mark.integration
+
 
 def _short(**kw) -> TrainConfig:
     base = dict(
@@ -32,6 +34,7 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.unit
 def test_lr_schedule_warmup_then_cosine():
     s = LRSchedule(TrainConfig(epochs=4, lr=1.0, warmup_epochs=1), iters_per_epoch=10)
     assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0)

@@ -23,7 +23,10 @@ from edgecv.evaluate import ArtifactModel, evaluate, load_model
 from edgecv.train import TrainConfig, train
 from edgecv.train.segmentation import IGNORE, SegmentationTask, augment
 
+pytestmark = pytest.mark.integration
 
+
+@pytest.mark.unit
 def test_voc_digits_masks_match_the_boxes(digits_root):
     seg = open_dataset(digits_root / "voc", "train", task="segmentation")
     det = open_dataset(digits_root / "voc", "train", task="detection")
@@ -42,6 +45,7 @@ def test_voc_digits_masks_match_the_boxes(digits_root):
         assert set(np.unique(mask)) <= {0, *(int(k) + 1 for k in boxes[:, 4])}
 
 
+@pytest.mark.unit
 def test_voc_mask_reads_indexed_color_and_border(tmp_path):
     ids = np.array([[0, 1, 2], [255, 20, 0]], np.uint8)
     color = tmp_path / "color.png"
@@ -58,6 +62,7 @@ def test_voc_mask_reads_indexed_color_and_border(tmp_path):
         read_voc_mask(odd, 21)
 
 
+@pytest.mark.unit
 def test_voc_segmentation_rejects_broken_layouts(digits_root, tmp_path):
     with pytest.raises(InvalidInputError, match="JPEGImages not found"):
         VOCSegmentation(tmp_path)
@@ -87,6 +92,7 @@ def _coco(tmp_path, annotations) -> COCOSegmentation:
     return COCOSegmentation(root, "train")
 
 
+@pytest.mark.unit
 def test_coco_instance_masks_painted_by_hand(tmp_path):
     from pycocotools import mask as mask_utils
 
@@ -133,11 +139,13 @@ def test_coco_instance_masks_painted_by_hand(tmp_path):
     assert np.isin(label, [0, 1, 2, IGNORE]).all()
 
 
+@pytest.mark.unit
 def test_coco_segmentation_rejects_detection_only_files(tmp_path):
     with pytest.raises(InvalidInputError, match="no segmentation"):
         _coco(tmp_path, [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}])
 
 
+@pytest.mark.unit
 def test_augment_keeps_image_and_labels_aligned():
     """A label map that is a function of the image colors must stay that function."""
     rng = np.random.RandomState(0)

@@ -9,6 +9,8 @@ import pytest
 from edgecv.train import TrainConfig, train
 from edgecv.train.ssd import encode_boxes, hard_negatives, match_priors, multibox_loss
 
+pytestmark = pytest.mark.integration
+
 VAR = (0.1, 0.1, 0.2, 0.2)
 
 
@@ -21,6 +23,7 @@ def _decode(offsets: np.ndarray, priors: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
 
 
+@pytest.mark.unit
 def test_threshold_and_bipartite_matches_by_hand():
     priors = np.array(
         [
@@ -46,6 +49,7 @@ def test_threshold_and_bipartite_matches_by_hand():
     np.testing.assert_allclose(_decode(offsets[pos], priors[pos]), matched, atol=1e-4)
 
 
+@pytest.mark.unit
 def test_two_boxes_never_share_a_prior():
     priors = np.array([[10, 10, 20, 20], [30, 10, 20, 20]], np.float32)
     # both boxes overlap prior 0 best; box 1 (IoU 0.82 there, 0.05 with prior 1) must
@@ -59,6 +63,7 @@ def test_two_boxes_never_share_a_prior():
     assert not cls.any() and not offsets.any()
 
 
+@pytest.mark.unit
 def test_encoding_round_trips():
     rng = np.random.RandomState(0)
     priors = np.concatenate([rng.uniform(20, 100, (50, 2)), rng.uniform(8, 60, (50, 2))], 1)
@@ -111,6 +116,7 @@ def test_multibox_loss_by_hand():
     assert got.mean() == pytest.approx(total / 3, rel=1e-5)
 
 
+@pytest.mark.unit
 def test_augment_stretches_for_ssd(monkeypatch):
     from edgecv.train import detection
 

@@ -20,6 +20,8 @@ from edgecv.runtime import Predictor
 
 from conftest import SAMPLE_IMAGE
 
+pytestmark = pytest.mark.integration
+
 MODEL, SIZE = "mobilenet0.25_digits", 32
 
 

@@ -11,9 +11,9 @@ import pytest
 
 import edgecv
 
-from conftest import randomize_weights
+from conftest import randomize_weights, zoo_models
 
-pytestmark = pytest.mark.usefixtures("seeded_mxnet")
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("seeded_mxnet")]
 gluoncv = pytest.importorskip(
     "gluoncv", reason="GluonCV reference not installed (make test installs it)"
 )
@@ -23,7 +23,7 @@ def _in_gluoncv(task: str) -> list[str]:
     """Zoo names GluonCV also has: not edgecv's own trained variants (shipped weights)."""
     from edgecv.zoo.catalog import MODELS
 
-    return [n for n in edgecv.list_models(task=task) if not MODELS.get(n).weights]
+    return [n for n in zoo_models(task) if not MODELS.get(n).weights]
 
 
 @pytest.mark.parametrize("name", _in_gluoncv("classification"))

@@ -48,9 +48,9 @@ def get_model(
     set (shipped weights are then not loaded).
     The returned block has an ``edgecv_meta`` attribute (:class:`ModelMeta`).
     """
+    spec = MODELS.get(name)  # a misspelt name is reported before MXNet loads
     import mxnet as mx
 
-    spec = MODELS.get(name)
     names = label_set(spec.classes)
     if classes is None and pretrained not in (None, True, False):
         classes = trained_classes(pretrained)
