@@ -1,10 +1,13 @@
 """Compilation targets, defined as TOML data files under ``targets/`` and validated on load.
 
 A CPU target names its LLVM target, the host triple its artifacts run on and the C++ cross
-compiler that links them when they are built on another machine. A GPU target (``cuda``)
-lists the GPU architectures it can be compiled for (``--arch``); each runs its host code on a
-CPU target named by the file. :func:`resolve_target` turns (target, arch, precision) into
-what the compiler needs, or refuses an impossible combination before any work.
+compiler that links them when they are built on another machine. A GPU target (``cuda``,
+``jetson-orin``) lists the GPU architectures it can be compiled for; without ``--arch`` one
+artifact carries machine code for each of its default architectures (``default_archs``,
+all of them when the file names none) plus PTX for newer GPUs (``ptx``), and ``--arch``
+narrows it to one. Each runs its host code on a CPU target named by the file.
+:func:`resolve_target` turns (target, arch, precision) into what the compiler needs, or
+refuses an impossible combination before any work.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class Target:
     cross_compiler: str | None = None  # CPU targets: C++ compiler that links for host_triple
     host: str | None = None  # GPU targets: default host CPU target
     archs: tuple[GpuArch, ...] = ()  # GPU targets
+    # GPU targets: the archs (names) built without --arch (empty: all of ``archs``), and the
+    # sm whose PTX is embedded too, which the driver compiles for GPUs newer than all of them
+    default_archs: tuple[str, ...] = ()
+    ptx: str | None = None
     kernels: tuple[str, ...] = ()  # kernel libraries layers can be offloaded to (first: default)
     # bits of int8 weights oneDNN's kernels may compute with on the CPUs of this target: 8 with
     # VNNI, 7 without (see the runtime's Int8WeightBits); the int8 gate measures each
@@ -86,15 +93,17 @@ class Target:
 
 @dataclass(frozen=True)
 class ResolvedTarget:
-    """A target with its GPU architecture (if any) and host CPU target, ready to compile for."""
+    """A target with its GPU architectures (if any) and host CPU target, ready to compile for."""
 
     target: Target
-    arch: GpuArch | None
+    arch: GpuArch | None  # --arch: the one GPU asked for (None: a CPU target, or all defaults)
     host: Target  # the CPU target that runs the host code (the target itself for CPU targets)
+    gpus: tuple[GpuArch, ...] = ()  # GPU targets: machine code is built for each of these
+    ptx: str | None = None  # GPU targets: sm_XY whose PTX is embedded too (for newer GPUs)
 
     @property
     def label(self) -> str:
-        """The name used in artifact directories: ``rpi4``, ``cuda-jetson-orin``."""
+        """The name used in artifact directories: ``rpi4``, ``cuda``, ``cuda-sm_86``."""
         return self.target.name if self.arch is None else f"{self.target.name}-{self.arch.name}"
 
     @property
@@ -102,10 +111,22 @@ class ResolvedTarget:
         return self.host.host_triple
 
     @property
+    def sms(self) -> list[str]:
+        """The GPU architectures with machine code in the library, oldest first."""
+        return sorted({g.sm for g in self.gpus}, key=_sm_number)
+
+    @property
+    def gpu_code(self) -> dict[str, Any] | None:
+        """What nvcc builds (None: a CPU target): a cubin per sm, and PTX of ``ptx``."""
+        return {"sms": self.sms, "ptx": self.ptx} if self.gpus else None
+
+    @property
     def tvm(self) -> dict[str, Any]:
-        if self.arch is None:
+        if not self.gpus:
             return dict(self.target.tvm)
-        return {**self.target.tvm, "arch": self.arch.sm, "host": dict(self.host.tvm)}
+        # TVM generates one CUDA source for the oldest architecture (valid on every newer one);
+        # nvcc compiles it for each (tvm_api.build)
+        return {**self.target.tvm, "arch": self.sms[0], "host": dict(self.host.tvm)}
 
     @property
     def is_native(self) -> bool:
@@ -140,9 +161,17 @@ class ResolvedTarget:
             "cpu_features": list(self.host.cpu_features),
             "tvm": self.tvm,
         }
+        if self.gpus:
+            # sms: a cubin for each; ptx: PTX the driver compiles for a newer GPU (the runtime
+            # refuses a GPU that none of them runs on); sm: the one GPU of --arch
+            doc.update(sms=self.sms, ptx=self.ptx, host=self.host.name)
         if self.arch is not None:
-            doc.update(arch=self.arch.name, sm=self.arch.sm, host=self.host.name)
+            doc.update(arch=self.arch.name, sm=self.arch.sm)
         return doc
+
+
+def _sm_number(sm: str) -> int:
+    return int(re.sub(r"\D", "", sm))
 
 
 def _same_cpu(triple: str, machine: str) -> bool:
@@ -188,6 +217,26 @@ def _parse_archs(data: dict[str, Any], path: Path) -> tuple[GpuArch, ...]:
     return tuple(archs)
 
 
+def _parse_defaults(
+    data: dict[str, Any], archs: tuple[GpuArch, ...], path: Path
+) -> tuple[tuple[str, ...], str | None]:
+    defaults = tuple(_optional(data, "default_archs", list, path) or ())
+    names = {a.name for a in archs}
+    unknown = [d for d in defaults if d not in names]
+    if unknown:
+        raise InvalidInputError(f"{path}: default_archs {unknown} are not listed under archs")
+    chosen = [a for a in archs if a.name in defaults] if defaults else list(archs)
+    if len({a.host for a in chosen}) != 1:
+        raise InvalidInputError(
+            f"{path}: the default archs run their host code on different CPUs: list "
+            "default_archs that share one host"
+        )
+    ptx = _optional(data, "ptx", str, path)
+    if ptx is not None and not _SM.fullmatch(ptx):
+        raise InvalidInputError(f"{path}: ptx {ptx!r} is not of the form sm_XY")
+    return defaults, ptx
+
+
 def parse_target(path: Path) -> Target:
     """Read and validate one target file (references to other targets are checked by
     :func:`target_registry`)."""
@@ -229,11 +278,15 @@ def parse_target(path: Path) -> Target:
             int8_weight_bits=_parse_weight_bits(data, path),
             cpu_features=tuple(_optional(data, "cpu_features", list, path) or ()),
         )
+    archs = _parse_archs(data, path)
+    defaults, ptx = _parse_defaults(data, archs, path)
     return Target(
         **common,
         host_triple="",
         host=_require(data, "host", str, path),
-        archs=_parse_archs(data, path),
+        archs=archs,
+        default_archs=defaults,
+        ptx=ptx,
     )
 
 
@@ -320,13 +373,14 @@ def resolve_target(name: str, arch: str | None = None, precision: str = "fp32") 
                 f"applies to GPU targets ({', '.join(t.name for t in list_targets() if t.archs)})"
             )
         return ResolvedTarget(target, None, target)
-    if arch is None:
-        choices = ", ".join(
-            f"{a.name} ({a.sm})" if a.name != a.sm else a.name for a in target.archs
+    if arch is None:  # every default architecture in one library, plus PTX for newer GPUs
+        gpus = tuple(
+            a for a in target.archs if not target.default_archs or a.name in target.default_archs
         )
-        raise InvalidInputError(f"target {target.name!r} needs --arch, one of: {choices}")
+        host = get_target(gpus[0].host or target.host or "")
+        return ResolvedTarget(target, None, host, gpus, target.ptx)
     gpu = target.arch(arch)
-    return ResolvedTarget(target, gpu, get_target(gpu.host or target.host or ""))
+    return ResolvedTarget(target, gpu, get_target(gpu.host or target.host or ""), (gpu,))
 
 
 def nvcc_architectures(nvcc: str) -> list[str]:
@@ -343,16 +397,18 @@ def nvcc_architectures(nvcc: str) -> list[str]:
 def check_toolchain(resolved: ResolvedTarget) -> None:
     """Refuse, before any work, a target whose compilers are missing on this machine."""
     if resolved.target.device == "cuda":
-        assert resolved.arch is not None
         nvcc = shutil.which("nvcc")
         if nvcc is None:
             raise EdgecvError(
-                "target 'cuda' needs nvcc (the CUDA toolkit) on PATH to compile kernels"
+                f"target {resolved.target.name!r} needs nvcc (the CUDA toolkit) on PATH to "
+                "compile kernels"
             )
         supported = nvcc_architectures(nvcc)
-        if resolved.arch.sm not in supported:
+        missing = [sm for sm in resolved.sms + [resolved.ptx or ""] if sm and sm not in supported]
+        if missing:
+            what = f"--arch {resolved.arch.name}" if resolved.arch else f"target {resolved.label}"
             raise EdgecvError(
-                f"--arch {resolved.arch.name} needs kernels for {resolved.arch.sm}, which this "
+                f"{what} needs kernels for {', '.join(missing)}, which this "
                 f"nvcc ({nvcc}) cannot build (it builds {', '.join(supported) or 'nothing'}); "
                 "use a CUDA toolkit that still supports it (sm_53 and sm_72: CUDA 12.x or older)"
             )

@@ -35,7 +35,7 @@ def edgecv(*args, env=None):
 
 def test_every_target_file_loads_and_lists():
     names = {t.name for t in list_targets()}
-    assert {"aarch64", "rpi4", "rpi5", "jetson-orin-cpu", "cuda", "x86_64"} <= names
+    assert {"aarch64", "rpi4", "rpi5", "jetson-orin-cpu", "cuda", "jetson-orin", "x86_64"} <= names
     assert get_target("rpi4").tvm["mcpu"] == "cortex-a72"
     assert (
         get_target("rpi5").tvm["mcpu"] == "cortex-a76"
@@ -59,17 +59,48 @@ def test_resolved_targets():
     assert resolve_target("cuda", "sm_87").arch == orin.arch  # an sm that names one GPU
     desktop = resolve_target("cuda", "sm_86")
     assert desktop.host.name == "x86_64" and desktop.tvm["host"]["mtriple"] == "x86_64-linux-gnu"
+    assert orin.sms == ["sm_87"] and orin.ptx is None
     rpi = resolve_target("rpi4")
     assert rpi.arch is None and rpi.label == "rpi4" and not rpi.is_native
     assert rpi.manifest()["host_triple"] == "aarch64-linux-gnu"
+    assert rpi.gpus == () and rpi.gpu_code is None and "sms" not in rpi.manifest()
+
+
+def test_cuda_without_arch_is_every_desktop_gpu_plus_ptx():
+    """--target cuda alone: one library with a cubin for each desktop/data-centre GPU and the
+    PTX of the newest for GPUs after them; TVM generates the source for the oldest."""
+    every = resolve_target("cuda")
+    desktop = ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90"]
+    assert every.label == "cuda" and every.arch is None and every.sms == desktop
+    assert every.ptx == "sm_90" and every.host.name == "x86_64"
+    assert every.gpu_code == {"sms": desktop, "ptx": "sm_90"}
+    assert every.tvm["arch"] == "sm_75" and every.tvm["host"]["mtriple"] == "x86_64-linux-gnu"
+    doc = every.manifest()
+    assert doc["sms"] == desktop and doc["ptx"] == "sm_90" and "sm" not in doc
+    narrowed = resolve_target("cuda", "sm_86", "int8")
+    assert narrowed.sms == ["sm_86"] and narrowed.ptx is None and narrowed.label == "cuda-sm_86"
+    assert narrowed.manifest()["sm"] == "sm_86" and narrowed.manifest()["sms"] == ["sm_86"]
+
+
+def test_jetson_orin_is_a_target_of_its_own():
+    orin = resolve_target("jetson-orin", None, "int8")
+    assert orin.label == "jetson-orin" and orin.sms == ["sm_87"] and orin.ptx is None
+    assert orin.host.name == "jetson-orin-cpu" and orin.host_triple == "aarch64-linux-gnu"
+    assert orin.tvm["arch"] == "sm_87" and orin.tvm["host"]["mcpu"] == "cortex-a78"
+    assert orin.linker == "aarch64-linux-gnu-g++" or os.uname().machine == "aarch64"
+    assert resolve_target("jetson-orin", "sm_87", "fp16").sms == ["sm_87"]
 
 
 @pytest.mark.parametrize(
     "args, error, message",
     [
         (("rpi4", "sm_87"), InvalidInputError, "--arch 'sm_87' only applies to GPU targets"),
-        (("cuda", None), InvalidInputError, "needs --arch, one of: sm_75"),
         (("cuda", "sm_99"), UnknownNameError, "unknown --arch 'sm_99'"),
+        (
+            ("jetson-orin", "sm_86"),
+            UnknownNameError,
+            "unknown --arch 'sm_86' for target 'jetson-orin'",
+        ),
         (("cuda", "jetson-orn"), UnknownNameError, "did you mean jetson-orin"),
         (("rpi", None), UnknownNameError, "did you mean rpi5, rpi4"),
         (("rpi4", None, "fp16"), InvalidInputError, "does not support precision 'fp16'"),
@@ -92,22 +123,20 @@ def test_fp16_where_a_target_has_half_precision_arithmetic():
     assert resolve_target("cuda", "sm_86", "fp16").arch.sm == "sm_86"
     for t in list_targets():
         fp16 = "fp16" in t.precisions
-        assert fp16 == (t.name in ("rpi5", "jetson-orin-cpu", "cuda")), t.name
+        assert fp16 == (t.name in ("rpi5", "jetson-orin-cpu", "cuda", "jetson-orin")), t.name
         if t.device == "cpu" and fp16:
             assert "+fullfp16" in t.tvm.get("mattr", []), t.name  # the codegen may use it
 
 
-def test_int8_only_where_a_target_declares_it():
-    """int8 is built for the CPU targets (x86: oneDNN's integer kernels; ARM: integer ops in
-    TVM-generated code); CUDA refuses it by name."""
+def test_int8_on_every_target():
+    """int8 is built for every target (x86: oneDNN's integer kernels; ARM and CUDA: integer
+    ops in TVM-generated code), with and without --arch."""
     assert "int8" in IMPLEMENTED_PRECISIONS
     for t in list_targets():
-        arch = t.archs[0].name if t.archs else None
-        if t.device == "cpu":
-            assert resolve_target(t.name, arch, "int8").target.name == t.name
-            continue
-        with pytest.raises(InvalidInputError, match="int8"):
-            resolve_target(t.name, arch, "int8")
+        assert "int8" in t.precisions, t.name
+        assert resolve_target(t.name, None, "int8").target.name == t.name
+        if t.archs:
+            assert resolve_target(t.name, t.archs[0].name, "int8").arch == t.archs[0]
 
 
 @pytest.mark.parametrize(
@@ -115,9 +144,10 @@ def test_int8_only_where_a_target_declares_it():
     [
         (["--target", "rpi4", "--arch", "sm_87"], 3, "only applies to GPU targets"),
         (["--target", "raspberrypi"], 2, "unknown target 'raspberrypi'"),
-        (["--target", "cuda"], 3, "needs --arch"),
         (["--target", "cuda", "--arch", "sm_99"], 2, "unknown --arch 'sm_99'"),
-        (["--target", "cuda", "--arch", "sm_86", "--int8"], 3, "does not support precision 'int8'"),
+        (["--target", "cuda", "--arch", "sm_99", "--int8"], 2, "unknown --arch 'sm_99'"),
+        (["--target", "jetson-orin", "--arch", "sm_86"], 2, "unknown --arch 'sm_86'"),
+        (["--target", "cuda", "--int8", "--fp16"], 2, "not allowed with argument"),
         (["--target", "rpi4", "--fp16"], 3, "does not support precision 'fp16'"),
         (["--fp16"], 3, "target 'x86_64' does not support precision 'fp16'"),
     ],
@@ -149,6 +179,10 @@ def test_toolchain_checks(tmp_path, monkeypatch):
     with pytest.raises(EdgecvError, match="needs kernels for sm_53, which this nvcc"):
         check_toolchain(resolve_target("cuda", "jetson-nano"))
     check_toolchain(resolve_target("cuda", "sm_75"))  # x86 host: no cross compiler needed
+    with pytest.raises(EdgecvError, match="target cuda needs kernels for sm_80, sm_86, sm_89"):
+        check_toolchain(resolve_target("cuda"))  # every desktop arch, each checked
+    with pytest.raises(EdgecvError, match="cross compiler aarch64-linux-gnu-g.. is not installed"):
+        check_toolchain(resolve_target("jetson-orin"))
     check_toolchain(resolve_target("x86_64"))
     out = edgecv("compile", "resnet18_v1", "--target", "cuda", "--arch", "jetson-xavier", env=env)
     assert out.returncode == 1 and "sm_72" in out.stderr and "Traceback" not in out.stderr
@@ -168,6 +202,17 @@ def test_bad_target_files(tmp_path):
         parse_target(bad)
     bad.write_text(cuda.split("[archs.")[0])
     with pytest.raises(InvalidInputError, match="missing key 'archs'"):
+        parse_target(bad)
+    bad.write_text(cuda.replace('default_archs = ["sm_75"', 'default_archs = ["sm_42"'))
+    with pytest.raises(InvalidInputError, match=r"default_archs \['sm_42'\] are not listed"):
+        parse_target(bad)
+    bad.write_text(
+        cuda.replace('default_archs = ["sm_75"', 'default_archs = ["jetson-orin", "sm_75"')
+    )
+    with pytest.raises(InvalidInputError, match="host code on different CPUs"):
+        parse_target(bad)
+    bad.write_text(cuda.replace('ptx = "sm_90"', 'ptx = "compute_90"'))
+    with pytest.raises(InvalidInputError, match="ptx 'compute_90' is not of the form"):
         parse_target(bad)
     rpi = tmp_path / "rpi4.toml"
     rpi.write_text((targets_dir() / "rpi4.toml").read_text() + '\n[archs.x]\nsm = "sm_87"\n')

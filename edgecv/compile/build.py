@@ -180,8 +180,9 @@ def run_network(
 
 
 def _check_device_code(library: Path, target: ResolvedTarget) -> list[str]:
-    """GPU libraries must embed compiled kernels for exactly the requested architecture."""
-    if target.arch is None:
+    """GPU libraries must embed compiled kernels for exactly the requested architectures
+    (a cubin for each, and the PTX the target adds for newer GPUs)."""
+    if not target.gpus:
         return []
     from ..devicecode import embedded_device_code, embeds_cuda_source
 
@@ -193,9 +194,15 @@ def _check_device_code(library: Path, target: ResolvedTarget) -> list[str]:
             else ""
         )
         raise EdgecvError(f"{library.name} embeds no compiled GPU code{why}")
-    wrong = sorted({c.arch for c in code} - {target.arch.sm})
+    cubins = {c.arch for c in code if c.kind == "cubin"}
+    ptx = {c.arch for c in code if c.kind == "ptx"}
+    want_ptx = {target.ptx} if target.ptx else set()
+    wrong = sorted((cubins - set(target.sms)) | (ptx - want_ptx))
     if wrong:
         raise EdgecvError(
-            f"{library.name} embeds code for {', '.join(wrong)}, not {target.arch.sm}"
+            f"{library.name} embeds code for {', '.join(wrong)}, not {', '.join(target.sms)}"
         )
+    missing = sorted((set(target.sms) - cubins) | (want_ptx - ptx))
+    if missing:
+        raise EdgecvError(f"{library.name} embeds no code for {', '.join(missing)}")
     return [f"{c.arch} {c.kind}" for c in code]

@@ -81,12 +81,15 @@ def build(
     library: Path,
     linker: str | None = None,
     tuning_db: str | None = None,
+    gpu_code: dict[str, Any] | None = None,
 ) -> None:
     """Compile a Relax module for ``target`` and write the shared library.
 
     ``linker``: the C++ compiler that links the library for another CPU (a cross compiler);
     None links with the native one. CUDA targets get TVM's default GPU schedules.
     ``tuning_db``: a MetaSchedule database (``edgecv tune``) whose schedules are applied.
+    ``gpu_code``: {"sms": [...], "ptx": sm or None} (CUDA): nvcc compiles the kernels into
+    one fatbin with a cubin for each sm and that sm's PTX (default: the target's arch only).
     """
     import tvm
     from tvm.support import cc
@@ -97,7 +100,7 @@ def build(
         _load_cuda_codegen()
         pipeline["relax_pipeline"] = _gpu_pipeline(tvm_target)
     try:
-        with tvm_target, _environ(TVM_CUDA_COMPILE_MODE="nvcc"):
+        with tvm_target, _environ(TVM_CUDA_COMPILE_MODE="nvcc"), _nvcc_gencode(gpu_code):
             if tuning_db:
                 from .metaschedule import build_tuned
 
@@ -123,6 +126,56 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def gencode_flags(sms: list[str], ptx: str | None) -> list[str]:
+    """nvcc flags for a fatbin with a cubin for each of ``sms`` and the PTX of ``ptx``."""
+    flags = []
+    for sm in sms:
+        flags += ["-gencode", f"arch=compute_{sm[3:]},code={sm}"]
+    if ptx:
+        flags += ["-gencode", f"arch=compute_{ptx[3:]},code=compute_{ptx[3:]}"]
+    return flags
+
+
+@contextmanager
+def _nvcc_gencode(gpu_code: dict[str, Any] | None) -> Iterator[None]:
+    """Within the block, TVM's CUDA compile callback (``tvm_callback_cuda_compile``, which
+    TVM calls with the generated CUDA source) runs nvcc with ``gpu_code``'s -gencode flags:
+    TVM 0.27's own callback builds for the target's one arch, but its nvcc helper takes a
+    list of flags, so one source becomes a fatbin for several architectures.
+    ``EDGECV_CUDA_SOURCE_DIR``: write the CUDA source TVM generated there (kernels-N.cu)."""
+    if not gpu_code:
+        yield
+        return
+    import tvm_ffi
+    from tvm.support import nvcc
+
+    flags = gencode_flags(list(gpu_code["sms"]), gpu_code.get("ptx"))
+    name = "tvm_callback_cuda_compile"
+    previous = tvm_ffi.get_global_func(name, allow_missing=True)
+
+    keep = os.environ.get("EDGECV_CUDA_SOURCE_DIR")  # tests and inspection: keep the source
+
+    def compile_fatbin(code: str, *_: Any) -> bytes:
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            n = len(list(Path(keep).glob("kernels-*.cu")))
+            (Path(keep) / f"kernels-{n}.cu").write_text(code)
+        return nvcc.compile_cuda(
+            code,
+            target_format="fatbin",
+            arch=flags,
+            options=["--threads", "0"],  # the architectures compile in parallel
+            compiler="nvcc",
+        )
+
+    tvm_ffi.register_global_func(name, compile_fatbin, override=True)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            tvm_ffi.register_global_func(name, previous, override=True)
 
 
 def _load_cuda_codegen() -> None:
@@ -196,7 +249,27 @@ def _gpu_pipeline(target: Any) -> Any:
             except Exception:  # noqa: BLE001 - any failure means "not applicable"
                 return None
 
-    rules = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction()]
+    class NoInt8TensorCores(dl.ScheduleRule):
+        """dlight's Matmul rule puts int8 x int8 -> int32 matmuls (and convolutions it sees as
+        matmuls) on tensor cores (wmma), for which TVM 0.27's CUDA codegen fails ("Check
+        failed: it != fragment_info_.end()"); those kernels get the rule's SIMT schedule
+        (register and shared-memory tiling) instead, by showing it a GPU without them."""
+
+        def __init__(self, rule: Any) -> None:
+            self.rule = rule
+            self.simt = tvm.target.Target({"kind": "cuda", "arch": "sm_61"})
+
+        def apply(self, func: Any, target: Any, tunable: bool) -> Any:
+            if '"int8"' in func.script():  # TVMScript's buffer dtypes; 0.27 has no buffer_map
+                target = self.simt
+            return self.rule.apply(func, target, tunable)
+
+    rules = [
+        NoInt8TensorCores(dl.gpu.Matmul()),
+        dl.gpu.GEMV(),
+        dl.gpu.Reduction(),
+        dl.gpu.GeneralReduction(),
+    ]
     schedule = dl.ApplyDefaultSchedule(*(Tolerant(r) for r in rules), dl.gpu.Fallback())
     legalize = [
         relax.transform.LegalizeOps(),

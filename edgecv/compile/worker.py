@@ -31,6 +31,7 @@ def build_library(
     int8: dict[str, Any] | None = None,
     fp16: bool = False,
     tuning_db: str | None = None,
+    gpu_code: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build ``library`` (and ``weights``) from ``onnx_path`` in a child process.
 
@@ -49,6 +50,7 @@ def build_library(
             "int8": int8,
             "fp16": fp16,
             "tuning_db": tuning_db,
+            "gpu_code": gpu_code,
         }
     )
     return done["params"], done["offloaded"]
@@ -100,6 +102,7 @@ def build_into(
         int8,
         fp16,
         tuning_db,
+        target.gpu_code,
     )
 
 
@@ -145,6 +148,7 @@ def _main(job_path: str) -> int:
             Path(job["library"]),
             linker=job["linker"],
             tuning_db=job.get("tuning_db"),
+            gpu_code=job.get("gpu_code"),
         )
         entries = write_weights(Path(job["weights"]), params)
     except Exception as err:  # reported to the parent, which raises it

@@ -3,6 +3,10 @@
 #include <dlpack/dlpack.h>
 #include <link.h>
 
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -10,14 +14,11 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <tvm/ffi/container/array.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/extra/module.h>
-#include <tvm/ffi/function.h>
 
 #include "edgecv/engine.h"
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
+#include "edgecv/manifest.h"
 
 namespace edgecv {
 
@@ -25,9 +26,10 @@ namespace ffi = tvm::ffi;
 
 namespace {
 
-constexpr int kDLPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
-constexpr int kDeviceAttrExist = 0;     // tvm::runtime::DeviceAttrKind::kExist
+constexpr int kDLPooledAllocator = 2;         // tvm::runtime::memory::AllocatorType::kPooled
+constexpr int kDeviceAttrExist = 0;           // tvm::runtime::DeviceAttrKind::kExist
 constexpr int kDeviceAttrComputeVersion = 4;  // ... ::kComputeVersion, e.g. "8.7"
+constexpr int kDeviceAttrDeviceName = 5;      // ... ::kDeviceName
 
 struct AlignedAlloc {
   void AllocData(DLTensor* t) {
@@ -50,8 +52,8 @@ DLDataType ParseDType(const std::string& s) {
 }
 
 ffi::Tensor MakeTensor(const std::vector<int64_t>& shape, DLDataType dtype, const void* src) {
-  ffi::Tensor t = ffi::Tensor::FromNDAlloc(AlignedAlloc(), ffi::ShapeView(shape.data(), shape.size()),
-                                           dtype, DLDevice{kDLCPU, 0});
+  ffi::Tensor t = ffi::Tensor::FromNDAlloc(
+      AlignedAlloc(), ffi::ShapeView(shape.data(), shape.size()), dtype, DLDevice{kDLCPU, 0});
   std::memcpy(t.data_ptr(), src, ffi::GetDataSize(*t.GetDLTensorPtr()));
   return t;
 }
@@ -59,9 +61,12 @@ ffi::Tensor MakeTensor(const std::vector<int64_t>& shape, DLDataType dtype, cons
 // A tensor in device memory (through TVM's device API), filled from host bytes.
 ffi::Tensor MakeDeviceTensor(const std::vector<int64_t>& shape, DLDataType dtype, DLDevice device,
                              const void* src) {
-  static const ffi::Function alloc = ffi::Function::GetGlobalRequired("runtime.TVMTensorAllocWithScope");
-  static const ffi::Function copy = ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyFromBytes");
-  ffi::Tensor t = alloc(ffi::Shape(shape), dtype, device, ffi::Optional<ffi::String>()).cast<ffi::Tensor>();
+  static const ffi::Function alloc =
+      ffi::Function::GetGlobalRequired("runtime.TVMTensorAllocWithScope");
+  static const ffi::Function copy =
+      ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyFromBytes");
+  ffi::Tensor t =
+      alloc(ffi::Shape(shape), dtype, device, ffi::Optional<ffi::String>()).cast<ffi::Tensor>();
   copy(t, const_cast<void*>(src), ffi::GetDataSize(*t.GetDLTensorPtr()));
   return t;
 }
@@ -77,7 +82,8 @@ Tensor ToFloatTensor(const ffi::Tensor& t) {
     std::memcpy(out.data.data(), static_cast<const char*>(dl->data) + dl->byte_offset,
                 out.data.size() * sizeof(float));
   } else {  // device memory: copied back (and synchronised) by TVM's device API
-    static const ffi::Function copy = ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyToBytes");
+    static const ffi::Function copy =
+        ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyToBytes");
     copy(t, static_cast<void*>(out.data.data()), out.data.size() * sizeof(float));
   }
   return out;
@@ -112,32 +118,39 @@ void LoadCudaRuntime() {
     const std::string path = (dir.empty() ? "" : dir + "/") + "libtvm_runtime_cuda.so";
     if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
       const char* why = dlerror();
-      error = "cannot load TVM's CUDA runtime " + path + ": " + (why ? why : "unknown dlopen error");
+      error =
+          "cannot load TVM's CUDA runtime " + path + ": " + (why ? why : "unknown dlopen error");
     }
   });
   if (!error.empty()) throw Error(ErrorKind::kRuntime, error);
 }
 
-// The GPU must run kernels built for `arch` (sm_XY): same major version, minor at least Y;
-// "a"-suffixed (architecture-specific) builds need exactly that GPU.
-void CheckCudaDevice(const std::string& arch) {
+// The GPU must be one that some code of the artifact runs on (CudaCodeFor: a cubin of its
+// major version and at most its minor, or PTX not newer than it); otherwise the artifact is
+// refused naming both its architectures and the GPU's. TVM's CUDA device API (which asks the
+// CUDA runtime, cudaDeviceGetAttribute) gives the GPU's compute capability and name.
+void CheckCudaDevice(const DeviceSpec& device) {
   const ffi::Function attr = ffi::Function::GetGlobalRequired("runtime.GetDeviceAttr");
   if (attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrExist).cast<int>() == 0)
     throw Error(ErrorKind::kRuntime, "no CUDA GPU is available (device 0 does not exist)");
-  const std::string version = attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrComputeVersion).cast<ffi::String>();
+  const std::string version =
+      attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrComputeVersion).cast<ffi::String>();
   const size_t dot = version.find('.');
-  const bool specific = !arch.empty() && !std::isdigit(static_cast<unsigned char>(arch.back()));
-  const std::string digits = arch.size() > 3 ? arch.substr(3, arch.size() - 3 - (specific ? 1 : 0)) : "";
-  const auto is_digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
-  if (arch.rfind("sm_", 0) != 0 || digits.size() < 2 || !std::all_of(digits.begin(), digits.end(), is_digit) ||
-      dot == std::string::npos)
-    ThrowInvalidArtifact("cannot compare GPU architecture '" + arch + "' with device version " + version);
-  const int major = std::stoi(digits.substr(0, digits.size() - 1)), minor = digits.back() - '0';
-  const int dev_major = std::stoi(version.substr(0, dot)), dev_minor = std::stoi(version.substr(dot + 1));
-  if (dev_major != major || dev_minor < minor || (specific && dev_minor != minor))
-    ThrowInvalidArtifact("artifact kernels are built for " + arch + "; this GPU is sm_" +
-                         std::to_string(dev_major) + std::to_string(dev_minor) +
-                         " (compile with --arch for it)");
+  if (dot == std::string::npos)
+    throw Error(ErrorKind::kRuntime,
+                "cannot read the GPU's compute capability ('" + version + "')");
+  const int major = std::stoi(version.substr(0, dot)), minor = std::stoi(version.substr(dot + 1));
+  if (!CudaCodeFor(major, minor, device.archs, device.ptx).empty()) return;
+  std::string name;
+  try {
+    name = attr(static_cast<int>(kDLCUDA), 0, kDeviceAttrDeviceName).cast<ffi::String>();
+  } catch (const std::exception&) {
+  }
+  ThrowInvalidArtifact(
+      "artifact has GPU code for " + DescribeGpuCode(device.archs, device.ptx) + "; this GPU" +
+      (name.empty() ? "" : " (" + name + ")") + " is sm_" + std::to_string(major) +
+      std::to_string(minor) + ", which none of it runs on (compile with --arch sm_" +
+      std::to_string(major) + std::to_string(minor) + ", or for a target that lists it)");
 }
 
 // Resolve every symbol of the library now, so that a library built for another TVM
@@ -178,7 +191,7 @@ Engine::Engine(const std::string& library, const std::string& entry,
   if (device.type == "cuda") {
     LoadCudaRuntime();
     try {
-      CheckCudaDevice(device.arch);
+      CheckCudaDevice(device);
     } catch (const ffi::Error& e) {
       throw Error(ErrorKind::kRuntime, "CUDA device check failed: " + FirstLine(e.what()));
     }
@@ -200,7 +213,8 @@ Engine::Engine(const std::string& library, const std::string& entry,
     try {
       impl_->params.push_back(impl_->Upload(p.shape, dt, blob.data() + p.offset));
     } catch (const ffi::Error& e) {
-      throw Error(ErrorKind::kRuntime, "cannot place parameter '" + p.name + "': " + FirstLine(e.what()));
+      throw Error(ErrorKind::kRuntime,
+                  "cannot place parameter '" + p.name + "': " + FirstLine(e.what()));
     }
   }
   const std::string path = std::filesystem::absolute(library).string();

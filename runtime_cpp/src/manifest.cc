@@ -1,6 +1,7 @@
 #include "edgecv/manifest.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -20,7 +21,8 @@ constexpr char kDigestMarker[] = ",\n  \"manifest_sha256\": \"";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) ThrowInvalidArtifact("no manifest at " + path + " (is this an edgecv artifact directory?)");
+  if (!f)
+    ThrowInvalidArtifact("no manifest at " + path + " (is this an edgecv artifact directory?)");
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
@@ -32,7 +34,8 @@ void CheckSelfDigest(const std::string& text, const std::string& path) {
   size_t start = at + sizeof(kDigestMarker) - 1;
   std::string recorded = text.substr(start, 64);
   if (recorded != Sha256Hex(text.data(), at))
-    ThrowInvalidArtifact(path + " is corrupted or was edited: its content does not match manifest_sha256");
+    ThrowInvalidArtifact(path +
+                         " is corrupted or was edited: its content does not match manifest_sha256");
 }
 
 // The CPU this runtime was compiled for, as the first part of a target triple.
@@ -54,15 +57,20 @@ void CheckCpuFeatures(const Manifest& m) {
   std::string lacking, unknown;
   for (const std::string& f : m.cpu_features) {
     const std::optional<bool> has = CpuHas(f);
-    if (!has) unknown += (unknown.empty() ? "" : ", ") + f;
-    else if (!*has) lacking += (lacking.empty() ? "" : ", ") + f;
+    if (!has)
+      unknown += (unknown.empty() ? "" : ", ") + f;
+    else if (!*has)
+      lacking += (lacking.empty() ? "" : ", ") + f;
   }
   if (!lacking.empty())
-    ThrowInvalidArtifact("artifact is built for target '" + m.target + "', whose code needs CPU features " + lacking +
-                         " that this CPU lacks: compile it for a target this CPU meets (e.g. the portable " +
-                         std::string(RuntimeCpu()) + ")");
+    ThrowInvalidArtifact(
+        "artifact is built for target '" + m.target + "', whose code needs CPU features " +
+        lacking +
+        " that this CPU lacks: compile it for a target this CPU meets (e.g. the portable " +
+        std::string(RuntimeCpu()) + ")");
   if (!unknown.empty())
-    ThrowInvalidArtifact("artifact is built for target '" + m.target + "', whose code needs CPU features " + unknown +
+    ThrowInvalidArtifact("artifact is built for target '" + m.target +
+                         "', whose code needs CPU features " + unknown +
                          " that this runtime cannot check on " + RuntimeCpu());
 }
 
@@ -93,7 +101,18 @@ Manifest Manifest::Load(const std::string& dir) {
     m.target = d.At("target").At("name").AsString();
     m.device = d.At("target").At("device").AsString();
     m.host_triple = d.At("target").At("host_triple").AsString();
-    if (m.device == "cuda") m.gpu_arch = d.At("target").At("sm").AsString();
+    if (m.device == "cuda") {  // "sms" (every cubin) and "ptx"; older artifacts: one "sm"
+      const json::Value& t = d.At("target");
+      if (const json::Value* sms = t.Find("sms"))
+        for (const auto& v : sms->AsArray()) m.gpu_archs.push_back(v.AsString());
+      else
+        m.gpu_archs.push_back(t.At("sm").AsString());
+      if (const json::Value* ptx = t.Find("ptx"); ptx != nullptr && !ptx->is_null())
+        m.gpu_ptx = ptx->AsString();
+      if (m.gpu_archs.empty() && m.gpu_ptx.empty())
+        ThrowInvalidArtifact("a cuda artifact lists no GPU architecture");
+      CudaCodeFor(0, 0, m.gpu_archs, m.gpu_ptx);  // refuses a malformed name now
+    }
     m.precision = d.At("precision").AsString();
     m.library = d.At("files").At("library").AsString();
     m.weights = d.At("files").At("weights").AsString();
@@ -111,8 +130,7 @@ Manifest Manifest::Load(const std::string& dir) {
       for (const auto& v : k->AsArray()) m.kernels.push_back(v.AsString());
     if (const json::Value* f = d.At("target").Find("cpu_features"))
       for (const auto& v : f->AsArray()) m.cpu_features.push_back(v.AsString());
-    for (const auto& [file, digest] : d.At("sha256").AsObject())
-      m.sha256[file] = digest.AsString();
+    for (const auto& [file, digest] : d.At("sha256").AsObject()) m.sha256[file] = digest.AsString();
   } catch (const Error& e) {
     ThrowInvalidArtifact(path + ": " + e.what());
   }
@@ -124,7 +142,8 @@ Manifest Manifest::Load(const std::string& dir) {
   const char* devices = "cpu only (configure with -DEDGECV_WITH_CUDA=ON for cuda)";
 #endif
   if (!device_ok)
-    ThrowInvalidArtifact("artifact is for device '" + m.device + "'; this runtime build runs " + devices);
+    ThrowInvalidArtifact("artifact is for device '" + m.device + "'; this runtime build runs " +
+                         devices);
   const std::string cpu = m.host_triple.substr(0, m.host_triple.find('-'));
   if (*RuntimeCpu() != '\0' && cpu != RuntimeCpu())
     ThrowInvalidArtifact("artifact is built for " + m.host_triple + " (target '" + m.target +
@@ -140,16 +159,69 @@ Manifest Manifest::Load(const std::string& dir) {
   if (m.inputs.size() != 1) ThrowInvalidArtifact(path + ": exactly one input is supported");
   for (const std::string& file : {m.library, m.weights}) {
     if (file.find('/') != std::string::npos || file.empty() || file[0] == '.')
-      ThrowInvalidArtifact(path + ": file name '" + file + "' must be a plain name in the artifact");
+      ThrowInvalidArtifact(path + ": file name '" + file +
+                           "' must be a plain name in the artifact");
     if (!m.sha256.count(file)) ThrowInvalidArtifact(path + ": no sha256 recorded for " + file);
   }
   for (const auto& [file, digest] : m.sha256) {
     if (file.find('/') != std::string::npos)
-      ThrowInvalidArtifact(path + ": file name '" + file + "' must be a plain name in the artifact");
+      ThrowInvalidArtifact(path + ": file name '" + file +
+                           "' must be a plain name in the artifact");
     if (Sha256File(m.Path(file)) != digest)
       ThrowInvalidArtifact(m.Path(file) + " is corrupted: its sha256 does not match the manifest");
   }
   return m;
+}
+
+namespace {
+struct Sm {
+  int major = 0, minor = 0;
+  bool specific = false;  // "sm_90a": runs on exactly that GPU
+};
+
+Sm ParseSm(const std::string& name) {
+  const auto bad = [&] {
+    ThrowInvalidArtifact("GPU architecture '" + name + "' is not of the form sm_XY");
+  };
+  if (name.rfind("sm_", 0) != 0) bad();
+  std::string digits = name.substr(3);
+  Sm sm;
+  if (!digits.empty() && std::isalpha(static_cast<unsigned char>(digits.back()))) {
+    sm.specific = true;
+    digits.pop_back();
+  }
+  if (digits.size() < 2 || digits.size() > 3 ||
+      !std::all_of(digits.begin(), digits.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }))
+    bad();
+  sm.major = std::stoi(digits.substr(0, digits.size() - 1));
+  sm.minor = digits.back() - '0';
+  return sm;
+}
+}  // namespace
+
+std::string CudaCodeFor(int major, int minor, const std::vector<std::string>& cubins,
+                        const std::string& ptx) {
+  std::string best;
+  int best_minor = -1;
+  for (const std::string& name : cubins) {
+    const Sm sm = ParseSm(name);
+    const bool runs = sm.major == major && (sm.specific ? sm.minor == minor : sm.minor <= minor);
+    if (runs && sm.minor > best_minor) best = name, best_minor = sm.minor;
+  }
+  if (ptx.empty()) return best;
+  const Sm p = ParseSm(ptx);
+  const bool jit = p.specific ? (p.major == major && p.minor == minor)
+                              : (p.major < major || (p.major == major && p.minor <= minor));
+  if (best.empty() && jit) return "compute_" + ptx.substr(3);
+  return best;
+}
+
+std::string DescribeGpuCode(const std::vector<std::string>& cubins, const std::string& ptx) {
+  std::string out;
+  for (const std::string& sm : cubins) out += (out.empty() ? "" : ", ") + sm;
+  if (!ptx.empty()) out += (out.empty() ? "PTX " : " + PTX ") + ptx;
+  return out.empty() ? "no GPU code" : out;
 }
 
 }  // namespace edgecv

@@ -41,9 +41,9 @@ Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
   }
   if (manifest_.inputs[0].dtype != "float32")
     ThrowInvalidArtifact("input dtype '" + manifest_.inputs[0].dtype + "' is not supported");
-  engine_ = std::make_unique<Engine>(manifest_.Path(manifest_.library), manifest_.entry,
-                                     manifest_.Path(manifest_.weights), manifest_.params,
-                                     DeviceSpec{manifest_.device, manifest_.gpu_arch});
+  engine_ = std::make_unique<Engine>(
+      manifest_.Path(manifest_.library), manifest_.entry, manifest_.Path(manifest_.weights),
+      manifest_.params, DeviceSpec{manifest_.device, manifest_.gpu_archs, manifest_.gpu_ptx});
 }
 
 void Predictor::ParsePostprocess() {
@@ -67,11 +67,14 @@ void Predictor::ParsePostprocess() {
         ThrowInvalidArtifact("yolo3_decode: one output per stride is required");
       for (size_t i = 0; i < decoder_outputs_.size(); ++i) {
         const std::vector<int64_t>& s = manifest_.outputs[decoder_outputs_[i]].shape;
-        const int64_t ch = static_cast<int64_t>(yolo3_.anchors[i].size() / 2) * (5 + yolo3_.num_classes);
+        const int64_t ch =
+            static_cast<int64_t>(yolo3_.anchors[i].size() / 2) * (5 + yolo3_.num_classes);
         const std::vector<int64_t>& in = manifest_.inputs[0].shape;
         if (s != std::vector<int64_t>{1, ch, in[2] / yolo3_.strides[i], in[3] / yolo3_.strides[i]})
-          ThrowInvalidArtifact("yolo3_decode: output '" + manifest_.outputs[decoder_outputs_[i]].name +
-                               "' has shape " + ShapeString(s) + ", inconsistent with its anchors, "
+          ThrowInvalidArtifact("yolo3_decode: output '" +
+                               manifest_.outputs[decoder_outputs_[i]].name + "' has shape " +
+                               ShapeString(s) +
+                               ", inconsistent with its anchors, "
                                "classes and stride");
       }
     } else if (name == "ssd_decode" && task == "detection") {
@@ -82,7 +85,8 @@ void Predictor::ParsePostprocess() {
       decoder_outputs_ = {OutputIndex(manifest_, op.At("class_output").AsString()),
                           OutputIndex(manifest_, op.At("box_output").AsString())};
       const std::string& file = op.At("priors").AsString();
-      if (!manifest_.sha256.count(file)) ThrowInvalidArtifact("ssd_decode: priors file is not listed");
+      if (!manifest_.sha256.count(file))
+        ThrowInvalidArtifact("ssd_decode: priors file is not listed");
       const std::vector<int64_t>& cls = manifest_.outputs[decoder_outputs_[0]].shape;
       if (cls.size() != 3) ThrowInvalidArtifact("ssd_decode: class output must be (1, N, C+1)");
       ssd_.priors = ReadFloats(manifest_.Path(file), static_cast<size_t>(cls[1]) * 4);
@@ -93,10 +97,12 @@ void Predictor::ParsePostprocess() {
       const std::vector<int64_t>& in = manifest_.inputs[0].shape;
       const int64_t channels = op.At(name == "segment" ? "num_classes" : "num_joints").AsInt();
       if (s.size() != 4 || s[0] != 1 || s[1] != channels)
-        ThrowInvalidArtifact(name + ": output '" + manifest_.outputs[dense_output_].name + "' has shape " +
-                             ShapeString(s) + ", expected (1, " + std::to_string(channels) + ", H, W)");
+        ThrowInvalidArtifact(name + ": output '" + manifest_.outputs[dense_output_].name +
+                             "' has shape " + ShapeString(s) + ", expected (1, " +
+                             std::to_string(channels) + ", H, W)");
       if (name == "segment" && (s[2] != in[2] || s[3] != in[3]))
-        ThrowInvalidArtifact("segment: class scores " + ShapeString(s) + " are not at the input resolution");
+        ThrowInvalidArtifact("segment: class scores " + ShapeString(s) +
+                             " are not at the input resolution");
     } else if (name == "nms" && task == "detection") {
       nms_.iou_threshold = static_cast<float>(op.At("iou_threshold").AsNumber());
       nms_.score_threshold = static_cast<float>(op.At("score_threshold").AsNumber());
@@ -104,13 +110,15 @@ void Predictor::ParsePostprocess() {
       nms_.max_detections = static_cast<int>(op.At("max_detections").AsInt());
       nms_.class_agnostic = op.At("class_agnostic").AsBool();
     } else {
-      ThrowInvalidArtifact("postprocess op '" + name + "' is not supported for task '" + task + "'");
+      ThrowInvalidArtifact("postprocess op '" + name + "' is not supported for task '" + task +
+                           "'");
     }
   }
   if (task == "detection" && decoder_ == Decoder::kNone)
     ThrowInvalidArtifact("detection artifact without a decode op");
   if ((task == "segmentation" || task == "pose") && dense_output_ < 0)
-    ThrowInvalidArtifact(task + " artifact without a " + (task == "pose" ? "heatmap_decode" : "segment") + " op");
+    ThrowInvalidArtifact(task + " artifact without a " +
+                         (task == "pose" ? "heatmap_decode" : "segment") + " op");
 }
 
 std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
@@ -119,7 +127,8 @@ std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
 
 Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
   if (manifest_.task == "pose")  // the whole image is the person
-    return RunPose(image, {Box{0.0f, 0.0f, static_cast<float>(image.width), static_cast<float>(image.height)}});
+    return RunPose(image, {Box{0.0f, 0.0f, static_cast<float>(image.width),
+                               static_cast<float>(image.height)}});
   Geometry g;
   const auto t0 = std::chrono::steady_clock::now();
   Tensor input = preprocess_.Run(image, &g);
@@ -136,8 +145,12 @@ Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
   Result r = RunTensor(input, options);
   r.preprocess_ms = preprocess_ms;
   for (Detection& d : r.detections) {
-    auto cx = [&](float x) { return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width)); };
-    auto cy = [&](float y) { return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height)); };
+    auto cx = [&](float x) {
+      return std::clamp(g.ToImageX(x), 0.0f, static_cast<float>(g.image_width));
+    };
+    auto cy = [&](float y) {
+      return std::clamp(g.ToImageY(y), 0.0f, static_cast<float>(g.image_height));
+    };
     d.x1 = cx(d.x1);
     d.x2 = cx(d.x2);
     d.y1 = cy(d.y1);
@@ -161,7 +174,8 @@ std::vector<Tensor> Predictor::Infer(const Tensor& input, double* ms) const {
 }
 
 Result Predictor::RunPose(const ImageView& image, const std::vector<Box>& boxes) const {
-  if (manifest_.task != "pose") ThrowInvalidInput("person boxes are for pose models; this is a " + manifest_.task + " model");
+  if (manifest_.task != "pose")
+    ThrowInvalidInput("person boxes are for pose models; this is a " + manifest_.task + " model");
   CheckImage(image);
   Result r;
   const int w = preprocess_.width(), h = preprocess_.height();
@@ -202,8 +216,8 @@ Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& opt
     if (options.top_k < -1) ThrowInvalidInput("top-k must be >= 0");
     const Tensor& logits = r.outputs[0];
     r.probabilities = softmax_ ? Softmax(logits.data) : logits.data;
-    r.classifications =
-        TopK(r.probabilities, options.top_k < 0 ? default_top_k_ : options.top_k, manifest_.classes);
+    r.classifications = TopK(r.probabilities, options.top_k < 0 ? default_top_k_ : options.top_k,
+                             manifest_.classes);
     return r;
   }
   if (manifest_.task == "segmentation") {

@@ -18,10 +18,12 @@ struct ParamSpec {
   uint64_t nbytes = 0;
 };
 
-// Where the network runs: "cpu", or "cuda" with the architecture of its kernels ("sm_87").
+// Where the network runs: "cpu", or "cuda" with the architectures its kernels are compiled
+// for ({"sm_75", "sm_86"}) and the architecture of its PTX, if it has any ("sm_90", or "").
 struct DeviceSpec {
   std::string type = "cpu";
-  std::string arch;
+  std::vector<std::string> archs;
+  std::string ptx;
 };
 
 class Engine {

@@ -24,9 +24,10 @@ struct Manifest {
   std::string model;
   std::string task;
   std::string target;
-  std::string device;       // "cpu" or "cuda"
-  std::string host_triple;  // the CPU the library is built for, e.g. aarch64-linux-gnu
-  std::string gpu_arch;     // cuda: the architecture of its kernels, e.g. sm_87
+  std::string device;                  // "cpu" or "cuda"
+  std::string host_triple;             // the CPU the library is built for, e.g. aarch64-linux-gnu
+  std::vector<std::string> gpu_archs;  // cuda: architectures with machine code, e.g. {"sm_87"}
+  std::string gpu_ptx;  // cuda: the architecture of its PTX (newer GPUs JIT it), or ""
   std::string precision;
   std::string library;  // file names, relative to `directory`
   std::string weights;
@@ -36,7 +37,8 @@ struct Manifest {
   std::vector<ParamSpec> params;
   std::vector<std::string> classes;
   std::vector<std::string> kernels;  // kernel libraries the library calls, e.g. {"dnnl"}
-  std::vector<std::string> cpu_features;  // CPU features its machine code needs, e.g. {"avx2", "fma"}
+  std::vector<std::string>
+      cpu_features;  // CPU features its machine code needs, e.g. {"avx2", "fma"}
   std::map<std::string, std::string> sha256;  // file name -> hex digest
   json::Value doc;                            // the whole document, for ops and reports
 
@@ -46,5 +48,17 @@ struct Manifest {
 
   std::string Path(const std::string& file) const { return directory + "/" + file; }
 };
+
+// Which GPU code of an artifact runs on a GPU of compute capability major.minor: the cubin
+// (one of `cubins`, "sm_XY") for the newest architecture the GPU runs (same major version,
+// minor at most the GPU's; an "a"-suffixed one only on exactly its GPU), else "compute_XY"
+// when the artifact's PTX (`ptx` = "sm_XY") is not newer than the GPU (the driver compiles
+// it), else "" (nothing in the artifact runs there). Throws kInvalidArtifact on a name that
+// is not sm_XY.
+std::string CudaCodeFor(int major, int minor, const std::vector<std::string>& cubins,
+                        const std::string& ptx);
+
+// "sm_75, sm_86 + PTX sm_90": the GPU code of an artifact, for messages.
+std::string DescribeGpuCode(const std::vector<std::string>& cubins, const std::string& ptx);
 
 }  // namespace edgecv
