@@ -3,7 +3,7 @@
 #               for this CPU, run them on held-out digits (edgecv/data/)
 #   make test   set everything up, then run the whole test suite (what CI runs): lint and
 #               format checks, then pytest, whose zoo sweeps take one model per family
-#   make sweep  every zoo model through the parity tests (hours), recorded in
+#   make sweep  every zoo model through the parity tests (~30-60 min on 2 cores), recorded in
 #               tests/sweep-result.json, which `make test` checks against the catalog
 #   make unit   the unit tier alone, on the source tree (numpy only; tests/test_tiers.py proves it)
 PYTHON ?= python3.11
