@@ -210,51 +210,40 @@ def _write_image(path: str, image) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .errors import InvalidInputError
-    from .runtime import DetectionResult, Predictor, read_image
-    from .viz import draw_classification, draw_detections
+    from .pipeline import PosePipeline
+    from .runtime import Predictor, read_image
+    from .tasks import TASKS
+    from .viz import draw_detections
 
     predictor = Predictor(args.artifact)
+    task = TASKS.get(predictor.task)
     if args.out and len(args.images) != 1:
         raise InvalidInputError("--out takes one input image")
-    if predictor.task in ("segmentation", "pose"):
-        return _run_dense(predictor, args)
-    options = {}
-    if predictor.task == "detection":
-        options = {"iou_threshold": args.iou, "max_detections": args.max_detections}
+    if task.name != "pose" and (args.boxes or args.detector):
+        raise InvalidInputError("--boxes and --detector are for pose models")
+    if args.boxes and args.detector:
+        raise InvalidInputError("give person boxes by --boxes or by --detector, not both")
+    pipeline = PosePipeline(args.detector, predictor, args.person_class) if args.detector else None
+    boxes = _parse_boxes(args.boxes) if args.boxes else None
     results = []
     for path in args.images:
         image = read_image(path)
-        res = predictor.run(image, top_k=args.top_k, **options)
-        if isinstance(res, DetectionResult):
-            shown = res.above(args.threshold)
-            entry = {
-                "image": path,
-                "detections": [
-                    {
-                        "class_id": int(i),
-                        "label": lab,
-                        "score": float(s),
-                        "box": [float(v) for v in b],
-                    }
-                    for i, s, b, lab in zip(
-                        shown.ids, shown.scores, shown.boxes, shown.labels, strict=True
-                    )
-                ],
-            }
-            lines = [
-                f"  {d['score']:8.4f}  {d['label']:<16} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
-                for d in entry["detections"]
-            ]
-            drawn = draw_detections(image, res, args.threshold) if args.out else None
-        else:
-            entry = {
-                "image": path,
-                "top": [{"index": c.index, "score": c.score, "label": c.label} for c in res.top],
-            }
-            lines = [f"  {c.score:8.4f}  {c.index:5d}  {c.label}" for c in res.top]
-            drawn = draw_classification(image, res) if args.out else None
-        results.append(entry)
-        _report(args, path, lines or [f"  (nothing above {args.threshold})"], drawn)
+        people = None  # pose with --detector: the person detections drawn under the poses
+        if pipeline is not None:
+            people, res = pipeline.run(image)
+        elif boxes is not None:
+            res = predictor.run_pose(image, boxes)
+        else:  # a pose model without boxes takes the whole image as the person
+            res = predictor.run(
+                image, top_k=args.top_k, iou_threshold=args.iou, max_detections=args.max_detections
+            )
+        entry, lines = task.describe(res, args.threshold)
+        results.append({"image": path, **entry})
+        drawn = None
+        if args.out:
+            under = draw_detections(image, people, 0.0) if people is not None else image
+            drawn = task.draw(under, res, args.threshold)
+        _report(args, path, lines, drawn)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -283,76 +272,6 @@ def _parse_boxes(text: str) -> list[list[float]]:
             raise InvalidInputError(f"--boxes: {part!r} is not x1,y1,x2,y2")
         boxes.append(box)
     return boxes
-
-
-def _run_dense(predictor, args: argparse.Namespace) -> int:
-    """Segmentation (class coverage, mask overlay) and pose (keypoints, skeleton overlay)."""
-    import numpy as np
-
-    from .errors import InvalidInputError
-    from .pipeline import PosePipeline
-    from .runtime import read_image
-    from .viz import draw_detections, draw_poses, draw_segmentation
-
-    if predictor.task == "segmentation" and (args.boxes or args.detector):
-        raise InvalidInputError("--boxes and --detector are for pose models")
-    if args.boxes and args.detector:
-        raise InvalidInputError("give person boxes by --boxes or by --detector, not both")
-    pipeline = PosePipeline(args.detector, predictor, args.person_class) if args.detector else None
-    results = []
-    for path in args.images:
-        image = read_image(path, color=True)
-        if predictor.task == "segmentation":
-            res = predictor.run(image)
-            ids, counts = np.unique(res.labels, return_counts=True)
-            names = res.class_names
-            cover = {
-                (names[i] if 0 <= i < len(names) else f"unseen {i}"): float(c / res.labels.size)
-                for i, c in zip(ids, counts, strict=True)
-            }
-            entry = {"image": path, "size": list(res.labels.shape), "coverage": cover}
-            lines = [
-                f"  {f:7.2%}  {name}" for name, f in sorted(cover.items(), key=lambda t: -t[1])
-            ]
-            drawn = draw_segmentation(image, res) if args.out else None
-        else:
-            people = None
-            if pipeline is not None:
-                people, res = pipeline.run(image)
-            elif args.boxes:
-                res = predictor.run_pose(image, _parse_boxes(args.boxes))
-            else:
-                res = predictor.run(image)  # the whole image is the person
-            entry = {
-                "image": path,
-                "people": [
-                    {
-                        "crop": [float(v) for v in crop],
-                        "keypoints": [
-                            {"joint": j, "x": float(p[0]), "y": float(p[1]), "score": float(s)}
-                            for j, p, s in zip(res.joint_names, points, scores, strict=True)
-                        ],
-                    }
-                    for crop, points, scores in zip(
-                        res.crops, res.keypoints, res.scores, strict=True
-                    )
-                ],
-            }
-            lines = [
-                f"  person {i}: "
-                + " ".join(f"{k['joint']}=({k['x']:.0f},{k['y']:.0f})" for k in p["keypoints"][:5])
-                + " ..."
-                for i, p in enumerate(entry["people"])
-            ]
-            drawn = None
-            if args.out:
-                drawn = draw_detections(image, people, 0.0) if people is not None else image
-                drawn = draw_poses(drawn, res)
-        results.append(entry)
-        _report(args, path, lines or ["  (no person)"], drawn)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -487,6 +406,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks import TASKS
+
     p = argparse.ArgumentParser(
         prog="edgecv", description="Compile and run vision models on edge targets."
     )
@@ -494,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list zoo models")
-    s.add_argument("--task", choices=["classification", "detection"])
+    s.add_argument("--task", choices=TASKS.names())
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("targets", help="list compilation targets")
@@ -562,8 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-drop",
         type=float,
         default=1.0,
-        help="points of top-1 / mAP that int8 may lose (default 1.0); beyond it the most "
-        "sensitive layers go back to float, or the compile fails with a per-layer table",
+        help="points of the task's headline metric that int8 may lose (default 1.0; "
+        + ", ".join(f"{t.name}: {t.metric_label}" for t in TASKS)
+        + "); beyond it the most sensitive layers go back to float, or the compile fails "
+        "with a per-layer table",
     )
     s.add_argument(
         "--tuning-db", help="apply this MetaSchedule database (made by `edgecv tune`), no tuning"
@@ -632,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("train", help="train a zoo model with edgecv's recipes")
-    s.add_argument("task", choices=["classification", "detection", "segmentation", "pose"])
+    s.add_argument("task", choices=TASKS.names())
     s.add_argument("model")
     s.add_argument(
         "--data",

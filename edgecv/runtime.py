@@ -1,19 +1,29 @@
 """Python face of the C++ runtime: load an artifact, run images, get NumPy and Python out.
 
 Pre- and post-processing run in C++ (the same code a device app links); this module
-only decodes image files and shapes the results.
+only decodes image files and shapes the results, as the task's entry in the task table
+(:mod:`edgecv.tasks`) says: its result type (:mod:`edgecv.results`, re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import EdgecvError, InvalidInputError
+from .images import read_image
+from .results import (  # noqa: F401  (the result types are part of this module's API)
+    Classification,
+    ClassificationResult,
+    DetectionResult,
+    PoseResult,
+    Result,
+    SegmentationResult,
+)
+from .tasks import TASKS
 
 
 def _native() -> Any:
@@ -25,118 +35,6 @@ def _native() -> Any:
             "`pip install .` so that it is built"
         ) from None
     return _runtime
-
-
-@dataclass
-class Classification:
-    index: int
-    score: float
-    label: str
-
-
-@dataclass
-class ClassificationResult:
-    top: list[Classification]
-    probabilities: np.ndarray
-    outputs: list[np.ndarray]
-    timings: dict[str, float] = field(default_factory=dict)  # ms per stage of this call
-
-
-@dataclass
-class DetectionResult:
-    """Detections best first: class ids (N,), scores (N,), corner boxes (N, 4) in pixels."""
-
-    ids: np.ndarray
-    scores: np.ndarray
-    boxes: np.ndarray
-    labels: list[str]
-    outputs: list[np.ndarray]
-    timings: dict[str, float] = field(default_factory=dict)  # ms per stage of this call
-
-    def above(self, threshold: float) -> DetectionResult:
-        keep = self.scores > threshold
-        return DetectionResult(
-            self.ids[keep],
-            self.scores[keep],
-            self.boxes[keep],
-            [label for label, k in zip(self.labels, keep, strict=True) if k],
-            self.outputs,
-            self.timings,
-        )
-
-
-@dataclass
-class SegmentationResult:
-    """Per-pixel classes (H, W) int32 at the image's size (255: not covered by the input)."""
-
-    labels: np.ndarray
-    class_names: list[str]
-    outputs: list[np.ndarray]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def colorize(self) -> np.ndarray:
-        """RGB (H, W, 3) uint8 image of the label map, Pascal VOC palette (C++ runtime)."""
-        return _native().colorize(self.labels)
-
-
-@dataclass
-class PoseResult:
-    """One pose per person box: keypoints (N, K, 2) in image pixels, their heatmap peak
-    scores (N, K), and the image region each person's crop covered (N, 4: x0, y0, w, h)."""
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    crops: np.ndarray
-    joint_names: list[str]
-    outputs: list[np.ndarray]
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-Result = ClassificationResult | DetectionResult | SegmentationResult | PoseResult
-
-
-# leading bytes of the formats users have, to tell a damaged image from a file that is no image
-_SIGNATURES = {
-    b"\xff\xd8\xff": "JPEG",
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-    b"RIFF": "WebP",
-    b"GIF8": "GIF",
-}
-
-
-def read_image(path: str | os.PathLike[str], color: bool = True) -> np.ndarray:
-    """Decode an image file as 8-bit BGR (H, W, 3), as OpenCV's ``imread(IMREAD_COLOR)`` does,
-    whatever the file holds: gray is replicated to three channels, an alpha channel is dropped
-    (not composited), 16-bit samples keep their high byte (``v >> 8``), CMYK JPEGs are converted
-    to BGR and the EXIF orientation is applied. With ``color=False``: the pixels as stored
-    (gray, BGR or BGRA, 8- or 16-bit; EXIF orientation not applied).
-
-    A missing, empty, truncated or corrupt file raises InvalidInputError naming it.
-    """
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"image file not found: {p}")
-    data = np.fromfile(str(p), np.uint8)
-    if data.size == 0:
-        raise InvalidInputError(f"cannot decode {p}: the file is empty")
-    # imdecode, unlike imread, refuses a truncated JPEG instead of returning it half gray
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
-    if image is None:
-        head = data[:12].tobytes()
-        kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
-        if kind == "WebP" and head[8:12] != b"WEBP":
-            kind = None
-        raise InvalidInputError(
-            f"cannot decode {p}: a truncated or corrupt {kind} file"
-            if kind
-            else f"cannot decode {p}: not an image file, or a format OpenCV cannot read"
-        )
-    return image
 
 
 def _top_k(top_k: int | None) -> int:
@@ -241,32 +139,4 @@ class Predictor:
         return self._impl.preprocess(image, order)
 
     def _result(self, raw: dict[str, Any]) -> Result:
-        if self.task == "segmentation":
-            return SegmentationResult(
-                raw["labels"], self.classes, list(raw["outputs"]), dict(raw["timings"])
-            )
-        if self.task == "pose":
-            keypoints, scores, crops = raw["poses"]
-            if not len(keypoints):  # no person: (0, K, 2)
-                k = len(self.classes)
-                keypoints, scores = np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
-            return PoseResult(
-                keypoints, scores, crops, self.classes, list(raw["outputs"]), dict(raw["timings"])
-            )
-        if self.task == "detection":
-            ids, scores, boxes = raw["detections"]
-            classes = self.classes
-            return DetectionResult(
-                ids,
-                scores,
-                boxes,
-                [classes[i] if 0 <= i < len(classes) else str(i) for i in ids],
-                list(raw["outputs"]),
-                dict(raw["timings"]),
-            )
-        return ClassificationResult(
-            top=[Classification(i, s, label) for i, s, label in raw["top"]],
-            probabilities=raw["probabilities"],
-            outputs=list(raw["outputs"]),
-            timings=dict(raw["timings"]),
-        )
+        return TASKS.get(self.task).result.from_raw(raw, self.classes)

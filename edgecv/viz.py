@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runtime import ClassificationResult, DetectionResult, PoseResult, SegmentationResult
+from .results import ClassificationResult, DetectionResult, PoseResult, SegmentationResult
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:

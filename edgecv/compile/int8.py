@@ -6,10 +6,12 @@
 3. the int8 library is built from the same ONNX graph, with the calibrated layers as
    oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without a kernel library
    (ARM), as integer Relax operators (edgecv/compile/integer.py);
-4. with evaluation data, the task metric of both artifacts is measured by the same
-   evaluation code; if int8 loses more than ``max_drop`` points, the layers whose inputs
-   quantise worst (lowest SQNR in the table) go back to float, 1, 2, 4, ... of them,
-   until the drop is within bounds, or the compile fails with the per-layer table.
+4. with evaluation data, the task's headline metric (edgecv/tasks.py: top-1, VOC07 mAP,
+   mIoU, keypoint AP with ground-truth boxes) of both artifacts is measured by the same
+   evaluation code as ``edgecv eval``; if int8 loses more than ``max_drop`` points, the
+   layers whose inputs quantise worst (lowest SQNR in the table) go back to float, 1, 2,
+   4, ... of them, until the drop is within bounds, or the compile fails with the
+   per-layer table.
    oneDNN computes with 8-bit weights on CPUs with VNNI and 7-bit ones elsewhere (the
    runtime's Int8WeightBits); the gate scores each that the target's CPUs may use
    (``int8_weight_bits`` in its TOML) and that this CPU can compute, and keeps the worst.
@@ -30,14 +32,6 @@ from ..artifact import LIBRARY, WEIGHTS, ArtifactWriter, read_manifest
 from ..errors import EdgecvError, InvalidInputError
 
 CALIBRATION_FILE = "calibration.json"
-
-
-def _metric(report: dict[str, Any]) -> tuple[str, float]:
-    """The headline metric of an evaluation, in points (0-100)."""
-    for name in ("top1", "voc07_map"):
-        if name in report:
-            return name, 100.0 * float(report[name])
-    raise EdgecvError(f"no task metric in evaluation report {sorted(report)}")
 
 
 def _weight_bits_to_judge(target_bits: tuple[int, ...]) -> tuple[list[int], list[int]]:
@@ -77,6 +71,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
     from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
     from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
+    from ..tasks import TASKS
     from .build import compile_float
     from .options import choose_kernels, default_out_dir, local_kernel_libraries
     from .worker import build_into
@@ -110,6 +105,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             "int8 needs calibration: --calib-data DIR (images) or --calibration-table FILE"
         )
     _, bundle = read_bundle(bundle_path)
+    task = TASKS.get(bundle.task)  # its headline metric is what the gate holds
     options = replace(options, model=options.model or bundle.name)
     recipe = calibration.load_recipe(options.model, bundle.model.get("family"))
     if options.calibrator:
@@ -163,9 +159,15 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             table = calibration.make_table(
                 options.model, input_shape, stats, recipe, calib_images, str(options.calib_data)
             )
-        float_layers = float_doc["report"]["offloaded"]["layers"]
+        # transposed convolutions (SimplePose's upsampling) stay float: calibration does not
+        # observe them and the gate has none to fall back
+        float_layers = {
+            layer["index"]: layer
+            for layer in float_doc["report"]["offloaded"]["layers"]
+            if layer["kind"] != "deconv"
+        }
         known = {e["key"] for e in table["layers"]}
-        missing = [layer["index"] for layer in float_layers if layer["key"] not in known]
+        missing = [i for i, layer in float_layers.items() if layer["key"] not in known]
         if missing:
             raise InvalidInputError(
                 f"the calibration table does not cover layers {missing[:8]}"
@@ -200,13 +202,12 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
         float_metric = None
         if eval_set is not None:
             step(f"evaluating the float artifact on {len(eval_set)} images")
-            name, float_metric = _metric(evaluate(ArtifactModel(float_dir), eval_set))
-            gate.update(metric=name, float=round(float_metric, 3), images=len(eval_set))
+            float_metric = task.headline(evaluate(ArtifactModel(float_dir), eval_set))
+            gate.update(metric=task.metric, float=round(float_metric, 3), images=len(eval_set))
         staging = Path(tmp) / "candidate"
         # layers ranked by how badly their input quantises: the fallback order of the gate
         ranked = sorted(
-            (layer["index"] for layer in float_layers),
-            key=lambda i: sqnr.get(float_layers[i]["key"]) or float("inf"),
+            float_layers, key=lambda i: sqnr.get(float_layers[i]["key"]) or float("inf")
         )
         extra = 0
         attempts: list[dict[str, Any]] = []
@@ -239,7 +240,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
                     + (f" ({bits}-bit weights)" if bits else "")
                 )
                 with _WeightBits(bits):
-                    scores[bits] = _metric(evaluate(ArtifactModel(judged), eval_set))[1]
+                    scores[bits] = task.headline(evaluate(ArtifactModel(judged), eval_set))
             int8_metric = min(scores.values())  # the worst CPU the target may run on
             drop = float_metric - int8_metric
             attempts.append(

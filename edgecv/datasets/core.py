@@ -21,7 +21,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 
 def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8 HxWx3 BGR; clear errors for missing or broken files."""
-    from ..runtime import read_image
+    from ..images import read_image
 
     return read_image(path, color=True)
 
