@@ -130,6 +130,25 @@ def find_images(path: str | Path) -> list[Path]:
     return images
 
 
+# int8 without --calib-data calibrates on these (edgecv/data/calibration/README.md says what
+# they are): scales from photos of the world in general, not of the deployment's camera
+BUILTIN_SET = "built-in"
+
+
+def builtin_images() -> list[Path]:
+    """The small set of natural photos shipped with edgecv (calibration without data)."""
+    return find_images(Path(__file__).resolve().parent / "data" / "calibration")
+
+
+def builtin_warning(count: int) -> str:
+    """The one line said when int8 calibrates on the built-in photos."""
+    return (
+        f"warning: no --calib-data: calibrating int8 on edgecv's {count} built-in photos; for "
+        "scales that fit your deployment pass --calib-data DIR with images like its own "
+        "(tens to hundreds, any depth)"
+    )
+
+
 def pick(images: list[Path], count: int, seed: int = 0) -> list[Path]:
     """``count`` images spread over the set (all of them if there are fewer), seeded."""
     if len(images) <= count:

@@ -121,7 +121,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     ]
     if int8_only and precision != "int8":
         raise InvalidInputError(f"{', '.join(int8_only)} only apply with --int8")
-    where = f"({target.host_triple}{', ' + target.arch.sm if target.arch else ''})"
+    gpu = ", ".join(target.sms + ([f"PTX {target.ptx}"] if target.ptx else []))
+    where = f"({target.host_triple}{', ' + gpu if gpu else ''})"
     if onnx_file:
         import tempfile
 
@@ -439,7 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--meta", help="TOML metadata of an ONNX file edgecv did not export (see the README)"
     )
     s.add_argument("--target", default="x86_64", help="target name (see `edgecv targets`)")
-    s.add_argument("--arch", help="GPU targets: the GPU, e.g. sm_86 or jetson-orin")
+    s.add_argument(
+        "--arch",
+        help="GPU targets: only this GPU, e.g. sm_86 (default: every architecture the target "
+        "lists, plus PTX for newer GPUs)",
+    )
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file (default: random init)")
     s.add_argument("--out", help="artifact directory (default artifacts/MODEL-TARGET-PRECISION)")

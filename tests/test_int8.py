@@ -560,10 +560,16 @@ def test_int8_gate_fails_with_a_layer_table(digits_root, tmp_path):
 
 
 @needs_dnnl
-def test_int8_needs_calibration_data(tmp_path):
-    with pytest.raises(InvalidInputError, match="needs calibration"):
-        _digits_int8(tmp_path / "a")
+def test_int8_without_calibration_data_uses_the_built_in_photos(tmp_path, capsys):
+    """No --calib-data: calibrated on edgecv's built-in photos, with a one-line warning; the
+    report says which set. An empty calibration folder is still refused."""
+    out = _digits_int8(tmp_path / "a")
+    q = json.loads((out / "manifest.json").read_text())["report"]["int8"]
+    assert q["calibration_set"] == "built-in" and q["layers_int8"] == 28
+    assert q["calibration_images"] == len(calibration.builtin_images()) >= 8
+    err = capsys.readouterr().err
+    assert err.count("warning: no --calib-data: calibrating int8 on edgecv's") == 1
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInputError, match="no images"):
         _digits_int8(tmp_path / "b", calib_data=str(tmp_path / "empty"))
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "b").exists()

@@ -1,11 +1,12 @@
 """``edgecv compile --int8``: calibrate, build the integer artifact, and guard its accuracy.
 
 1. the float artifact is compiled first (checked against ONNX Runtime like any other);
-2. calibration runs it on the calibration images through the C++ runtime and records each
-   layer's input range (edgecv/calibration.py), or a saved table is read;
+2. calibration runs it on the calibration images (``--calib-data``; without it, edgecv's
+   built-in photos, with a warning) through the C++ runtime and records each layer's input
+   range (edgecv/calibration.py), or a saved table is read;
 3. the int8 library is built from the same ONNX graph, with the calibrated layers as
-   oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without a kernel library
-   (ARM), as integer Relax operators (edgecv/compile/integer.py);
+   oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without an int8 kernel
+   library (ARM, CUDA), as integer Relax operators (edgecv/compile/integer.py);
 4. with evaluation data, the task's headline metric (edgecv/tasks.py: top-1, VOC07 mAP,
    mIoU, keypoint AP with ground-truth boxes) of both artifacts is measured by the same
    evaluation code as ``edgecv eval``; if int8 loses more than ``max_drop`` points, the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -72,7 +74,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
     from ..runtime import Predictor
     from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
     from ..tasks import TASKS
-    from .build import compile_float
+    from .build import _check_device_code, compile_float
     from .options import choose_kernels, default_out_dir, local_kernel_libraries
     from .worker import build_into
 
@@ -100,10 +102,8 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             f"int8 for {target.label} is calibrated on this machine with oneDNN's float kernels, "
             "which this edgecv runtime lacks (install libdnnl-dev and reinstall edgecv)"
         )
-    if not (options.calib_data or options.calibration_table):
-        raise InvalidInputError(
-            "int8 needs calibration: --calib-data DIR (images) or --calibration-table FILE"
-        )
+    builtin = not (options.calib_data or options.calibration_table)
+    calib_source = str(options.calib_data) if options.calib_data else None
     _, bundle = read_bundle(bundle_path)
     task = TASKS.get(bundle.task)  # its headline metric is what the gate holds
     options = replace(options, model=options.model or bundle.name)
@@ -125,9 +125,15 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             raise InvalidInputError(f"evaluation data {options.eval_data} has no images")
     calib_images: list[Path] = []
     if options.calibration_table is None:  # find the images before the long float compile
-        calib_images = calibration.pick(
-            calibration.find_images(options.calib_data), recipe.images, options.seed
+        found = (
+            calibration.builtin_images()
+            if builtin
+            else calibration.find_images(options.calib_data)
         )
+        calib_images = calibration.pick(found, recipe.images, options.seed)
+        if builtin:
+            print(calibration.builtin_warning(len(calib_images)), file=sys.stderr, flush=True)
+            calib_source = f"{calibration.BUILTIN_SET}: edgecv/data/calibration"
 
     with tempfile.TemporaryDirectory(prefix="edgecv-int8-") as tmp:
         step("compiling the float artifact (the reference, and what calibration runs)")
@@ -151,13 +157,13 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
         else:
             step(
                 f"calibrating ({recipe.calibrator}, recipe {recipe.source}) on "
-                f"{len(calib_images)} images from {options.calib_data}"
+                f"{len(calib_images)} images from {calib_source}"
             )
             predictor = Predictor(float_dir)
             stats = calibration.observe(lambda im: predictor.run(im), calib_images, recipe)
             del predictor
             table = calibration.make_table(
-                options.model, input_shape, stats, recipe, calib_images, str(options.calib_data)
+                options.model, input_shape, stats, recipe, calib_images, str(calib_source)
             )
         # transposed convolutions (SimplePose's upsampling) stay float: calibration does not
         # observe them and the gate has none to fall back
@@ -219,6 +225,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
                     + (f" ({len(fallback)} most sensitive layers in float)" if fallback else "")
                 )
                 params, offloaded = build(writer, keep + fallback)
+                device_code = _check_device_code(writer.path(LIBRARY), target)
                 writer.commit({**float_doc, "params": params, "precision": "int8"})
             if eval_set is None:
                 break
@@ -294,6 +301,14 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
                 "recipe": recipe.source,
                 "calibration_images": table["images"],
                 "calibration_data": table["data"],
+                # which images: "built-in" (no --calib-data), "calib-data", or a saved "table"
+                "calibration_set": (
+                    calibration.BUILTIN_SET
+                    if builtin
+                    else "table"
+                    if options.calibration_table
+                    else "calib-data"
+                ),
                 "layers_int8": offloaded["int8"],
                 "layers_float": [
                     e["index"] for e in offloaded["layers"] if e["precision"] != "int8"
@@ -307,6 +322,8 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
                 "files": {**int8_doc["files"], "calibration": CALIBRATION_FILE},
                 "report": report,
             }
+            if device_code:  # GPU targets: the architectures in the library (build.py)
+                report["device_code"] = device_code
             if in_tvm:  # the reference was an x86 oneDNN build: describe the device's library
                 doc["target"], doc["kernels"] = target.manifest(), []
                 report["int8"]["engine"] = "tvm (integer Relax operators)"
