@@ -201,9 +201,5 @@ def test_int8_pose_gated_on_keypoint_ap(digits_root, tmp_path):
     )
     float_model = FloatModel(edgecv.get_model(POSE_MODEL, pretrained=weights), POSE_SIZE)
     _check_gate(out, data, "keypoint_ap", float_model)
-
-    # a drop no fallback can bring within bounds fails with the per-layer table
-    with pytest.raises(EdgecvError, match="points of keypoint_ap") as err:
-        compile_model(dataclasses.replace(options, out_dir=str(tmp_path / "gated"), max_drop=-1.0))
-    assert "per-layer sensitivity" in str(err.value) and "sqnr" in str(err.value)
-    assert not (tmp_path / "gated").exists()
+    # (a gate that no fallback satisfies: test_int8.py's classifier case; here it rebuilt the
+    # pose model ~7 times, 3 of CI's minutes)
