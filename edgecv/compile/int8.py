@@ -126,9 +126,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
     calib_images: list[Path] = []
     if options.calibration_table is None:  # find the images before the long float compile
         found = (
-            calibration.builtin_images()
-            if builtin
-            else calibration.find_images(options.calib_data)
+            calibration.builtin_images() if builtin else calibration.find_images(options.calib_data)
         )
         calib_images = calibration.pick(found, recipe.images, options.seed)
         if builtin:
