@@ -162,17 +162,23 @@ def write_metadata(model: Any, bundle: Bundle) -> Any:
     return model
 
 
-def read_bundle(path: str | os.PathLike[str]) -> tuple[Any, Bundle]:
-    """The ONNX model at ``path`` and its validated metadata (an error if it has none)."""
+def load_onnx(path: str | os.PathLike[str]) -> Any:
+    """The ONNX model at ``path``; a missing or unreadable file is an InvalidInputError."""
     import onnx
 
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"ONNX model not found: {path}")
     try:
-        model = onnx.load(str(path))
+        return onnx.load(str(path))
     except Exception as err:  # onnx raises DecodeError and others
         raise InvalidInputError(f"{path} is not an ONNX model ({err})") from None
+
+
+def read_bundle(path: str | os.PathLike[str]) -> tuple[Any, Bundle]:
+    """The ONNX model at ``path`` and its validated metadata (an error if it has none)."""
+    path = Path(path)
+    model = load_onnx(path)
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise InvalidInputError(

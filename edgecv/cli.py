@@ -155,17 +155,12 @@ def _onnx_bundle(path: Path, meta: str | None, tmp: Path):
     (written to ``tmp/model.onnx``); without, the file's own edgecv metadata."""
     import onnx
 
-    from .bundle import bundle_from_toml, read_bundle, write_metadata
+    from .bundle import bundle_from_toml, load_onnx, read_bundle, write_metadata
 
     if meta is None:
         model, bundle = read_bundle(path)
     else:
-        if not path.is_file():
-            raise InvalidInputError(f"ONNX model not found: {path}")
-        try:
-            model = onnx.load(str(path))
-        except Exception as err:  # onnx raises DecodeError and others
-            raise InvalidInputError(f"{path} is not an ONNX model ({err})") from None
+        model = load_onnx(path)
         bundle = bundle_from_toml(meta, model, path.stem)
         write_metadata(model, bundle)
     onnx.save(model, str(tmp / "model.onnx"))
