@@ -8,18 +8,6 @@
 
 namespace edgecv {
 
-const std::vector<std::string>& KernelLibraries() {
-  static const std::vector<std::string> libraries{
-#ifdef EDGECV_WITH_DNNL
-      "dnnl",
-#endif
-#ifdef EDGECV_WITH_XNNPACK
-      "xnnpack",
-#endif
-  };
-  return libraries;
-}
-
 void RegisterKernels() {
   static std::once_flag once;
   std::call_once(once, [] {
