@@ -20,6 +20,8 @@ from edgecv.compile import (
     CompileOptions,
     compile_model,
     kernel_abi,
+    kernel_calls,
+    layer_plan,
     local_kernel_libraries,
     offload,
     tvm_api,
@@ -539,15 +541,15 @@ def test_settings_key_depends_on_weights_and_attributes():
 
     attrs = types.SimpleNamespace(strides=[1, 1], padding=[0, 0, 0, 0], dilation=[1, 1], groups=1)
     head = types.SimpleNamespace(value=types.SimpleNamespace(attrs=attrs))
-    layer = offload._Layer(
+    layer = layer_plan.Layer(
         "conv", head, None, np.zeros((2, 1, 1, 2), np.float32), 2, np.ones(2), np.zeros(2)
     )
     w, b = np.ones((1, 2, 2, 1, 1), np.float32), np.zeros(2, np.float32)
-    key = offload._settings(layer, w, b)
-    assert offload._settings(layer, w, b) == key
-    assert offload._settings(layer, w * 2, b)[-1] != key[-1]
+    key = kernel_calls.float_settings(layer, w, b)
+    assert kernel_calls.float_settings(layer, w, b) == key
+    assert kernel_calls.float_settings(layer, w * 2, b)[-1] != key[-1]
     layer.act = offload.ACT_RELU
-    assert offload._settings(layer, w, b)[-1] != key[-1]
+    assert kernel_calls.float_settings(layer, w, b)[-1] != key[-1]
 
 
 def test_model_flops_counts_convs_and_gemms(tmp_path):

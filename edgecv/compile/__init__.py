@@ -5,9 +5,14 @@
 
 Modules: ``options`` (what is asked, kernel choice), ``build`` (float/fp16 artifact),
 ``int8`` (calibration + accuracy gate), ``worker`` (the TVM build in a child process),
-``tvm_api`` / ``offload`` / ``integer`` / ``metaschedule`` / ``profile`` (TVM's API: import and
-build, kernel-library rewrite, integer ops, tuning, VM profiling for ``edgecv bench``), ``tune``
-(``edgecv tune`` on a bundle). No module outside this package imports TVM's Python API.
+``kernel_abi`` (the kernel calls' settings records; NumPy only), ``tune`` (``edgecv tune`` on
+a bundle), and TVM's API: ``tvm_api`` (import and build), ``relax_prepare`` (the Relax passes
+before the layer rewrites), ``layer_plan`` (which bindings make a layer; shared by both
+rewrites), ``kernel_calls`` (kernel names and each call's settings), ``int8_plan`` (int8
+weights, outputs that stay quantised), ``offload`` (the kernel-library rewrite), ``integer``
+(int8 as integer Relax ops), ``relax_expr`` (reading Relax expressions), ``metaschedule``
+(tuning), ``profile`` (VM profiling for ``edgecv bench``). No module outside this package
+imports TVM's Python API.
 
 This package never imports MXNet, ``edgecv.zoo`` or ``edgecv.export`` (tests/test_imports.py
 checks it): everything it knows of a model comes from the bundle. Compiling a zoo model by

@@ -2,7 +2,8 @@
 conv2d / dense layers become integer Relax operators that any TVM target compiles.
 
 The layers, their folded weights and their keys are those of the oneDNN rewrite
-(offload.py), so one calibration table serves both. Each calibrated layer becomes
+(offload.py: the same planner, layer_plan.py, and int8 plan, int8_plan.py), so one
+calibration table serves both. Each calibrated layer becomes
 
     q   = clip(round(x / s_in))  as int8 (input can be negative) or uint8 (it cannot)
     acc = conv2d / matmul(q, w_q, out_dtype=int32)    w_q: int8, symmetric per out channel
@@ -21,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import offload
+from .int8_plan import Quantization, int8_outputs, quantize_weights
+from .kernel_abi import Act
+from .kernel_calls import float_settings, offloadable_pools
+from .layer_plan import folded_weights, layer_summary, plan_layers, resolve_keep_float
+from .relax_expr import emit_as
 
 
 def _float_chain(bb: Any, y: Any, layer: Any, residual: Any) -> Any:
@@ -31,11 +36,11 @@ def _float_chain(bb: Any, y: Any, layer: Any, residual: Any) -> Any:
     op = relax.op
 
     def activate(v: Any) -> Any:
-        if layer.act == offload.ACT_RELU:
+        if layer.act == Act.RELU:
             if layer.alpha == 0.0:
                 return bb.emit(op.nn.relu(v))
             return bb.emit(op.nn.leakyrelu(v, layer.alpha))
-        if layer.act == offload.ACT_CLIP:
+        if layer.act == Act.CLIP:
             return bb.emit(op.clip(v, layer.alpha, layer.beta))
         return v
 
@@ -69,24 +74,24 @@ def _fake_quantise(x: Any, scale: float, signed: bool) -> Any:
 
 
 def integerize(
-    mod: Any, quant: offload.Quantization, keep_float: list[str | int] = ()
+    mod: Any, quant: Quantization, keep_float: list[str | int] = ()
 ) -> tuple[Any, dict[str, Any]]:
-    """Rewrite the calibrated layers of ``offload.prepare(mod)["main"]`` to integer ops.
-    Returns the module and a summary like :func:`offload.offload`'s."""
+    """Rewrite the calibrated layers of ``relax_prepare.prepare(mod)["main"]`` to integer
+    ops. Returns the module and a summary like :func:`edgecv.compile.offload.offload`'s."""
     from tvm import relax
 
     op = relax.op
     func = mod["main"]
-    layers = offload._plan(func)
-    floats = offload.resolve_keep_float(func, layers, keep_float) | quant.keep_float
-    folded = [offload._folded(layer) for layer in layers]
-    keys = [offload._settings(layer, *folded[i])[-1] for i, layer in enumerate(layers)]
+    layers = plan_layers(func)
+    floats = resolve_keep_float(func, layers, keep_float) | quant.keep_float
+    folded = [folded_weights(layer) for layer in layers]
+    keys = [float_settings(layer, *folded[i])[-1] for i, layer in enumerate(layers)]
     qs = [
         None if i in floats or layer.kind == "deconv" else quant.inputs.get(keys[i])
         for i, layer in enumerate(layers)
     ]
     # residuals that the oneDNN path adds in uint8/int8: rounded to that grid here too
-    _, residual_q, _ = offload._int8_outputs(func, layers, qs, offload._pools(func))
+    _, residual_q, _ = int8_outputs(func, layers, qs, offloadable_pools(func))
     chosen = {id(layer): i for i, layer in enumerate(layers) if qs[i] is not None}
     by_end = {layer.end.var: layer for layer in layers if id(layer) in chosen}
     skipped = {
@@ -97,7 +102,7 @@ def integerize(
         if b is not None
     } - set(by_end)
     summary = [
-        offload.layer_summary(i, layer, keys[i], folded[i][0], qs[i] is not None)
+        layer_summary(i, layer, keys[i], folded[i][0], qs[i] is not None)
         for i, layer in enumerate(layers)
     ]
 
@@ -113,7 +118,7 @@ def integerize(
             i = chosen[id(layer)]
             scale, signed = qs[i]
             weight, bias = folded[i]
-            wq, wscale = offload.quantize_weights(weight)
+            wq, wscale = quantize_weights(weight)
             bb = self.builder_
             x = self.visit_expr(layer.data)
             if layer.src_nchw:
@@ -153,7 +158,7 @@ def integerize(
             y = _float_chain(bb, y, layer, residual)
             if layer.dst_nchw:
                 y = op.permute_dims(y, [0, 3, 1, 2])
-            offload._emit_as(self, binding.var, y)
+            emit_as(self, binding.var, y)
 
     mod["main"] = Rewrite(mod).visit_expr(func)
     mod = relax.transform.DeadCodeElimination()(mod)

@@ -124,7 +124,7 @@ def _main(job_path: str) -> int:
         offloaded: dict[str, Any] = {}
         quant, keep_float = None, []
         if int8:
-            from .offload import Quantization
+            from .int8_plan import Quantization
 
             quant = Quantization(
                 {int(k, 16): (float(s), bool(sg)) for k, (s, sg) in int8["inputs"].items()}
@@ -132,7 +132,7 @@ def _main(job_path: str) -> int:
             keep_float = int8.get("keep_float", [])
             if not job["kernels"]:  # no kernel library: integer ops in TVM-generated code
                 from .integer import integerize
-                from .offload import prepare
+                from .relax_prepare import prepare
 
                 mod, offloaded = integerize(prepare(mod), quant, keep_float)
         for library in job["kernels"]:
