@@ -1,16 +1,20 @@
 """Latency of a compiled artifact (C++ runtime) next to ONNX Runtime on the same ONNX
-model, in one process, with the same input. Writes JSON and prints a table.
+model, in one process, with the same input: the measurement.
 
 Per artifact: warm latency (median, p90) of both, their ratio, achieved GFLOP/s and the
 fraction of this machine's peak (a large single-precision GEMM timed in the same process),
 first-run latency (load + first inference), compile time, artifact size, the memory the
-artifact takes (peak resident growth while loading and running it), and for offloaded
-artifacts the time spent in the kernel library vs TVM-generated code; on request, a profiled
-breakdown of both sides' time by kind of operator (:func:`operator_breakdown`)."""
+artifact takes (peak resident growth while loading and running it), the CPU it ran on, and
+for offloaded artifacts the time spent in the kernel library vs TVM-generated code; on
+request, a profiled breakdown of both sides' time by kind of operator.
+
+Its neighbours: :mod:`edgecv.bench_onnxruntime` (the ONNX Runtime sessions, ORT's own int8
+of a model), :mod:`edgecv.bench_breakdown` (the profiled per-operator breakdown) and
+:mod:`edgecv.bench_report` (tables and the JSON report); their public functions are
+importable from here too, as ``edgecv bench`` and bench/run.py use them."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -22,9 +26,26 @@ from typing import Any
 import numpy as np
 
 from .artifact import read_manifest
+from .bench_breakdown import format_breakdown, operator_breakdown
+from .bench_onnxruntime import onnxruntime_int8, ort_session
+from .bench_report import format_int8_table, format_machine, format_table, isa_class, write_report
 
-# CPU flags that decide which kernels run (x86: oneDNN's and ORT's MLAS paths; ARM: NEON dot
-# products and fp16)
+__all__ = [
+    "ISA_FLAGS",
+    "bench_artifact",
+    "format_breakdown",
+    "format_int8_table",
+    "format_machine",
+    "format_table",
+    "isa_class",
+    "machine_info",
+    "model_flops",
+    "onnxruntime_int8",
+    "operator_breakdown",
+    "peak_gflops",
+    "write_report",
+]
+
 ISA_FLAGS = (
     "sse4_1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
     "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
@@ -57,17 +78,6 @@ def machine_info() -> dict[str, Any]:
         "onednn_isa": _runtime.kernel_isa() or None,
         "int8_weight_bits": _runtime.int8_weight_bits() or None,
     }
-
-
-def isa_class(machine: dict[str, Any]) -> str:
-    """The ISA class a result belongs to in BENCHMARKS.md: avx512-vnni, avx512, avx2-vnni,
-    avx2, or the architecture."""
-    flags = set(machine.get("isa_flags", []))
-    if "avx512f" in flags:
-        return "avx512-vnni" if "avx512_vnni" in flags else "avx512"
-    if "avx2" in flags:
-        return "avx2-vnni" if "avx_vnni" in flags else "avx2"
-    return platform.machine()
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -225,10 +235,10 @@ def bench_artifact(
         first_ms = (time.perf_counter() - t0) * 1e3
     with _PeakMemory() as ort_mem:
         t0 = time.perf_counter()
-        session = _ort_session(onnx_path, threads)
+        session = ort_session(onnx_path, threads)
         session.run(None, {"data": x})
         ort_first_ms = (time.perf_counter() - t0) * 1e3
-    extra = {name: _ort_session(path, threads) for name, path in (also or {}).items()}
+    extra = {name: ort_session(path, threads) for name, path in (also or {}).items()}
 
     # latency: blocks of 5 runs in turns, after a pause (see _time_in_blocks)
     _runtime.kernel_stats(reset=True)
@@ -289,253 +299,3 @@ def bench_artifact(
         "machine": machine_info(),
         "versions": {"onnxruntime": ort.__version__, **doc["toolchain"]},
     }
-
-
-def _conv_kind(kh: int, kw: int, depthwise: bool) -> str:
-    if depthwise:
-        return "depthwise conv"
-    return "conv 1x1" if kh == kw == 1 else "conv kxk"
-
-
-def _edgecv_kind(name: str, shapes: list[tuple[int, ...]]) -> str:
-    """The operator kind of one call of the VM (its name and its tensor arguments' shapes):
-    a kernel-library layer by its weights, a runtime builtin, or a TVM-generated function by
-    its name."""
-    if name.startswith("edgecv.") and ".conv2d" in name:
-        w = shapes[1]  # G x O/G x I/G x KH x KW
-        if "transpose" in name:
-            return "transposed conv"
-        return _conv_kind(int(w[3]), int(w[4]), int(w[0]) > 1 and int(w[2]) == 1)
-    if name.startswith("edgecv.") and ".dense" in name:
-        return "dense"
-    if name.startswith("edgecv.") and ".pool" in name:
-        return "pooling"
-    if name.startswith("vm.builtin."):
-        return "runtime (allocation, checks)"
-    if "pool" in name or name.startswith(("max", "mean", "avg")):
-        return "pooling (TVM)"
-    if "resize" in name or "upsampl" in name or "image" in name:
-        return "resize (TVM)"
-    return "other (TVM)"
-
-
-def _onnxruntime_kind(op: str, shapes: list[Any]) -> str:
-    if op in ("Conv", "FusedConv", "NchwcConv") and len(shapes) > 1:
-        w = list(shapes[1].values())[0] if isinstance(shapes[1], dict) else shapes[1]
-        depthwise = len(w) == 4 and int(w[1]) == 1 and int(w[2]) > 1
-        return _conv_kind(int(w[2]), int(w[3]), depthwise) if len(w) == 4 else "conv kxk"
-    if op in ("ConvTranspose",):
-        return "transposed conv"
-    if op in ("Gemm", "MatMul", "FusedGemm", "FusedMatMul"):
-        return "dense"
-    if "Pool" in op:
-        return "pooling"
-    if op in ("Resize", "Upsample"):
-        return "resize"
-    if op in ("ReorderInput", "ReorderOutput"):
-        return "layout reorders"
-    return "other"
-
-
-def operator_breakdown(
-    artifact_dir: str | os.PathLike[str], runs: int = 10, threads: int = 2
-) -> dict[str, Any]:
-    """Where one inference goes, by kind of operator, in edgecv and in ONNX Runtime, on the
-    same input: edgecv through TVM's VM with a timer around every call it makes (kernel
-    layers by their weights' shape, TVM-generated functions, runtime builtins); ONNX Runtime
-    through its profiler (kernel time per node, its fused nodes by their weights' shape).
-    The two sides run one inference each in turn. Per kind: the median over ``runs``
-    inferences of its time in one inference, and its calls per inference. Both add their
-    own instrumentation cost."""
-    from .compile.profile import profile_vm_calls
-
-    directory = Path(artifact_dir)
-    doc = read_manifest(directory)
-    shape = doc["inputs"][0]["shape"]
-    x = np.random.RandomState(0).uniform(-2, 2, shape).astype(np.float32)
-    blob = (directory / doc["files"]["weights"]).read_bytes()
-    params = [
-        np.frombuffer(blob, e["dtype"], int(np.prod(e["shape"])), e["offset"]).reshape(e["shape"])
-        for e in doc["params"]
-    ]
-    session = _ort_session(
-        directory / doc["files"]["onnx"],
-        threads,
-        profile=Path(os.environ.get("TMPDIR", "/tmp")) / "edgecv-ort-profile",
-    )
-
-    def ort_in_turn() -> None:
-        # a pause for the other side's spinning threads before and after ORT's inference
-        time.sleep(0.05)
-        session.run(None, {"data": x})
-        time.sleep(0.05)
-
-    # one inference each in turn, so that a slow spell of the machine falls on both; the
-    # first of each warms up
-    edge: list[dict[str, list[float]]] = []  # per run: kind -> [ms, calls]
-    for calls in profile_vm_calls(
-        directory / doc["files"]["library"], [x, *params], runs, ort_in_turn
-    ):
-        edge.append({})
-        for name, shapes, ms in calls:
-            entry = edge[-1].setdefault(_edgecv_kind(name, shapes), [0.0, 0])
-            entry[0] += ms
-            entry[1] += 1
-    profile = Path(session.end_profiling())
-    events = json.loads(profile.read_text())
-    profile.unlink()
-    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    per_run = len(nodes) // (runs + 1)
-    theirs: list[dict[str, list[float]]] = [{} for _ in range(runs)]
-    for i, e in enumerate(nodes[per_run : per_run * (runs + 1)]):  # the first run warms up
-        a = e.get("args", {})
-        kind = _onnxruntime_kind(a.get("op_name", ""), a.get("input_type_shape", []))
-        entry = theirs[i // per_run].setdefault(kind, [0.0, 0])
-        entry[0] += e["dur"] / 1e3
-        entry[1] += 1
-
-    def per_inference(per_run: list[dict[str, list[float]]]) -> dict[str, dict[str, float]]:
-        kinds = {k for run in per_run for k in run}
-        out = {
-            k: {
-                "ms": round(statistics.median(run.get(k, [0.0, 0])[0] for run in per_run), 4),
-                "calls": int(per_run[-1].get(k, [0.0, 0])[1]),
-            }
-            for k in kinds
-        }
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]["ms"]))
-
-    return {"edgecv": per_inference(edge), "onnxruntime": per_inference(theirs), "runs": runs}
-
-
-def format_breakdown(row: dict[str, Any]) -> str:
-    """One model's breakdown as a table: kind, edgecv ms (calls), ORT ms (calls)."""
-    b = row["breakdown"]
-    kinds = list(dict.fromkeys([*b["edgecv"], *b["onnxruntime"]]))
-    lines = [
-        f"{row['model']}: where the time goes (profiled, ms per inference)",
-        f"  {'operator':30s} {'edgecv':>16s} {'ONNX Runtime':>16s}",
-    ]
-    for k in kinds:
-        cells = []
-        for side in ("edgecv", "onnxruntime"):
-            e = b[side].get(k)
-            cells.append(f"{e['ms']:8.3f} ({e['calls']:3d})" if e else f"{'-':>16s}")
-        lines.append(f"  {k:30s} {cells[0]:>16s} {cells[1]:>16s}")
-    tot = [sum(e["ms"] for e in b[side].values()) for side in ("edgecv", "onnxruntime")]
-    lines.append(f"  {'total':30s} {tot[0]:16.3f} {tot[1]:16.3f}")
-    return "\n".join(lines)
-
-
-def onnxruntime_int8(
-    onnx_path: str | os.PathLike[str], inputs: list[np.ndarray], out_path: str | os.PathLike[str]
-) -> None:
-    """ONNX Runtime's own int8 of the same model, the comparison for edgecv's int8:
-    ORT's pre-processing (shape inference, batch norm fused into conv), then static QDQ
-    quantisation calibrated on the same preprocessed images (uint8 activations, int8
-    per-channel weights: ORT's fast x86 path)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.it = iter([{"data": x} for x in inputs])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.it, None)
-
-    pre = Path(out_path).with_suffix(".pre.onnx")
-    try:
-        quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(out_path),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": 99.99},
-        )
-    finally:
-        pre.unlink(missing_ok=True)
-
-
-def _ort_session(
-    onnx_path: str | os.PathLike[str], threads: int, profile: Path | None = None
-) -> Any:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads; ``profile``: its
-    profiler on, writing under that file prefix."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    if profile is not None:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(profile)
-    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-
-
-def format_machine(machine: dict[str, Any]) -> str:
-    """One line naming the CPU a table was measured on and its ISA class."""
-    return (
-        f"CPU: {machine.get('cpu_model', 'unknown')} ({isa_class(machine)}; oneDNN "
-        f"{machine.get('onednn_isa') or 'absent'}, int8 weights {machine.get('int8_weight_bits') or '-'} bits; "
-        f"{machine.get('cpu_count')} threads available)"
-    )
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = (
-        f"{'model':<26} {'input':<14} {'kernels':<7} {'edgecv ms':>9} {'p90':>7} {'post ms':>7} "
-        f"{'ORT ms':>8} {'ORT/edgecv':>10} {'GFLOP/s':>7} {'%peak':>5} {'1st ms':>7} {'MiB':>6} "
-        f"{'ORT MiB':>7} {'max|Δ|/scale':>12}"
-    )
-    machines = {format_machine(r["machine"]) for r in rows if "machine" in r}
-    lines = [*sorted(machines), head, "-" * len(head)]
-    for r in rows:
-        e = r["edgecv"]
-        lines.append(
-            f"{r['model']:<26} {'x'.join(map(str, r['input_shape'][1:])):<14} "
-            f"{'+'.join(r.get('kernels', [])) or 'tvm':<7} "
-            f"{e['network_median_ms']:>9.2f} {e['p90_ms']:>7.1f} {e['postprocess_median_ms']:>7.2f} "
-            f"{r['onnxruntime']['median_ms']:>8.2f} {r['speedup_vs_onnxruntime']:>10.3f} "
-            f"{r.get('edgecv_gflops', 0):>7.0f} "
-            f"{100 * r.get('edgecv_gflops', 0) / max(r.get('machine_peak_gflops', 1), 1e-9):>5.0f} "
-            f"{e.get('first_run_ms', 0):>7.0f} {e.get('peak_memory_mib', 0):>6.0f} "
-            f"{r['onnxruntime'].get('peak_memory_mib', 0):>7.0f} "
-            f"{r['max_abs_diff'] / max(r['output_scale'], 1e-30):>12.2e}"
-        )
-    return "\n".join(lines)
-
-
-def format_int8_table(rows: list[dict[str, Any]]) -> str:
-    """int8 rows: edgecv int8 against edgecv fp32 and ONNX Runtime's int8 (QDQ)."""
-    head = (
-        f"{'model':<26} {'int8 ms':>8} {'fp32 ms':>8} {'fp32/int8':>9} "
-        f"{'ORT int8 ms':>11} {'ORT int8/edgecv int8':>20}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        if r["precision"] != "int8":
-            continue
-        fp32 = r.get("edgecv_fp32_ms")
-        lines.append(
-            f"{r['model']:<26} {r['edgecv']['network_median_ms']:>8.2f} "
-            f"{fp32 if fp32 is not None else float('nan'):>8.2f} "
-            f"{r.get('speedup_vs_edgecv_fp32', float('nan')):>9.2f} "
-            f"{r['onnxruntime_int8']['median_ms']:>11.2f} {r['speedup_vs_onnxruntime_int8']:>20.3f}"
-        )
-    return "\n".join(lines)
-
-
-def write_report(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(json.dumps({"results": rows}, indent=2) + "\n")
