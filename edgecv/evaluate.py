@@ -4,7 +4,8 @@ Both kinds of model see images through the C++ preprocessing of the artifact's m
 (for a float model: the manifest it would get), so an accuracy difference between them
 is the compiler's doing, not a preprocessing drift. The metrics live in
 :mod:`edgecv.metrics` (re-exported here), each task's evaluation loop in its
-:mod:`edgecv.tasks` entry; this module holds the two model adapters and :func:`evaluate`.
+:mod:`edgecv.tasks` entry; this module holds the two model adapters (:class:`FloatModel`,
+:class:`ArtifactModel`), :func:`load_model` that picks one, and :func:`evaluate`.
 """
 
 from __future__ import annotations
