@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -365,6 +366,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["contexts"] = tuple(args.contexts.split(","))
     if args.deterministic:
         overrides["deterministic"] = True
+    # a worker started by `edgecv launch` (or a cluster's DMLC_* environment) joins the job
+    kvstore = args.kvstore or ("dist_sync" if os.environ.get("DMLC_ROLE") == "worker" else None)
+    if kvstore:
+        overrides["kvstore"] = kvstore
     config = load_recipe(args.model, args.recipe, overrides)
     report = train(
         args.model,
@@ -375,6 +380,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         backbone=args.backbone,
         progress=not args.quiet,
+        debug_dump=args.debug_dump,
     )
     print(
         json.dumps(
@@ -384,6 +390,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .launch import DEFAULT_SSH, launch
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    env = {}
+    for item in args.env or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--env takes KEY=VALUE, got {item!r}")
+        env[key] = value
+    return launch(
+        command,
+        args.workers,
+        args.servers,
+        hosts_file=args.hosts,
+        port=args.port,
+        scheduler_host=args.scheduler_host,
+        log_dir=args.log_dir,
+        env=env,
+        ssh=tuple(shlex.split(args.ssh)) if args.ssh else DEFAULT_SSH,
+        python=args.python or sys.executable,
+        startup_timeout=args.startup_timeout,
+        progress_every=args.progress_every,
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -402,6 +436,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .launch import DEFAULT_SSH
     from .tasks import TASKS
 
     p = argparse.ArgumentParser(
@@ -583,7 +618,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="one OpenMP thread: the same seed gives the same weights bit for bit",
     )
     s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.add_argument(
+        "--kvstore",
+        choices=["device", "local", "dist_sync", "dist_device_sync", "dist_async"],
+        help="MXNet kvstore; dist_*: one worker of an `edgecv launch` job (the default there: "
+        "dist_sync; batch size per worker, lr x workers, see the README)",
+    )
+    s.add_argument(
+        "--debug-dump",
+        metavar="DIR",
+        help="write per-step loss and weight digests to DIR/rank-N.jsonl (checks that the "
+        "workers of a job hold the same weights)",
+    )
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "launch",
+        help="run a distributed training job: MXNet's scheduler, servers and workers",
+        description="Start MXNet's parameter-server job (scheduler, servers, workers with the "
+        "DMLC_* environment) here or over ssh, merge the workers' progress, and stop "
+        "everything when one process fails. Example: edgecv launch --workers 2 -- edgecv "
+        "train classification mobilenet0.25_digits --data digits/classification --out run",
+    )
+    s.add_argument("--workers", type=int, required=True)
+    s.add_argument("--servers", type=int, default=1)
+    s.add_argument(
+        "--hosts", help="file of ssh destinations, one a line (default: all on this machine)"
+    )
+    s.add_argument("--port", type=int, help="scheduler port (default: a free one)")
+    s.add_argument(
+        "--scheduler-host",
+        help="this machine's address as the hosts reach it (default: 127.0.0.1, or the "
+        "address on the route to the first host)",
+    )
+    s.add_argument(
+        "--log-dir", default="launch-logs", help="per-process logs (default %(default)s)"
+    )
+    s.add_argument(
+        "--env", action="append", metavar="KEY=VALUE", help="extra environment for every node"
+    )
+    s.add_argument("--ssh", help=f"ssh command (default: {' '.join(DEFAULT_SSH)})")
+    s.add_argument("--python", help="servers' and scheduler's python (default: this one)")
+    s.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a worker may take to join the job (default %(default)s)",
+    )
+    s.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        help="seconds between merged progress lines (default %(default)s; and each epoch's end)",
+    )
+    s.add_argument("command", nargs=argparse.REMAINDER, help="-- the workers' command")
+    s.set_defaults(func=cmd_launch)
 
     s = sub.add_parser("eval", help="accuracy of a zoo model (float) or an artifact on a dataset")
     s.add_argument("model", help="artifact directory or zoo model name")

@@ -50,13 +50,13 @@ class ClassificationTask:
         cfg = self.config
         mixup = cfg.mixup_alpha > 0 and epoch < cfg.epochs - cfg.mixup_off_epochs
         eps = cfg.label_smoothing
-        for idx in cfg.batch_indices(len(self.dataset), rng):
+        for batch in cfg.epoch_batches(rng.permutation(len(self.dataset)), epoch):
             xs, ys = [], []
-            for i in idx:
-                image, label = self.dataset[int(i)]
+            for i, sample_rng in batch:
+                image, label = self.dataset[i]
                 xs.append(
                     normalise(
-                        augment(image, self.data.input_size, rng, cfg),
+                        augment(image, self.data.input_size, sample_rng, cfg),
                         self.data.mean,
                         self.data.std,
                     )
@@ -66,7 +66,7 @@ class ClassificationTask:
             y = np.full((len(ys), self.num_classes), eps / self.num_classes, np.float32)
             y[np.arange(len(ys)), ys] += 1 - eps
             if mixup:
-                lam = rng.beta(cfg.mixup_alpha, cfg.mixup_alpha)
+                lam = batch.rng().beta(cfg.mixup_alpha, cfg.mixup_alpha)
                 x = lam * x + (1 - lam) * x[::-1]
                 y = lam * y + (1 - lam) * y[::-1]
             yield x.astype(np.float32), y

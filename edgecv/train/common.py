@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+
+KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async")
 
 
 @dataclass
@@ -38,12 +41,18 @@ class TrainConfig:
     seed: int = 0
     input_size: int | None = None  # square side; None: the model's own
     contexts: tuple[str, ...] = ("cpu",)  # "cpu", "gpu:0", ...: data parallel over these
-    kvstore: str = "device"  # MXNet kvstore: device, local, dist_sync (several machines)
+    # MXNet kvstore: device | local (one process), dist_sync | dist_device_sync | dist_async
+    # (several processes or machines, started by `edgecv launch`)
+    kvstore: str = "device"
     max_iters_per_epoch: int = 0  # 0: the whole dataset (a cap is for smoke runs)
     # one OpenMP thread: parallel reductions (BatchNorm backward) then sum in a fixed order,
     # so the same seed gives the same weights bit for bit; slower on several cores
     deterministic: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific settings
+    # set by train() from a distributed kvstore, not by recipes: each global batch is
+    # num_parts x batch_size samples, of which this worker takes part part_index
+    num_parts: int = 1
+    part_index: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -54,16 +63,35 @@ class TrainConfig:
             raise InvalidInputError(f"unknown lr_mode {self.lr_mode!r} (cosine, step, constant)")
         if not 0 <= self.label_smoothing < 1:
             raise InvalidInputError("label_smoothing must be within [0, 1)")
+        if self.kvstore not in KVSTORES:
+            raise InvalidInputError(f"unknown kvstore {self.kvstore!r} ({', '.join(KVSTORES)})")
+        if not 0 <= self.part_index < self.num_parts:
+            raise InvalidInputError(f"part {self.part_index} of {self.num_parts} does not exist")
+
+    @property
+    def global_batch(self) -> int:
+        """Samples per step over all workers."""
+        return self.batch_size * self.num_parts
 
     def batches_per_epoch(self, n_samples: int) -> int:
-        n = n_samples // self.batch_size
+        """Steps per epoch (every worker takes the same number)."""
+        n = n_samples // self.global_batch
         return min(n, self.max_iters_per_epoch) if self.max_iters_per_epoch else n
 
-    def batch_indices(self, n_samples: int, rng: np.random.RandomState) -> list[np.ndarray]:
-        """One epoch's batches of sample indices, in a seeded random order."""
-        order = rng.permutation(n_samples)
-        bs = self.batch_size
-        return [order[b * bs : (b + 1) * bs] for b in range(self.batches_per_epoch(n_samples))]
+    def epoch_batches(
+        self, order: np.ndarray, epoch: int, n_batches: int | None = None
+    ) -> Iterator[Batch]:
+        """This worker's batches of one epoch whose samples (dataset indices) come in
+        ``order``: global batch ``b`` is ``order[b*G:(b+1)*G]`` (G = :attr:`global_batch`)
+        and this worker's part is its ``part_index``-th slice of ``batch_size``. So the
+        workers' batches, side by side, are what one process with ``batch_size x
+        num_parts`` trains on, augmented alike (see :class:`Batch`)."""
+        streams = _Streams(self.seed, epoch)
+        bs, g = self.batch_size, self.global_batch
+        n = self.batches_per_epoch(len(order)) if n_batches is None else n_batches
+        for b in range(n):
+            first = b * g + self.part_index * bs
+            yield Batch(order[first : first + bs], first, b, streams)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> TrainConfig:
@@ -79,6 +107,39 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Streams:
+    """Random streams of one epoch, reseeded in place (constructing a RandomState costs
+    10x more than reseeding one): per sample position, and per global batch."""
+
+    def __init__(self, seed: int, epoch: int):
+        self.key = (seed, epoch)
+        self.rng = np.random.RandomState()
+
+    def at(self, *where: int) -> np.random.RandomState:
+        self.rng.seed([*self.key, *where])
+        return self.rng
+
+
+class Batch:
+    """One worker's part of a global batch. Iterating gives ``(dataset index, rng)`` per
+    sample, the rng seeded by (seed, epoch, the sample's position in the epoch), so a
+    sample's augmentation does not depend on how many workers share the batch; ``rng()``
+    is the batch's own stream (mixup), the same on every worker."""
+
+    def __init__(self, indices: np.ndarray, first: int, number: int, streams: _Streams):
+        self.indices, self.first, self.number, self._streams = indices, first, number, streams
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[tuple[int, np.random.RandomState]]:
+        for k, index in enumerate(self.indices):
+            yield int(index), self._streams.at(self.first + k)
+
+    def rng(self) -> np.random.RandomState:
+        return self._streams.at(self.number, 1 << 30)
 
 
 class LRSchedule:
@@ -128,8 +189,11 @@ def contexts(names: tuple[str, ...]) -> list[Any]:
     return out
 
 
-def make_trainer(net: Any, config: TrainConfig, n_contexts: int) -> Any:
-    """gluon.Trainer with the recipe's optimizer; biases and BatchNorm get no weight decay."""
+def make_trainer(
+    net: Any, config: TrainConfig, n_contexts: int, cluster: Any = None, options: Any = None
+) -> Any:
+    """gluon.Trainer with the recipe's optimizer; biases and BatchNorm get no weight decay.
+    ``cluster``: a distributed job's kvstore; ``options``: its Trainer arguments."""
     from mxnet import gluon
 
     params = net.collect_params()
@@ -140,7 +204,11 @@ def make_trainer(net: Any, config: TrainConfig, n_contexts: int) -> Any:
     opt: dict[str, Any] = {"learning_rate": config.lr, "wd": config.wd}
     if config.optimizer in ("nag", "sgd"):
         opt["momentum"] = config.momentum
-    kv = config.kvstore if n_contexts > 1 or config.kvstore.startswith("dist") else None
+    if cluster is not None:
+        options = dict(options or {})
+        opt.update(options.pop("optimizer", {}))
+        return gluon.Trainer(params, config.optimizer, opt, kvstore=cluster.kv, **options)
+    kv = config.kvstore if n_contexts > 1 else None
     return gluon.Trainer(params, config.optimizer, opt, kvstore=kv)
 
 
@@ -151,26 +219,51 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 class Checkpoint:
-    """``out/checkpoint.{params,states,json}``, written after each epoch, atomically
-    (the JSON last: it is what ``resume`` trusts)."""
+    """``out/checkpoint.json`` and the ``checkpoint-<epoch>.{params,states}`` it names,
+    written after each epoch. The JSON is replaced last, atomically, and names its own
+    epoch's files, so a run stopped at any moment (a killed job) resumes from the last
+    complete checkpoint; older epochs' files are removed after it."""
 
     def __init__(self, out: Path):
         self.out = out
 
-    def save(self, net: Any, trainer: Any, epoch: int, it: int, history: list[dict]) -> None:
-        _atomic_write(self.out / "checkpoint.params", net.save_parameters)
-        _atomic_write(self.out / "checkpoint.states", trainer.save_states)
-        doc = {"epoch": epoch, "iteration": it, "history": history}
+    def save(
+        self, net: Any, trainer: Any, epoch: int, it: int, history: list[dict], states: bool = True
+    ) -> None:
+        """``states=False``: no optimizer state (dist_async keeps it on the servers)."""
+        stem = f"checkpoint-{epoch + 1:04d}"
+        doc: dict[str, Any] = {"epoch": epoch, "iteration": it, "history": history}
+        doc["params"] = f"{stem}.params"
+        _atomic_write(self.out / doc["params"], net.save_parameters)
+        if states:
+            doc["states"] = f"{stem}.states"
+            _atomic_write(self.out / doc["states"], trainer.save_states)
         _atomic_write(self.out / "checkpoint.json", lambda p: Path(p).write_text(json.dumps(doc)))
+        for old in self.out.glob("checkpoint-*.*"):
+            if old.name not in (doc["params"], doc.get("states")):
+                old.unlink()
 
-    def load(self, net: Any, trainer: Any) -> tuple[int, int, list[dict]]:
+    def peek(self) -> tuple[int, int]:
+        """(next epoch, iteration) of the checkpoint; (0, 0) when there is none."""
+        meta = self.out / "checkpoint.json"
+        if not meta.is_file():
+            return 0, 0
+        doc = json.loads(meta.read_text())
+        return doc["epoch"] + 1, doc["iteration"]
+
+    def load(self, net: Any, trainer: Any, states: bool = True) -> tuple[int, int, list[dict]]:
         """(next epoch, iteration, history); (0, 0, []) when there is no checkpoint."""
         meta = self.out / "checkpoint.json"
         if not meta.is_file():
             return 0, 0, []
         doc = json.loads(meta.read_text())
-        net.load_parameters(str(self.out / "checkpoint.params"))
-        trainer.load_states(str(self.out / "checkpoint.states"))
+        net.load_parameters(str(self.out / doc["params"]))
+        if states:
+            if "states" not in doc:
+                raise InvalidInputError(
+                    f"{meta} has no optimizer state (a dist_async run): resume it with dist_async"
+                )
+            trainer.load_states(str(self.out / doc["states"]))
         return doc["epoch"] + 1, doc["iteration"], doc["history"]
 
 

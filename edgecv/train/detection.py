@@ -225,12 +225,12 @@ class YoloTask(DetectorTask):
 
     def batches(self, rng: np.random.RandomState, epoch: int):
         cfg = self.config
-        for idx in cfg.batch_indices(len(self.dataset), rng):
+        for batch in cfg.epoch_batches(rng.permutation(len(self.dataset)), epoch):
             xs, ts = [], []
-            for i in idx:
-                image, label = self.dataset[int(i)]
+            for i, sample_rng in batch:
+                image, label = self.dataset[i]
                 label = label[label[:, 5] == 0] if label.shape[1] > 5 else label
-                img, boxes = augment(image, label, self.size, self.data.mean, rng, cfg)
+                img, boxes = augment(image, label, self.size, self.data.mean, sample_rng, cfg)
                 xs.append(normalise(img, self.data.mean, self.data.std))
                 ts.append(self.targets(boxes))
             yield np.stack(xs), tuple(np.stack(t) for t in zip(*ts, strict=True))

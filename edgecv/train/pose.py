@@ -167,15 +167,15 @@ class PoseTask:
         """(inputs NCHW float32, (heatmaps NKHW, weights NK11)) batches of one epoch."""
         cfg = self.config
         n_batches = cfg.batches_per_epoch(self.num_samples)
-        need = n_batches * cfg.batch_size
+        need = n_batches * cfg.global_batch
         rounds = max(1, -(-need // len(self.samples)))
         order = np.concatenate([rng.permutation(len(self.samples)) for _ in range(rounds)])
-        for b in range(n_batches):
+        for batch in cfg.epoch_batches(order, epoch, n_batches):
             xs, maps, weights = [], [], []
-            for s in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]:
-                i, j = self.samples[int(s)]
+            for s, sample_rng in batch:
+                i, j = self.samples[s]
                 image, label = self.dataset[i]
-                x, m, wt = self.sample(image, label.boxes[j], label.keypoints[j], rng)
+                x, m, wt = self.sample(image, label.boxes[j], label.keypoints[j], sample_rng)
                 xs.append(x)
                 maps.append(m)
                 weights.append(wt)

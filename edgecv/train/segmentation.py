@@ -86,11 +86,11 @@ class SegmentationTask:
     def batches(self, rng: np.random.RandomState, epoch: int):
         """(images NCHW float32, labels N×H×W float32 with 255 = ignore)."""
         cfg = self.config
-        for idx in cfg.batch_indices(len(self.dataset), rng):
+        for batch in cfg.epoch_batches(rng.permutation(len(self.dataset)), epoch):
             xs, ys = [], []
-            for i in idx:
-                image, label = self.dataset[int(i)]
-                img, lab = augment(image, label, self.size, self.data.mean, rng, cfg)
+            for i, sample_rng in batch:
+                image, label = self.dataset[i]
+                img, lab = augment(image, label, self.size, self.data.mean, sample_rng, cfg)
                 xs.append(normalise(img, self.data.mean, self.data.std))
                 ys.append(lab)
             yield np.stack(xs), np.stack(ys).astype(np.float32)
