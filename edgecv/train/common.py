@@ -257,6 +257,8 @@ class Checkpoint:
         if not meta.is_file():
             return 0, 0, []
         doc = json.loads(meta.read_text())
+        if "params" not in doc:  # written before checkpoints named their files
+            doc.update(params="checkpoint.params", states="checkpoint.states")
         net.load_parameters(str(self.out / doc["params"]))
         if states:
             if "states" not in doc:
