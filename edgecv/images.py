@@ -33,11 +33,19 @@ def read_image(path: str | os.PathLike[str], color: bool = True) -> np.ndarray:
 
     A missing, empty, truncated or corrupt file raises InvalidInputError naming it.
     """
-    import cv2
-
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"image file not found: {p}")
+    try:  # a device with the runtime alone (edgecv-runtime) may have no OpenCV
+        import cv2
+    except ImportError as err:
+        import platform
+
+        raise InvalidInputError(
+            f"cannot decode {p}: decoding image files needs OpenCV, which this {platform.machine()} "
+            f"Python cannot import ({err}); pass the image as a uint8 NumPy array (H, W, 3) in "
+            "BGR order, or install opencv-python-headless"
+        ) from None
     data = np.fromfile(str(p), np.uint8)
     if data.size == 0:
         raise InvalidInputError(f"cannot decode {p}: the file is empty")

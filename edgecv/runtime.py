@@ -7,13 +7,15 @@ only decodes image files and shapes the results, as the task's entry in the task
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import EdgecvError, InvalidInputError
+from .errors import ArtifactError, EdgecvError, InvalidInputError
 from .images import read_image
 from .results import (  # noqa: F401  (the result types are part of this module's API)
     Classification,
@@ -35,6 +37,15 @@ def _native() -> Any:
             "`pip install .` so that it is built"
         ) from None
     return _runtime
+
+
+def _manifest_target(artifact_dir: Path) -> str:
+    """'name' (host triple) of the artifact's target, for messages only."""
+    try:
+        target = json.loads((artifact_dir / "manifest.json").read_text())["target"]
+        return f"'{target['name']}' ({target['host_triple']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 def _top_k(top_k: int | None) -> int:
@@ -71,7 +82,18 @@ class Predictor:
 
     def __init__(self, artifact_dir: str | os.PathLike[str]) -> None:
         self.artifact_dir = Path(artifact_dir)
-        self._impl = _native().Predictor(str(self.artifact_dir))
+        native = _native()
+        try:
+            self._impl = native.Predictor(str(self.artifact_dir))
+        except ArtifactError as err:
+            if "kernels (compiled with --kernels" not in str(err):
+                raise
+            # the C++ check knows the library, not where this runtime came from: name the
+            # artifact's target, this machine and the kernel libraries this build has
+            raise ArtifactError(
+                f"{err} [artifact target {_manifest_target(self.artifact_dir)}; this runtime on "
+                f"{platform.machine()} has kernels: {', '.join(native.kernel_libraries()) or 'none'}]"
+            ) from None
 
     @property
     def model(self) -> str:
