@@ -207,7 +207,7 @@ def _write_image(path: str, image) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .errors import InvalidInputError
-    from .pipeline import PosePipeline
+    from .pose_pipeline import PosePipeline
     from .runtime import Predictor, read_image
     from .tasks import TASKS
     from .viz import draw_detections

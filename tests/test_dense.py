@@ -14,7 +14,7 @@ import edgecv
 from edgecv import _runtime
 from edgecv.compile import CompileOptions, compile_model
 from edgecv.errors import InvalidInputError
-from edgecv.pipeline import estimate_poses
+from edgecv.pose_pipeline import estimate_poses
 from edgecv.runtime import PoseResult, Predictor, SegmentationResult, read_image
 
 from conftest import SAMPLE_IMAGE, calibrate_batchnorm, scale_last_layer, zoo_models

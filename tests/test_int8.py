@@ -385,7 +385,7 @@ def test_integer_relax_ops_match_onnxruntime_qdq(tmp_path):
     conv or matmul is left, and the result is ONNX Runtime's literal QDQ arithmetic."""
     from tvm import relax
 
-    from edgecv.compile.integer import integerize
+    from edgecv.compile.int8_lowering import integerize
     from edgecv.compile.offload import prepare
 
     weights, x, quant, expected = _qdq_case()

@@ -3,16 +3,21 @@
 
     compile_bundle("model.onnx", CompileOptions(target="x86_64"))
 
-Modules: ``options`` (what is asked, kernel choice), ``build`` (float/fp16 artifact),
-``int8`` (calibration + accuracy gate), ``worker`` (the TVM build in a child process),
-``kernel_abi`` (the kernel calls' settings records; NumPy only), ``tune`` (``edgecv tune`` on
-a bundle), and TVM's API: ``tvm_api`` (import and build), ``relax_prepare`` (the Relax passes
-before the layer rewrites), ``layer_plan`` (which bindings make a layer; shared by both
-rewrites), ``kernel_calls`` (kernel names and each call's settings), ``int8_plan`` (int8
-weights, outputs that stay quantised), ``offload`` (the kernel-library rewrite), ``integer``
-(int8 as integer Relax ops), ``relax_expr`` (reading Relax expressions), ``metaschedule``
-(tuning), ``profile`` (VM profiling for ``edgecv bench``). No module outside this package
-imports TVM's Python API.
+Modules, the driving ones first:
+
+- ``options``: what is asked, kernel choice; ``build``: the float/fp16 artifact;
+  ``int8_build``: ``--int8`` (calibration, the int8 build, the accuracy gate); ``tune``:
+  ``edgecv tune`` on a bundle; ``tvm_process``: the TVM build (or tuning) job, run in a
+  child process; ``kernel_abi``: the kernel calls' settings records (NumPy only).
+- TVM's API (imported inside functions): ``tvm_api`` (import and build), ``relax_prepare``
+  (the Relax passes before the layer rewrites), ``layer_plan`` (which bindings make a
+  layer; shared by both rewrites), ``kernel_calls`` (kernel names, each call's settings),
+  ``int8_plan`` (int8 weights, outputs that stay quantised), ``offload`` (the
+  kernel-library rewrite), ``int8_lowering`` (int8 as integer Relax ops, for targets without
+  int8 kernels), ``relax_expr`` (reading Relax expressions), ``metaschedule`` (tuning),
+  ``profile`` (VM profiling for ``edgecv bench``).
+
+No module outside this package imports TVM's Python API.
 
 This package never imports MXNet, ``edgecv.zoo`` or ``edgecv.export`` (tests/test_imports.py
 checks it): everything it knows of a model comes from the bundle. Compiling a zoo model by
@@ -28,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import compile_float, run_network
-from .int8 import compile_int8
+from .int8_build import compile_int8
 from .options import CompileOptions, choose_kernels, default_out_dir, local_kernel_libraries
 
 

@@ -4,7 +4,7 @@ ONNX Runtime, the manifest.
 
 Everything the artifact says about the model (task, pre/post-processing, classes, decode
 data) comes from the bundle: this module never imports MXNet, ``edgecv.zoo`` or
-``edgecv.export``. int8 builds on it (int8.py).
+``edgecv.export``. int8 builds on it (int8_build.py).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def compile_float(
     import onnx
     import onnxruntime as ort
 
-    from .worker import build_into
+    from .tvm_process import build_into
 
     target: ResolvedTarget = resolve_target(options.target, options.arch, options.precision)
     check_toolchain(target)

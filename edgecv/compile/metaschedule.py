@@ -1,6 +1,6 @@
 """TVM's MetaSchedule API, for ``edgecv tune`` (tune.py) and for builds that apply a tuning
 database (tvm_api.build): the task extraction and tuning run in the build child process
-(worker.py), and the tuned build.
+(tvm_process.py), and the tuned build.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ..errors import InvalidInputError
 BUILDER_TIMEOUT_S = 120  # the default 30 s kills builds on a loaded 2-core machine
 
 
-def tune_in_worker(mod: Any, target: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+def tune_module(mod: Any, target: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """The tuning itself (in the build child process): MetaSchedule on ``mod``."""
     from tvm.s_tir import meta_schedule as ms
 

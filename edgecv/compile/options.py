@@ -29,7 +29,7 @@ class CompileOptions:
     # "auto": the target's kernel library (oneDNN on x86) when usable here, else TVM alone;
     # "tvm": TVM-generated code only; or a library name ("dnnl")
     kernels: str = "auto"
-    # int8 (see int8.py): calibration images or a saved table, evaluation data for the
+    # int8 (see int8_build.py): calibration images or a saved table, evaluation data for the
     # accuracy gate, and overrides of the model's calibration recipe
     calib_data: str | None = None
     calibration_table: str | None = None

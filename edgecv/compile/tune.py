@@ -57,7 +57,7 @@ def tune_bundle(
     from ..bundle import read_bundle
     from ..targets import check_toolchain, resolve_target
     from .options import choose_kernels
-    from .worker import run_job
+    from .tvm_process import run_job
 
     if trials < 1:
         raise InvalidInputError(f"--trials must be at least 1, got {trials}")

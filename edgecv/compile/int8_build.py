@@ -6,7 +6,7 @@
    range (edgecv/calibration.py), or a saved table is read;
 3. the int8 library is built from the same ONNX graph, with the calibrated layers as
    oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without an int8 kernel
-   library (ARM, CUDA), as integer Relax operators (edgecv/compile/integer.py);
+   library (ARM, CUDA), as integer Relax operators (edgecv/compile/int8_lowering.py);
 4. with evaluation data, the task's headline metric (edgecv/tasks.py: top-1, VOC07 mAP,
    mIoU, keypoint AP with ground-truth boxes) of both artifacts is measured by the same
    evaluation code as ``edgecv eval``; if int8 loses more than ``max_drop`` points, the
@@ -76,12 +76,12 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
     from ..tasks import TASKS
     from .build import _check_device_code, compile_float
     from .options import choose_kernels, default_out_dir, local_kernel_libraries
-    from .worker import build_into
+    from .tvm_process import build_into
 
     target = resolve_target(options.target, options.arch, "int8")
     kernels = choose_kernels(options.kernels, target)
     # targets without a kernel library that has int8 kernels (ARM: XNNPACK's wrapper is
-    # float only) get integer ops in TVM-generated code (integer.py); calibration and the
+    # float only) get integer ops in TVM-generated code (int8_lowering.py); calibration and the
     # accuracy gate still run here, on x86 artifacts
     in_tvm = not any(k in INT8_KERNEL_LIBRARIES for k in target.target.kernels)
     here = resolve_target("x86_64", None, "int8")

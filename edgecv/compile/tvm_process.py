@@ -1,4 +1,5 @@
-"""TVM's part of a compile (ONNX import, kernel offload, build), run in a child process.
+"""TVM's part of a compile (ONNX import, kernel offload or integer lowering, build), or of
+``edgecv tune`` (import, offload, MetaSchedule tuning), run in a child process.
 
 TVM 0.27 keeps module objects alive after their last Python reference is gone (each
 compile with weights embedded as constants left ~2x the weights' size behind), so a
@@ -6,7 +7,7 @@ process that compiles many models (benchmarks, test suites, a build server) woul
 without bound. In a child process all of it is returned to the system when the build ends;
 a crash inside TVM also becomes an error message instead of the end of the caller.
 
-    python -m edgecv.compile.worker JOB.json     # writes JOB.json's "result" file
+    python -m edgecv.compile.tvm_process JOB.json     # writes JOB.json's "result" file
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         path, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
         path.write_text(json.dumps({**job, "result": str(result)}))
         proc = subprocess.run(
-            [sys.executable, "-m", "edgecv.compile.worker", str(path)],
+            [sys.executable, "-m", "edgecv.compile.tvm_process", str(path)],
             capture_output=True,
             text=True,
         )
@@ -131,16 +132,16 @@ def _main(job_path: str) -> int:
             )
             keep_float = int8.get("keep_float", [])
             if not job["kernels"]:  # no kernel library: integer ops in TVM-generated code
-                from .integer import integerize
+                from .int8_lowering import integerize
                 from .relax_prepare import prepare
 
                 mod, offloaded = integerize(prepare(mod), quant, keep_float)
         for library in job["kernels"]:
             mod, offloaded = tvm_api.offload_kernels(mod, library, quant, keep_float)
         if job.get("tune"):
-            from .metaschedule import tune_in_worker
+            from .metaschedule import tune_module
 
-            result.write_text(json.dumps(tune_in_worker(mod, job["target"], job["tune"])))
+            result.write_text(json.dumps(tune_module(mod, job["target"], job["tune"])))
             return 0
         tvm_api.build(
             mod,
