@@ -57,6 +57,15 @@ for _size in ("large", "small"):
 
 _classification("darknet53", "darknet", "darknet:darknet53")
 
+_classification("alexnet", "alexnet", "vgg:alexnet")
+for _bn in ("", "_bn"):
+    for _depth in (11, 13, 16, 19):
+        _classification(f"vgg{_depth}{_bn}", "vgg", "vgg:vgg", depth=_depth, batch_norm=bool(_bn))
+for _version in ("1.0", "1.1"):
+    _classification(
+        f"squeezenet{_version}", "squeezenet", "squeezenet:squeezenet", version=_version
+    )
+
 # detection: data config = network input; YOLOv3 letterboxes, SSD resizes (as trained)
 _YOLO_DATA = DataConfig(input_size=(416, 416), resize_short=0, resize="letterbox")
 _SSD_DATA = {
