@@ -65,6 +65,8 @@ for _version in ("1.0", "1.1"):
     _classification(
         f"squeezenet{_version}", "squeezenet", "squeezenet:squeezenet", version=_version
     )
+for _depth in (121, 161, 169, 201):
+    _classification(f"densenet{_depth}", "densenet", "densenet:densenet", depth=_depth)
 
 # detection: data config = network input; YOLOv3 letterboxes, SSD resizes (as trained)
 _YOLO_DATA = DataConfig(input_size=(416, 416), resize_short=0, resize="letterbox")
