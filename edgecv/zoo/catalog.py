@@ -44,6 +44,25 @@ for _depth in (50, 101, 152):
         deep_stem=True,
         stem_width=64,
     )
+for _version in (1, 2):
+    for _depth in _RESNET_DEPTHS:
+        _classification(
+            f"se_resnet{_depth}_v{_version}",
+            f"se_resnet_v{_version}",
+            f"resnet:resnet_v{_version}",
+            depth=_depth,
+            squeeze_excite=True,
+        )
+for _se in ("", "se_"):
+    for _depth, _card, _e in ((50, 32, ""), (101, 32, ""), (101, 64, ""), (101, 64, "e")):
+        _kw: dict[str, object] = {"depth": _depth, "cardinality": _card, "width": 4}
+        _kw.update({"squeeze_excite": True} if _se else {})
+        # always given: the "e" stem and shortcuts are no family of their own in CI (they
+        # are ResNet v1d's, which has its own representative there)
+        _kw.update({"deep_stem": bool(_e), "avg_down": bool(_e)})
+        _classification(
+            f"{_se}resnext{_depth}{_e}_{_card}x4d", f"{_se}resnext", "resnext:resnext", **_kw
+        )
 for _mult in ("1.0", "0.75", "0.5", "0.25"):
     _classification(
         f"mobilenet{_mult}", "mobilenet_v1", "mobilenet:mobilenet_v1", multiplier=float(_mult)

@@ -1,4 +1,4 @@
-"""ResNet v1, v2 (He et al. 2015/2016), the v1b/v1c/v1d variants (Bag of Tricks, 2018) and
+"""ResNet v1, v2 (He et al. 2015/2016) with optional squeeze-and-excitation (SE-ResNet), the v1b/v1c/v1d variants (Bag of Tricks, 2018) and
 v1s (deep 64-wide stem), optionally dilated (output stride 8) for dense prediction.
 
 Attribute trees follow GluonCV's so that its ``.params`` files load unchanged:
@@ -9,6 +9,8 @@ v1/v2 keep everything in ``features`` + ``output``; v1b-family uses ``conv1``,
 from __future__ import annotations
 
 from mxnet.gluon import HybridBlock, nn
+
+from .squeeze_excite import excite, gate_layers
 
 # depth -> (block kind, blocks per stage)
 _LAYOUT = {
@@ -34,7 +36,15 @@ def _layout(depth: int) -> tuple[str, tuple[int, ...]]:
 class _ResidualV1(HybridBlock):
     """Post-activation residual unit: relu(body(x) + shortcut(x))."""
 
-    def __init__(self, kind: str, channels: int, stride: int, downsample: bool, in_channels: int):
+    def __init__(
+        self,
+        kind: str,
+        channels: int,
+        stride: int,
+        downsample: bool,
+        in_channels: int,
+        squeeze_excite: bool = False,
+    ):
         super().__init__()
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="")
@@ -49,6 +59,8 @@ class _ResidualV1(HybridBlock):
                 self.body.add(nn.Activation("relu"))
                 self.body.add(_conv3x3(mid, 1, mid), nn.BatchNorm(), nn.Activation("relu"))
                 self.body.add(nn.Conv2D(channels, 1, 1, in_channels=mid), nn.BatchNorm())
+            # SE-ResNet: the residual branch gated per channel before the sum
+            self.se = gate_layers(channels, channels // 16, dense=True) if squeeze_excite else None
             if downsample:
                 self.downsample = nn.HybridSequential(prefix="")
                 self.downsample.add(
@@ -60,13 +72,24 @@ class _ResidualV1(HybridBlock):
 
     def hybrid_forward(self, F, x):  # noqa: N803
         shortcut = self.downsample(x) if self.downsample is not None else x
-        return F.Activation(self.body(x) + shortcut, act_type="relu")
+        out = self.body(x)
+        if self.se is not None:
+            out = excite(F, out, self.se)
+        return F.Activation(out + shortcut, act_type="relu")
 
 
 class _ResidualV2(HybridBlock):
     """Pre-activation residual unit: body(relu(bn(x))) + shortcut."""
 
-    def __init__(self, kind: str, channels: int, stride: int, downsample: bool, in_channels: int):
+    def __init__(
+        self,
+        kind: str,
+        channels: int,
+        stride: int,
+        downsample: bool,
+        in_channels: int,
+        squeeze_excite: bool = False,
+    ):
         super().__init__()
         self.kind = kind
         with self.name_scope():
@@ -82,6 +105,7 @@ class _ResidualV2(HybridBlock):
                 self.conv2 = _conv3x3(mid, stride, mid)
                 self.bn3 = nn.BatchNorm()
                 self.conv3 = nn.Conv2D(channels, 1, 1, use_bias=False, in_channels=mid)
+            self.se = gate_layers(channels, channels // 16, dense=True) if squeeze_excite else None
             if downsample:
                 self.downsample = nn.Conv2D(
                     channels, 1, stride, use_bias=False, in_channels=in_channels
@@ -98,13 +122,16 @@ class _ResidualV2(HybridBlock):
         x = self.conv2(F.Activation(self.bn2(x), act_type="relu"))
         if self.kind == "bottleneck":
             x = self.conv3(F.Activation(self.bn3(x), act_type="relu"))
+        if self.se is not None:
+            x = excite(F, x, self.se)
         return x + shortcut
 
 
 class ResNetV1V2(HybridBlock):
-    """ResNet v1 (post-activation) or v2 (pre-activation), GluonCV ``features`` layout."""
+    """ResNet v1 (post-activation) or v2 (pre-activation), GluonCV ``features`` layout;
+    ``squeeze_excite``: SE-ResNet (each unit's residual branch gated per channel)."""
 
-    def __init__(self, depth: int, version: int, classes: int = 1000):
+    def __init__(self, depth: int, version: int, classes: int = 1000, squeeze_excite: bool = False):
         super().__init__()
         kind, blocks = _layout(depth)
         widths = _WIDTHS[kind]
@@ -121,9 +148,12 @@ class ResNetV1V2(HybridBlock):
                 channels, stride = widths[stage + 1], 1 if stage == 0 else 2
                 layer = nn.HybridSequential(prefix=f"stage{stage + 1}_")
                 with layer.name_scope():
-                    layer.add(unit(kind, channels, stride, channels != in_channels, in_channels))
+                    se = squeeze_excite
+                    layer.add(
+                        unit(kind, channels, stride, channels != in_channels, in_channels, se)
+                    )
                     for _ in range(count - 1):
-                        layer.add(unit(kind, channels, 1, False, channels))
+                        layer.add(unit(kind, channels, 1, False, channels, se))
                 self.features.add(layer)
                 in_channels = channels
             if version == 2:
@@ -250,12 +280,12 @@ class ResNetV1b(HybridBlock):
         return self.fc(self.flat(self.avgpool(x)))
 
 
-def resnet_v1(depth: int, classes: int = 1000) -> ResNetV1V2:
-    return ResNetV1V2(depth, 1, classes)
+def resnet_v1(depth: int, classes: int = 1000, squeeze_excite: bool = False) -> ResNetV1V2:
+    return ResNetV1V2(depth, 1, classes, squeeze_excite)
 
 
-def resnet_v2(depth: int, classes: int = 1000) -> ResNetV1V2:
-    return ResNetV1V2(depth, 2, classes)
+def resnet_v2(depth: int, classes: int = 1000, squeeze_excite: bool = False) -> ResNetV1V2:
+    return ResNetV1V2(depth, 2, classes, squeeze_excite)
 
 
 def resnet_v1b(depth: int, classes: int = 1000, **kwargs: bool) -> ResNetV1b:
