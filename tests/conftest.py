@@ -241,15 +241,16 @@ def scale_last_layer(net, last, x, spread: float = 3.0) -> None:
         last.bias.set_data(last.bias.data() * factor)
 
 
-def random_params_file(model: str, directory: Path, seed: int = 0) -> Path:
+def random_params_file(model: str, directory: Path, seed: int = 0, size: int = PARITY_SIZE) -> Path:
     """A .params file of ``model`` with random weights and BatchNorm statistics taken from a
-    random batch (what a trained file looks like: well-scaled logits, not saturated ones)."""
+    random batch of ``size`` x ``size`` inputs (what a trained file looks like: well-scaled
+    logits, not saturated ones)."""
     import mxnet as mx
 
     import edgecv
 
     net = edgecv.get_model(model)
-    x = mx.nd.array(np.random.RandomState(seed).uniform(-2, 2, (2, 3, PARITY_SIZE, PARITY_SIZE)))
+    x = mx.nd.array(np.random.RandomState(seed).uniform(-2, 2, (2, 3, size, size)))
     net(x)  # materialise deferred shapes
     calibrate_batchnorm(net, x, seed)
     # residual sums grow with depth: bring the logits to a scale of a few units, so that the

@@ -28,7 +28,7 @@ def _in_gluoncv(task: str) -> list[str]:
 
 # families whose GluonCV network ends in a fixed-size average pool (ours pool globally):
 # compared at the one input size GluonCV's accepts
-_REFERENCE_SIZE = {"squeezenet": 224, "densenet": 224}
+_REFERENCE_SIZE = {"squeezenet": 224, "densenet": 224, "googlenet": 224, "inception_v3": 299}
 
 
 def _parameter_shapes(net) -> dict[str, tuple[int, ...]]:

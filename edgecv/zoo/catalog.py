@@ -37,6 +37,16 @@ for _depth in (50, 101, 152):
     )
 for _depth in (50, 101, 152):
     _classification(
+        f"resnet{_depth}_v1e",
+        "resnet_v1b",
+        "resnet:resnet_v1b",
+        depth=_depth,
+        deep_stem=True,
+        avg_down=True,
+        stem_width=64,
+    )
+for _depth in (50, 101, 152):
+    _classification(
         f"resnet{_depth}_v1s",
         "resnet_v1b",
         "resnet:resnet_v1b",
@@ -84,6 +94,17 @@ for _version in ("1.0", "1.1"):
     _classification(
         f"squeezenet{_version}", "squeezenet", "squeezenet:squeezenet", version=_version
     )
+_classification("googlenet", "googlenet", "googlenet:googlenet")
+MODELS.add(
+    "inceptionv3",
+    ModelSpec(
+        "inceptionv3",
+        "classification",
+        "inception_v3",
+        "edgecv.zoo.inception:inception_v3",
+        data=DataConfig(input_size=(299, 299), resize_short=342),
+    ),
+)
 for _depth in (121, 161, 169, 201):
     _classification(f"densenet{_depth}", "densenet", "densenet:densenet", depth=_depth)
 
