@@ -1,24 +1,15 @@
+// edgecv/kernels.h without TVM: the bookkeeping of kernel calls and layers, and what the kernel
+// libraries built in expose (RegisterKernels, which needs TVM, is in kernels_ffi.cc;
+// KernelLibraries in kernel_libraries.cc, part of the core).
 #include "edgecv/kernels.h"
 
 #include <mutex>
 
 #include "edgecv/error.h"
-#include "kernel_common.h"
-#include "kernels_internal.h"
+#include "kernel_functions.h"
+#include "kernel_library.h"
 
 namespace edgecv {
-
-void RegisterKernels() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-#ifdef EDGECV_WITH_DNNL
-    RegisterDnnlKernels();
-#endif
-#ifdef EDGECV_WITH_XNNPACK
-    RegisterXnnpackKernels();
-#endif
-  });
-}
 
 namespace {
 std::mutex book_mutex;
@@ -54,7 +45,7 @@ std::vector<KernelLayer> KernelLayers(bool reset) {
 
 void StartObserving(const std::map<int64_t, double>& ranges, int bins) {
 #ifdef EDGECV_WITH_DNNL
-  DnnlStartObserving(ranges, bins);
+  kernel::onednn::StartObserving(ranges, bins);
 #else
   (void)ranges;
   (void)bins;
@@ -66,7 +57,7 @@ void StartObserving(const std::map<int64_t, double>& ranges, int bins) {
 
 std::map<int64_t, ObservedInput> StopObserving() {
 #ifdef EDGECV_WITH_DNNL
-  return DnnlStopObserving();
+  return kernel::onednn::StopObserving();
 #else
   return {};
 #endif
@@ -74,7 +65,7 @@ std::map<int64_t, ObservedInput> StopObserving() {
 
 std::string KernelIsa() {
 #ifdef EDGECV_WITH_DNNL
-  return DnnlIsa();
+  return kernel::onednn::Isa();
 #else
   return "";
 #endif
@@ -82,7 +73,7 @@ std::string KernelIsa() {
 
 int Int8WeightBits() {
 #ifdef EDGECV_WITH_DNNL
-  return DnnlInt8WeightBits();
+  return kernel::onednn::Int8WeightBits();
 #else
   return 0;
 #endif
@@ -90,7 +81,7 @@ int Int8WeightBits() {
 
 void SetInt8WeightBits(int bits) {
 #ifdef EDGECV_WITH_DNNL
-  DnnlSetInt8WeightBits(bits);
+  kernel::onednn::SetInt8WeightBits(bits);
 #else
   if (bits != 0)
     ThrowInvalidInput(
@@ -100,10 +91,10 @@ void SetInt8WeightBits(int bits) {
 
 void ClearKernelCache() {
 #ifdef EDGECV_WITH_DNNL
-  ClearDnnlCache();
+  kernel::onednn::ClearCache();
 #endif
 #ifdef EDGECV_WITH_XNNPACK
-  ClearXnnpackCache();
+  kernel::xnnpack::ClearCache();
 #endif
 }
 

@@ -1,5 +1,6 @@
 // XNNPACK kernels called from compiled graphs: the ARM targets' convolutions and dense
-// layers (edgecv/compile/offload.py writes the calls, with the settings of the oneDNN ones):
+// layers (edgecv/compile/offload.py writes the calls, with the settings of the oneDNN ones;
+// kernels_ffi.cc registers them):
 //   edgecv.xnnpack.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.xnnpack.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
 //   edgecv.xnnpack.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d
@@ -9,46 +10,34 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
-#include <tvm/ffi/container/shape.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/error.h>
-#include <tvm/ffi/function.h>
-#include <chrono>
 #include <cmath>
 #include <limits>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <vector>
 
-#include "kernel_common.h"
-#include "kernels_internal.h"
+#include "edgecv/error.h"
+#include "kernel_functions.h"
+#include "kernel_library.h"
+#include "layer_cache.h"
 
 namespace edgecv {
+namespace kernel {
+namespace xnnpack {
 namespace {
-
-namespace ffi = tvm::ffi;
-using kernel::ActivateResidual;
-using kernel::CheckTensor;
-using kernel::Count;
-using kernel::Data;
-using kernel::Dims;
-using kernel::kClip;
-using kernel::kNone;
-using kernel::kRelu;
 
 void Check(xnn_status status, const char* what) {
   if (status != xnn_status_success)
-    TVM_FFI_THROW(RuntimeError) << "XNNPACK: " << what << " failed (status " << status << ")";
+    throw Error(ErrorKind::kRuntime, std::string("XNNPACK: ") + what + " failed (status " +
+                                         std::to_string(status) + ")");
 }
 
 pthreadpool_t Pool() {
   static struct Holder {
     Holder() {
       Check(xnn_initialize(nullptr), "initialisation (is this CPU supported?)");
-      pool = pthreadpool_create(static_cast<size_t>(kernel::Threads()));
+      pool = pthreadpool_create(static_cast<size_t>(Threads()));
     }
     pthreadpool_t pool;
   } holder;
@@ -68,34 +57,16 @@ struct Layer {
   std::mutex mutex;  // an operator holds the pointers of its last setup: one call at a time
 };
 
-using Key = std::tuple<int64_t, std::vector<int64_t>>;
-
-class Cache {
- public:
-  template <typename Make>
-  std::shared_ptr<Layer> Get(const Key& key, const char* kernel, Make make) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = layers_.find(key);
-    if (it != layers_.end()) return it->second;
-    std::shared_ptr<Layer> layer = make();
-    layers_.emplace(key, layer);
-    kernel::LogLayer(KernelLayer{kernel, "xnnpack", "f32", "f32", "f32",
-                                 layer->residual_order != 0 ? "f32" : "none"});
-    return layer;
-  }
-  void Clear() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    layers_.clear();
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<Key, std::shared_ptr<Layer>> layers_;
-};
-
-Cache& TheCache() {
-  static Cache cache;
+LayerCache<Layer>& TheCache() {
+  static LayerCache<Layer> cache;
   return cache;
+}
+
+// The layer log's entry: XNNPACK computes in float32.
+void Describe(const Layer& l, KernelLayer* log) {
+  log->implementation = "xnnpack";
+  log->src_type = log->weights_type = log->dst_type = "f32";
+  log->residual_type = l.residual_order != 0 ? "f32" : "none";
 }
 
 // The clamp XNNPACK fuses: ReLU (slope 0) and clip; anything else runs after the operator.
@@ -147,39 +118,34 @@ void ToNchw(const float* x, float* y, int64_t n, int64_t c, int64_t hw) {
       for (int64_t ci = 0; ci < c; ++ci) y[(b * c + ci) * hw + p] = x[(b * hw + p) * c + ci];
 }
 
-// settings: kernel::Conv2dSettings, as edgecv.dnnl.conv2d's (float). Weights: G x O/G x I/G x
+// settings: Conv2dSettings, as edgecv.dnnl.conv2d's (float). Weights: G x O/G x I/G x
 // KH x KW.
 // kTransposed: a transposed convolution (weights as for a convolution, unflipped; the
 // bottom/right pads are those of the convolution it transposes less the output padding, so
 // XNNPACK's output adjustment stays 0).
 template <bool kTransposed>
-void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
-  const char* name = kTransposed ? "edgecv.xnnpack.conv2d_transpose" : "edgecv.xnnpack.conv2d";
-  if (args.size() != 5 && args.size() != 6)
-    TVM_FFI_THROW(ValueError) << name << ": expected 5 or 6 arguments, got " << args.size();
-  const bool has_residual = args.size() == 6;
-  const kernel::Keyed<kernel::Conv2dSettings> settings =
-      kernel::ReadSettings<kernel::Conv2dSettings>(args[args.size() - 2], name);
-  const kernel::Conv2dSettings& s = settings.settings;
-  kernel::CheckResidual(s.residual, has_residual, name);
-  const DLTensor* x = CheckTensor(args[0], "input", 4);
-  const DLTensor* w = CheckTensor(args[1], "weights", 5);
-  const DLTensor* b = CheckTensor(args[2], "bias", 1);
-  const DLTensor* res = has_residual ? CheckTensor(args[3], "residual", 4) : nullptr;
-  const DLTensor* y = CheckTensor(args[args.size() - 1], "output", 4);
+void Convolve(const char* name, const Keyed<Conv2dSettings>& settings, const LayerTensors& t) {
+  const Conv2dSettings& s = settings.settings;
+  const bool has_residual = t.residual.has_value();
+  CheckResidual(s.residual, has_residual, name);
+  const TensorView* x = CheckTensor(t.x, "input", 4);
+  const TensorView* w = CheckTensor(t.w, "weights", 5);
+  const TensorView* b = CheckTensor(t.bias, "bias", 1);
+  const TensorView* res = has_residual ? CheckTensor(*t.residual, "residual", 4) : nullptr;
+  const TensorView* y = CheckTensor(t.y, "output", 4);
   const bool src_nchw = s.src_nchw, dst_nchw = s.dst_nchw;
   // dims as N, H, W, C whatever the layout
-  const auto nhwc = [](const DLTensor* t, bool is_nchw) {
-    return is_nchw ? std::vector<int64_t>{t->shape[0], t->shape[2], t->shape[3], t->shape[1]}
-                   : Dims(t);
+  const auto nhwc = [](const TensorView* v, bool is_nchw) {
+    return is_nchw ? std::vector<int64_t>{v->shape[0], v->shape[2], v->shape[3], v->shape[1]}
+                   : Dims(v);
   };
   const std::vector<int64_t> xd = nhwc(x, src_nchw), yd = nhwc(y, dst_nchw);
   const int64_t groups = s.groups, og = w->shape[1], ig = w->shape[2], kh = w->shape[3],
                 kw = w->shape[4];
   if (groups != w->shape[0] || xd[3] != groups * ig || yd[3] != groups * og ||
       b->shape[0] != groups * og || xd[0] != yd[0] || (res != nullptr && Dims(res) != Dims(y)))
-    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
+    ThrowInvalidInput(std::string(name) + ": tensor shapes do not agree with the layer");
+  auto layer = TheCache().Get(LayerKey(settings.key, x), name, [&](KernelLayer* log) {
     auto l = std::make_shared<Layer>();
     l->act = s.act.kind;
     l->alpha = s.act.alpha;
@@ -210,6 +176,7 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
                lo, hi, 0, &op),
           kTransposed ? "creating a transposed convolution" : "creating a convolution");
     l->op.reset(op);  // XNNPACK copied and packed the weights
+    Describe(*l, log);
     return l;
   });
   // NCHW graph input / output: converted here (the first and last layers only)
@@ -245,23 +212,29 @@ void Conv2d(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Epilogue(*layer, dst, res != nullptr ? static_cast<const float*>(Data(res)) : nullptr, Count(y));
 }
 
-// settings: kernel::DenseSettings.
-void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
-  const char* name = "edgecv.xnnpack.dense";
-  if (args.size() != 5)
-    TVM_FFI_THROW(ValueError) << name << ": expected 5 arguments, got " << args.size();
-  const kernel::Keyed<kernel::DenseSettings> settings =
-      kernel::ReadSettings<kernel::DenseSettings>(args[3], name);
-  const DLTensor* x = CheckTensor(args[0], "input", 2);
-  const DLTensor* w = CheckTensor(args[1], "weights", 2);
-  const DLTensor* b = CheckTensor(args[2], "bias", 1);
-  const DLTensor* y = CheckTensor(args[4], "output", 2);
+}  // namespace
+
+void Conv2d(const char* name, const Keyed<Conv2dSettings>& settings, const LayerTensors& t) {
+  Convolve<false>(name, settings, t);
+}
+
+void Conv2dTranspose(const char* name, const Keyed<Conv2dSettings>& settings,
+                     const LayerTensors& t) {
+  Convolve<true>(name, settings, t);
+}
+
+// settings: DenseSettings.
+void Dense(const char* name, const Keyed<DenseSettings>& settings, const LayerTensors& t) {
+  const TensorView* x = CheckTensor(t.x, "input", 2);
+  const TensorView* w = CheckTensor(t.w, "weights", 2);
+  const TensorView* b = CheckTensor(t.bias, "bias", 1);
+  const TensorView* y = CheckTensor(t.y, "output", 2);
   if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
       y->shape[0] != x->shape[0])
-    TVM_FFI_THROW(ValueError) << name << ": tensor shapes do not agree with the layer";
-  auto layer = TheCache().Get(Key{settings.key, Dims(x)}, name, [&] {
+    ThrowInvalidInput(std::string(name) + ": tensor shapes do not agree with the layer");
+  auto layer = TheCache().Get(LayerKey(settings.key, x), name, [&](KernelLayer* log) {
     auto l = std::make_shared<Layer>();
-    const kernel::ActivationSettings& act = settings.settings.act;
+    const ActivationSettings& act = settings.settings.act;
     l->act = act.kind;
     l->alpha = act.alpha;
     l->beta = act.beta;
@@ -275,6 +248,7 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
                                             static_cast<const float*>(Data(b)), lo, hi, 0, &op),
           "creating a fully connected layer");
     l->op.reset(op);
+    Describe(*l, log);
     return l;
   });
   std::lock_guard<std::mutex> lock(layer->mutex);
@@ -286,30 +260,8 @@ void Dense(ffi::PackedArgs args, ffi::Any* /*ret*/) {
   Epilogue(*layer, static_cast<float*>(Data(y)), nullptr, Count(y));
 }
 
-template <void (*F)(ffi::PackedArgs, ffi::Any*)>
-void Timed(const char* name, ffi::PackedArgs args, ffi::Any* ret) {
-  const auto t0 = std::chrono::steady_clock::now();
-  F(args, ret);
-  kernel::AccountCall(
-      name,
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-}
+void ClearCache() { TheCache().Clear(); }
 
-}  // namespace
-
-void RegisterXnnpackKernels() {
-  for (auto [name, fn] : {std::pair{"edgecv.xnnpack.conv2d", &Timed<Conv2d<false>>},
-                          std::pair{"edgecv.xnnpack.conv2d_transpose", &Timed<Conv2d<true>>},
-                          std::pair{"edgecv.xnnpack.dense", &Timed<Dense>}}) {
-    ffi::Function::SetGlobal(
-        name,
-        ffi::Function::FromPacked([name = std::string(name), fn](ffi::PackedArgs a, ffi::Any* r) {
-          fn(name.c_str(), a, r);
-        }),
-        true);
-  }
-}
-
-void ClearXnnpackCache() { TheCache().Clear(); }
-
+}  // namespace xnnpack
+}  // namespace kernel
 }  // namespace edgecv

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernel_common.h"
+#include "kernel_library.h"
 
 namespace edgecv {
 namespace {

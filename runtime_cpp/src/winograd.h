@@ -27,7 +27,7 @@ class WinogradConv {
                int64_t pad_r, dnnl::engine& engine);
 
   // residual (nullptr: none) is added before (order 1) or after (order 2) the activation
-  // (kernel_common.h's act codes, alpha/beta its parameters). Safe to call from several
+  // (kernel_abi.h's act codes, alpha/beta its parameters). Safe to call from several
   // threads at once (scratch is per thread).
   void Run(const float* x, float* y, const float* residual, int64_t residual_order, int64_t act,
            float alpha, float beta, dnnl::stream& stream) const;
