@@ -7,6 +7,7 @@
 #include "edgecv/engine.h"
 #include "edgecv/error.h"
 #include "edgecv/kernels.h"
+#include "edgecv/postprocess_plan.h"
 #include "edgecv/predictor.h"
 #include "edgecv/sha256.h"
 // the kernel settings records (no TVM in them): for the ABI's round-trip test
@@ -197,6 +198,25 @@ py::tuple PreprocessTuple(const Preprocessor& pre, const py::array& image,
   geometry["scale"] = py::make_tuple(g.scale_x, g.scale_y);
   geometry["offset"] = py::make_tuple(g.offset_x, g.offset_y);
   return py::make_tuple(ToArray(transformed), ToArray(t), geometry);
+}
+
+// A postprocess plan as Python sees it: what the manifest's ops configured.
+py::dict PlanDict(const PostprocessPlan& p) {
+  using D = PostprocessPlan::Decoder;
+  py::dict d;
+  d["task"] = p.task;
+  d["softmax"] = p.softmax;
+  d["top_k"] = p.default_top_k;
+  d["decoder"] = p.decoder == D::kYolo3 ? "yolo3" : p.decoder == D::kSsd ? "ssd" : "none";
+  d["decoder_outputs"] = p.decoder_outputs;
+  d["dense_output"] = p.dense_output;
+  d["nms"] =
+      py::dict(py::arg("iou_threshold") = p.nms.iou_threshold,
+               py::arg("score_threshold") = p.nms.score_threshold, py::arg("topk") = p.nms.topk,
+               py::arg("max_detections") = p.nms.max_detections,
+               py::arg("class_agnostic") = p.nms.class_agnostic);
+  d["priors"] = p.ssd.priors.size() / 4;
+  return d;
 }
 
 }  // namespace
@@ -424,6 +444,44 @@ PYBIND11_MODULE(_runtime, m) {
           },
           py::arg("image"), py::arg("crop"), py::arg("order") = "bgr",
           "Pose models: the network input (1, 3, H, W) for a person crop (x0, y0, width, height)");
+
+  // The manifest's postprocessing without an artifact: the check a Predictor makes when it
+  // opens one, for an op list before anything is compiled
+  m.def(
+      "check_postprocess",
+      [](const std::string& task, const std::string& ops_json, const Preprocessor& pre,
+         const std::vector<std::pair<std::string, std::vector<int64_t>>>& outputs,
+         const std::map<std::string, py::array_t<float, py::array::c_style | py::array::forcecast>>&
+             files) {
+        std::vector<TensorSpec> specs;
+        for (const auto& [name, shape] : outputs) specs.push_back({name, shape, "float32"});
+        DataFiles data;
+        data.listed = [&](const std::string& file) { return files.count(file) > 0; };
+        data.read_floats = [&](const std::string& file, size_t count) {
+          const auto& a = files.at(file);
+          if (static_cast<size_t>(a.size()) != count)
+            ThrowInvalidArtifact(file + " does not hold " + std::to_string(count) +
+                                 " float32 values");
+          return std::vector<float>(a.data(), a.data() + a.size());
+        };
+        return PlanDict(ParsePostprocess(task, json::Value::Parse(ops_json), pre, specs, data));
+      },
+      py::arg("task"), py::arg("ops_json"), py::arg("preprocessor"), py::arg("outputs"),
+      py::arg("files") =
+          std::map<std::string, py::array_t<float, py::array::c_style | py::array::forcecast>>{},
+      "Check a task's postprocess ops (JSON) against the network's outputs [(name, shape)] and "
+      "input (the artifact's Preprocessor) as a Predictor opening the artifact does; files: "
+      "its decode data (SSD priors) by name. Returns what the ops configure; ArtifactError "
+      "naming the op, task or output at fault");
+  m.def(
+      "postprocess_ops",
+      [] {
+        py::dict out;
+        for (const std::string& task : PostprocessTasks())
+          out[py::str(task)] = PostprocessOpsFor(task);
+        return out;
+      },
+      "The runtime's postprocess op table: {task: [ops valid for it]}");
 
   m.def(
       "resize_bilinear",

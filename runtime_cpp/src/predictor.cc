@@ -14,12 +14,6 @@ double MillisecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int OutputIndex(const Manifest& m, const std::string& name) {
-  for (size_t i = 0; i < m.outputs.size(); ++i)
-    if (m.outputs[i].name == name) return static_cast<int>(i);
-  ThrowInvalidArtifact("postprocess refers to unknown output '" + name + "'");
-}
-
 std::vector<float> ReadFloats(const std::string& path, size_t count) {
   std::ifstream f(path, std::ios::binary);
   if (!f) ThrowInvalidArtifact("cannot read " + path);
@@ -30,12 +24,23 @@ std::vector<float> ReadFloats(const std::string& path, size_t count) {
   return v;
 }
 
+// The data files the manifest lists (their digests checked by Manifest::Load).
+DataFiles ArtifactFiles(const Manifest& m) {
+  DataFiles files;
+  files.listed = [&m](const std::string& file) { return m.sha256.count(file) > 0; };
+  files.read_floats = [&m](const std::string& file, size_t count) {
+    return ReadFloats(m.Path(file), count);
+  };
+  return files;
+}
+
 }  // namespace
 
 Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
   try {
     preprocess_ = Preprocessor(manifest_.doc.At("preprocess"), manifest_.inputs[0].shape);
-    ParsePostprocess();
+    post_ = ParsePostprocess(manifest_.task, manifest_.doc.At("postprocess"), preprocess_,
+                             manifest_.outputs, ArtifactFiles(manifest_));
   } catch (const Error& e) {
     ThrowInvalidArtifact(manifest_.Path("manifest.json") + ": " + e.what());
   }
@@ -44,81 +49,6 @@ Predictor::Predictor(Manifest manifest) : manifest_(std::move(manifest)) {
   engine_ = std::make_unique<Engine>(
       manifest_.Path(manifest_.library), manifest_.entry, manifest_.Path(manifest_.weights),
       manifest_.params, DeviceSpec{manifest_.device, manifest_.gpu_archs, manifest_.gpu_ptx});
-}
-
-void Predictor::ParsePostprocess() {
-  const std::string& task = manifest_.task;
-  if (task != "classification" && task != "detection" && task != "segmentation" && task != "pose")
-    ThrowInvalidArtifact("task '" + task + "' is not supported by this runtime");
-  if (task == "pose" && !preprocess_.person_crop())
-    ThrowInvalidArtifact("a pose model needs the person_crop preprocessing");
-  for (const json::Value& op : manifest_.doc.At("postprocess").AsArray()) {
-    const std::string& name = op.At("op").AsString();
-    if (name == "softmax" && task == "classification") {
-      softmax_ = true;
-    } else if (name == "topk" && task == "classification") {
-      default_top_k_ = static_cast<int>(op.At("k").AsInt());
-    } else if (name == "yolo3_decode" && task == "detection") {
-      decoder_ = Decoder::kYolo3;
-      yolo3_ = ParseYolo3Head(op);
-      for (const json::Value& o : op.At("outputs").AsArray())
-        decoder_outputs_.push_back(OutputIndex(manifest_, o.AsString()));
-      if (decoder_outputs_.size() != yolo3_.strides.size())
-        ThrowInvalidArtifact("yolo3_decode: one output per stride is required");
-      for (size_t i = 0; i < decoder_outputs_.size(); ++i) {
-        const std::vector<int64_t>& s = manifest_.outputs[decoder_outputs_[i]].shape;
-        const int64_t ch =
-            static_cast<int64_t>(yolo3_.anchors[i].size() / 2) * (5 + yolo3_.num_classes);
-        const std::vector<int64_t>& in = manifest_.inputs[0].shape;
-        if (s != std::vector<int64_t>{1, ch, in[2] / yolo3_.strides[i], in[3] / yolo3_.strides[i]})
-          ThrowInvalidArtifact("yolo3_decode: output '" +
-                               manifest_.outputs[decoder_outputs_[i]].name + "' has shape " +
-                               ShapeString(s) +
-                               ", inconsistent with its anchors, "
-                               "classes and stride");
-      }
-    } else if (name == "ssd_decode" && task == "detection") {
-      decoder_ = Decoder::kSsd;
-      ssd_.num_classes = static_cast<int>(op.At("num_classes").AsInt());
-      ssd_.variances = json::AsFloats(op.At("variances"));
-      if (ssd_.variances.size() != 4) ThrowInvalidArtifact("ssd_decode: 4 variances are required");
-      decoder_outputs_ = {OutputIndex(manifest_, op.At("class_output").AsString()),
-                          OutputIndex(manifest_, op.At("box_output").AsString())};
-      const std::string& file = op.At("priors").AsString();
-      if (!manifest_.sha256.count(file))
-        ThrowInvalidArtifact("ssd_decode: priors file is not listed");
-      const std::vector<int64_t>& cls = manifest_.outputs[decoder_outputs_[0]].shape;
-      if (cls.size() != 3) ThrowInvalidArtifact("ssd_decode: class output must be (1, N, C+1)");
-      ssd_.priors = ReadFloats(manifest_.Path(file), static_cast<size_t>(cls[1]) * 4);
-    } else if ((name == "segment" && task == "segmentation") ||
-               (name == "heatmap_decode" && task == "pose")) {
-      dense_output_ = OutputIndex(manifest_, op.At("output").AsString());
-      const std::vector<int64_t>& s = manifest_.outputs[dense_output_].shape;
-      const std::vector<int64_t>& in = manifest_.inputs[0].shape;
-      const int64_t channels = op.At(name == "segment" ? "num_classes" : "num_joints").AsInt();
-      if (s.size() != 4 || s[0] != 1 || s[1] != channels)
-        ThrowInvalidArtifact(name + ": output '" + manifest_.outputs[dense_output_].name +
-                             "' has shape " + ShapeString(s) + ", expected (1, " +
-                             std::to_string(channels) + ", H, W)");
-      if (name == "segment" && (s[2] != in[2] || s[3] != in[3]))
-        ThrowInvalidArtifact("segment: class scores " + ShapeString(s) +
-                             " are not at the input resolution");
-    } else if (name == "nms" && task == "detection") {
-      nms_.iou_threshold = static_cast<float>(op.At("iou_threshold").AsNumber());
-      nms_.score_threshold = static_cast<float>(op.At("score_threshold").AsNumber());
-      nms_.topk = static_cast<int>(op.At("topk").AsInt());
-      nms_.max_detections = static_cast<int>(op.At("max_detections").AsInt());
-      nms_.class_agnostic = op.At("class_agnostic").AsBool();
-    } else {
-      ThrowInvalidArtifact("postprocess op '" + name + "' is not supported for task '" + task +
-                           "'");
-    }
-  }
-  if (task == "detection" && decoder_ == Decoder::kNone)
-    ThrowInvalidArtifact("detection artifact without a decode op");
-  if ((task == "segmentation" || task == "pose") && dense_output_ < 0)
-    ThrowInvalidArtifact(task + " artifact without a " +
-                         (task == "pose" ? "heatmap_decode" : "segment") + " op");
 }
 
 std::unique_ptr<Predictor> Predictor::Open(const std::string& artifact_dir) {
@@ -138,7 +68,7 @@ Result Predictor::Run(const ImageView& image, const RunOptions& options) const {
     r.preprocess_ms = preprocess_ms;
     r.outputs = Infer(input, &r.inference_ms);
     const auto t1 = std::chrono::steady_clock::now();
-    r.labels = SegmentLabels(r.outputs[dense_output_], g);
+    r.labels = SegmentLabels(r.outputs[post_.dense_output], g);
     r.postprocess_ms = MillisecondsSince(t1);
     return r;
   }
@@ -191,7 +121,7 @@ Result Predictor::RunPose(const ImageView& image, const std::vector<Box>& boxes)
     r.preprocess_ms += MillisecondsSince(t0);
     std::vector<Tensor> outputs = Infer(input, &r.inference_ms);
     t0 = std::chrono::steady_clock::now();
-    r.poses.push_back(DecodeHeatmaps(outputs[dense_output_], crop));
+    r.poses.push_back(DecodeHeatmaps(outputs[post_.dense_output], crop));
     r.postprocess_ms += MillisecondsSince(t0);
     r.crops.push_back(crop);
     if (i + 1 == boxes.size()) r.outputs = std::move(outputs);  // the last person's raw outputs
@@ -215,36 +145,37 @@ Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& opt
   if (manifest_.task == "classification") {
     if (options.top_k < -1) ThrowInvalidInput("top-k must be >= 0");
     const Tensor& logits = r.outputs[0];
-    r.probabilities = softmax_ ? Softmax(logits.data) : logits.data;
-    r.classifications = TopK(r.probabilities, options.top_k < 0 ? default_top_k_ : options.top_k,
-                             manifest_.classes);
+    r.probabilities = post_.softmax ? Softmax(logits.data) : logits.data;
+    r.classifications =
+        TopK(r.probabilities, options.top_k < 0 ? post_.default_top_k : options.top_k,
+             manifest_.classes);
     return r;
   }
   if (manifest_.task == "segmentation") {
-    r.labels = ArgmaxLabels(r.outputs[dense_output_]);
+    r.labels = ArgmaxLabels(r.outputs[post_.dense_output]);
     return r;
   }
   if (manifest_.task == "pose") {
     const std::vector<int64_t>& in = manifest_.inputs[0].shape;
     const PoseCrop whole{0.0f, 0.0f, static_cast<float>(in[3]), static_cast<float>(in[2])};
-    r.poses.push_back(DecodeHeatmaps(r.outputs[dense_output_], whole));
+    r.poses.push_back(DecodeHeatmaps(r.outputs[post_.dense_output], whole));
     r.crops.push_back(whole);
     return r;
   }
-  NmsOptions nms = nms_;
+  NmsOptions nms = post_.nms;
   if (options.score_threshold >= 0) nms.score_threshold = options.score_threshold;
   if (options.iou_threshold >= 0) nms.iou_threshold = options.iou_threshold;
   if (options.max_detections >= 0) nms.max_detections = options.max_detections;
   if (options.class_agnostic >= 0) nms.class_agnostic = options.class_agnostic != 0;
   if (nms.iou_threshold > 1.0f) ThrowInvalidInput("IoU threshold must be within [0, 1]");
   std::vector<Detection> candidates;
-  if (decoder_ == Decoder::kYolo3) {
+  if (post_.decoder == PostprocessPlan::Decoder::kYolo3) {
     std::vector<const Tensor*> heads;
-    for (int i : decoder_outputs_) heads.push_back(&r.outputs[i]);
-    candidates = DecodeYolo3(heads, yolo3_, nms.score_threshold);
+    for (int i : post_.decoder_outputs) heads.push_back(&r.outputs[i]);
+    candidates = DecodeYolo3(heads, post_.yolo3, nms.score_threshold);
   } else {
-    candidates = DecodeSsd(r.outputs[decoder_outputs_[0]], r.outputs[decoder_outputs_[1]], ssd_,
-                           nms.score_threshold);
+    candidates = DecodeSsd(r.outputs[post_.decoder_outputs[0]], r.outputs[post_.decoder_outputs[1]],
+                           post_.ssd, nms.score_threshold);
   }
   r.detections = Nms(std::move(candidates), nms);
   return r;

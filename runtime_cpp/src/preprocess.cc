@@ -89,6 +89,7 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
   if (input_shape.size() != 4 || input_shape[1] != 3)
     ThrowInvalidArtifact("preprocess: model input must be (N, 3, H, W), got " +
                          ShapeString(input_shape));
+  input_shape_ = input_shape;
   out_h_ = static_cast<int>(input_shape[2]);
   out_w_ = static_cast<int>(input_shape[3]);
   auto check_size = [&](const json::Value& op) {

@@ -12,6 +12,7 @@
 #include "edgecv/image.h"
 #include "edgecv/manifest.h"
 #include "edgecv/postprocess.h"
+#include "edgecv/postprocess_plan.h"
 #include "edgecv/preprocess.h"
 
 namespace edgecv {
@@ -56,25 +57,13 @@ class Predictor {
 
  private:
   explicit Predictor(Manifest manifest);
-  void ParsePostprocess();
   Result Postprocess(std::vector<Tensor> outputs, const RunOptions& options) const;
   std::vector<Tensor> Infer(const Tensor& input, double* ms) const;
 
-  enum class Decoder { kNone, kYolo3, kSsd };
   Manifest manifest_;
   Preprocessor preprocess_;
   std::unique_ptr<Engine> engine_;
-  // classification
-  int default_top_k_ = 5;
-  bool softmax_ = false;
-  // detection
-  Decoder decoder_ = Decoder::kNone;
-  // segmentation / pose: the output holding class scores / heatmaps
-  int dense_output_ = -1;
-  std::vector<int> decoder_outputs_;  // indices into the engine outputs
-  Yolo3Head yolo3_;
-  SsdHead ssd_;
-  NmsOptions nms_;
+  PostprocessPlan post_;  // what the manifest's postprocess ops configure
 };
 
 }  // namespace edgecv

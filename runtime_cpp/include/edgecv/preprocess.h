@@ -60,6 +60,7 @@ class Preprocessor {
   float crop_scale() const { return crop_scale_; }
   int width() const { return out_w_; }
   int height() const { return out_h_; }
+  const std::vector<int64_t>& input_shape() const { return input_shape_; }  // N, C, H, W
   Image TransformCrop(const ImageView& image, const PoseCrop& crop) const;
 
  private:
@@ -70,6 +71,7 @@ class Preprocessor {
   int resize_short_ = 0;
   float crop_scale_ = 1.25f;
   int out_w_ = 0, out_h_ = 0;
+  std::vector<int64_t> input_shape_;
   uint8_t pad_[3] = {0, 0, 0};  // letterbox fill, model color order
   float mean_[3] = {0, 0, 0};
   float std_[3] = {1, 1, 1};
