@@ -5,6 +5,7 @@
 #               format checks, then pytest, whose zoo sweeps take one model per family
 #   make sweep  every zoo model through the parity tests (~30-60 min on 2 cores), recorded in
 #               tests/sweep-result.json, which `make test` checks against the catalog
+#   make sweep-missing  only the models that record lacks or saw fail, merged into it
 #   make unit   the unit tier alone, on the source tree (numpy only; tests/test_tiers.py proves it)
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -20,7 +21,7 @@ BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" apache-tvm==0.27.0.post
 SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 CPP_SOURCES := $(shell find runtime_cpp -type f \( -name '*.cc' -o -name '*.h' \))
 
-.PHONY: demo test sweep unit lint install install-test clean cross-tools kernel-libs wheels wheel-deps
+.PHONY: demo test sweep sweep-missing unit lint install install-test clean cross-tools kernel-libs wheels wheel-deps
 
 # Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
 # Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
@@ -61,6 +62,9 @@ lint: $(VENV)/.installed-test
 
 sweep: $(VENV)/.installed-test
 	$(BIN)/python -m tests.sweep
+
+sweep-missing: $(VENV)/.installed-test
+	$(BIN)/python -m tests.sweep --missing
 
 # the source tree first on the path: edgecv without its C++ module, so only the unit tier runs
 unit: $(VENV)/.installed-test

@@ -99,14 +99,17 @@ ISA_UNDER_CAP = {
 
 
 # The zoo sweeps (every model through parity) run in full only on request: `make sweep`
-# (python -m tests.sweep) sets this, and records its result for test_tiers.py to check
+# (python -m tests.sweep) sets this, and records its result for test_tiers.py to check;
+# `make sweep-missing` (--missing, --models) also names the models to limit it to
 SWEEP = os.environ.get("EDGECV_SWEEP") == "1"
+SWEEP_MODELS = [m for m in os.environ.get("EDGECV_SWEEP_MODELS", "").split(",") if m]
 # kwargs that only scale a builder's architecture (or change its classes), not its structure
 SCALE_KWARGS = {"depth", "multiplier", "dataset", "size", "config"}
 
 
 def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
-    """The zoo models of ``task`` a sweep test runs: all of them under ``make sweep``; in the
+    """The zoo models of ``task`` a sweep test runs: all of them under ``make sweep`` (those
+    of EDGECV_SWEEP_MODELS when it names some); in the
     ordinary run ``ci`` when given, else one representative per family (the first in catalog
     order) and per kind of structural option its builder takes (ResNet v1b's deep stem,
     average-pool downsampling, stem width; YOLOv3's own anchors): scaled variants of one
@@ -117,7 +120,7 @@ def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
 
     names = edgecv.list_models(task=task)
     if SWEEP:
-        return names
+        return [n for n in names if n in SWEEP_MODELS] if SWEEP_MODELS else names
     if ci is not None:
         return ci
     seen: set[tuple[object, ...]] = set()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sweep import RECORD, TASKS
+from sweep import RECORD, TASKS, failed_tests
 
 from conftest import REPO, TIERS
 
@@ -79,15 +79,25 @@ def test_unit_tier_runs_with_numpy_only(tmp_path):
 
 
 def test_sweep_record_covers_the_catalog():
-    """`make sweep` (tests/sweep.py) ran every model of the catalog through its parity
-    tests, and none failed; a model added since has no record and fails here."""
+    """`make sweep` (tests/sweep.py), or `make sweep-missing` for models added since, ran
+    every model of the catalog through its parity tests, and none failed; each model's entry
+    names the run (commit, date) it came from, and that run is in the record."""
     import edgecv
 
     if not RECORD.is_file():
         pytest.skip(f"no sweep recorded yet ({RECORD.name}): run `make sweep` and commit it")
-    models = json.loads(RECORD.read_text())["models"]
+    record = json.loads(RECORD.read_text())
+    assert {"format", "full_sweep", "runs", "catalog", "models"} <= record.keys(), (
+        f"{RECORD.name} predates per-model entries: run `make sweep-missing` to rewrite it"
+    )
+    models = record["models"]
     catalog = [m for task in TASKS for m in edgecv.list_models(task=task)]
-    missing = [m for m in catalog if not models.get(m)]
-    failed = {m: t for m, tests in models.items() for t, o in tests.items() if o == "failed"}
-    assert not missing, f"models the last sweep did not run (run `make sweep`): {missing}"
-    assert not failed, f"failed in the last sweep: {failed}"
+    missing = [m for m in catalog if not models.get(m, {}).get("tests")]
+    failed = {m: failed_tests(e) for m, e in models.items() if failed_tests(e)}
+    assert not missing, f"models no sweep has run (run `make sweep-missing`): {missing}"
+    assert not failed, f"failed in their last sweep (fix, then `make sweep-missing`): {failed}"
+    runs = {(r["commit"], r["date"]) for r in record["runs"]}
+    assert (record["full_sweep"]["commit"], record["full_sweep"]["date"]) in runs
+    unknown = {m: (e["commit"], e["date"]) for m, e in models.items()}
+    unknown = {m: run for m, run in unknown.items() if run not in runs}
+    assert not unknown, f"entries whose run the record does not list: {unknown}"
