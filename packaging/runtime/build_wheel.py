@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 NAME = "edgecv_runtime"
 PY = "cp311"  # the one CPython whose headers this machine has for both architectures
 # The runtime's Python face: what `edgecv.runtime` and `edgecv.viz` import, nothing that
-# needs MXNet, TVM's compiler, ONNX or scikit-learn. test_device_wheel.py checks that this
-# list is closed under the runtime's imports.
+# needs MXNet, TVM's compiler, ONNX or scikit-learn. test_device_wheel.py imports and runs
+# edgecv.runtime from the wheel alone (viz's drawing helpers are not exercised there).
 MODULES = (
     "__init__.py",
     "errors.py",
