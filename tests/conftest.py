@@ -209,9 +209,13 @@ def randomize_weights(net, seed: int = 0) -> None:
 
 
 def calibrate_batchnorm(net, x, seed: int = 0) -> None:
-    """Random BatchNorm affine terms, with running statistics set to the batch statistics
-    of ``x`` (as training would): activations stay well scaled through deep networks, so
-    outputs vary from place to place instead of saturating to identical values."""
+    """Random BatchNorm affine terms (gamma in [0.5, 1.5], beta in [-0.5, 0.5]).
+
+    It also runs ``x`` in training mode with momentum 0, meant to set the running statistics
+    to the batch's, but MXNet 1.9 updates them only in a backward pass: they stay at 0 and 1
+    (measured), so each BatchNorm acts as a random affine layer. (Real statistics from two
+    64x64 images make deep nets ill-conditioned on other inputs: resnet101_v1's float32 and
+    float64 outputs then differ by 2.6e-5 of the output scale, next to parity's 1e-4.)"""
     import mxnet as mx
     from mxnet.gluon import nn
 
@@ -244,10 +248,52 @@ def scale_last_layer(net, last, x, spread: float = 3.0) -> None:
         last.bias.set_data(last.bias.data() * factor)
 
 
+def normalise_gates(net, x) -> int:
+    """Scale the two layers of every squeeze-and-excitation gate (a block's ``se``) so that
+    their outputs on ``x`` have unit standard deviation, in network order (data-dependent
+    initialisation, as LSUV: Mishkin & Matas 2016); returns the number of gates.
+
+    A trained gate's pre-activations are of order one. Random ones are not: fed by the
+    growing residual stream they are small differences of large sums, and a gate that
+    multiplies its own input makes deep SE nets chaotic: in se_resnet101_v1 a 1e-6 change of
+    the input moves the logits by 30% of their scale, and MXNet's float32 and float64
+    outputs differ as much (as ONNX Runtime's and MXNet's do, block by block). With unit
+    gates they agree to 1.5e-6 (se_resnet101_v1, se_resnet152_v2, se_resnext101_64x4d)."""
+    from mxnet.gluon import nn
+
+    gates = []
+
+    def visit(block) -> None:
+        if isinstance(getattr(block, "se", None), nn.HybridSequential):
+            gates.append(block.se)
+        for child in block._children.values():
+            visit(child)
+
+    def unit_output(layer, inputs) -> None:  # Dense or 1x1 Conv2D on (N, C[, 1, 1])
+        a = inputs[0].asnumpy().reshape(inputs[0].shape[0], -1).astype(np.float64)
+        y = a @ layer.weight.data().asnumpy().reshape(layer.weight.shape[0], -1).T
+        if layer.bias is not None:
+            y = y + layer.bias.data().asnumpy()
+        factor = 1.0 / max(float(y.std()), 1e-12)
+        layer.weight.set_data(layer.weight.data() * factor)
+        if layer.bias is not None:
+            layer.bias.set_data(layer.bias.data() * factor)
+
+    visit(net)
+    if not gates:
+        return 0
+    hooks = [gate[i].register_forward_pre_hook(unit_output) for gate in gates for i in (0, 2)]
+    net(x)  # each gate scaled before it runs, so later ones see the scaled earlier ones
+    for hook in hooks:
+        hook.detach()
+    return len(gates)
+
+
 def random_params_file(model: str, directory: Path, seed: int = 0, size: int = PARITY_SIZE) -> Path:
-    """A .params file of ``model`` with random weights and BatchNorm statistics taken from a
-    random batch of ``size`` x ``size`` inputs (what a trained file looks like: well-scaled
-    logits, not saturated ones)."""
+    """A .params file of ``model`` with random weights and BatchNorm affine terms,
+    squeeze-and-excitation gates scaled to unit pre-activations and logits scaled to a few
+    units on a random batch of ``size`` x ``size`` inputs (what a trained file looks like:
+    well-scaled logits, not saturated ones)."""
     import mxnet as mx
 
     import edgecv
@@ -256,6 +302,7 @@ def random_params_file(model: str, directory: Path, seed: int = 0, size: int = P
     x = mx.nd.array(np.random.RandomState(seed).uniform(-2, 2, (2, 3, size, size)))
     net(x)  # materialise deferred shapes
     calibrate_batchnorm(net, x, seed)
+    normalise_gates(net, x)
     # residual sums grow with depth: bring the logits to a scale of a few units, so that the
     # softmax keeps distinct probabilities for the top classes
     last = getattr(net, "fc", None) or net.output
