@@ -137,6 +137,12 @@ def main(argv: list[str]) -> int:
         print(f"sweeping {len(selected)} models: {', '.join(selected)}")
         env["EDGECV_SWEEP_MODELS"] = ",".join(selected)
 
+    # what the tests run on, taken before they start (the tree may change while they run)
+    run = {
+        "commit": _git("rev-parse", "HEAD").strip(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    dirty = _git("status", "--porcelain", "--", "edgecv", "tests").splitlines()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "sweep.xml"
         # -P: the checkout's directory stays off sys.path, so the tests import the installed
@@ -150,14 +156,9 @@ def main(argv: list[str]) -> int:
         # (a test with no model to run shows as one skipped case, id `[name0]`)
         ran = {m: tests for m, tests in _outcomes(junit).items() if m in catalog}
 
-    run = {
-        "commit": _git("rev-parse", "HEAD").strip(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
     models = {m: e for m, e in record["models"].items() if m in catalog}  # drop renamed ones
     models.update({m: {**run, "tests": tests} for m, tests in ran.items()})
     this = {**run, "minutes": round((time.time() - t0) / 60, 1), "pytest_args": pytest_args}
-    dirty = _git("status", "--porcelain", "--", "edgecv", "tests").splitlines()
     if dirty:
         this["uncommitted"] = sorted(line[3:] for line in dirty)
     full = this if selected is None else record.get("full_sweep")
