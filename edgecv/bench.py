@@ -33,6 +33,8 @@ from .bench_report import format_int8_table, format_machine, format_table, isa_c
 __all__ = [
     "ISA_FLAGS",
     "bench_artifact",
+    "bench_on_board",
+    "format_board_table",
     "format_breakdown",
     "format_int8_table",
     "format_machine",
@@ -299,3 +301,84 @@ def bench_artifact(
         "machine": machine_info(),
         "versions": {"onnxruntime": ort.__version__, **doc["toolchain"]},
     }
+
+
+def _artifact_weights(directory: Path, doc: dict[str, Any]) -> list[np.ndarray]:
+    """The artifact's parameters in ``main``'s order (after the input), from its weights file."""
+    data = (directory / doc["files"]["weights"]).read_bytes()
+    return [
+        np.frombuffer(data, np.dtype(p["dtype"]), int(np.prod(p["shape"], dtype=np.int64)),
+                      p["offset"]).reshape(p["shape"])
+        for p in doc.get("params", [])
+    ]  # fmt: skip
+
+
+def bench_on_board(
+    artifact_dir: str | os.PathLike[str],
+    rpc: str,
+    key: str,
+    number: int = 10,
+    repeat: int = 3,
+) -> dict[str, Any]:
+    """Time an artifact's network on a board of a TVM RPC tracker (``edgecv bench --rpc``).
+
+    What is timed: the artifact's compiled library (``model.so``), uploaded to a board with
+    ``key`` and its ``main`` run there in TVM's Relax VM, by TVM's remote time evaluator
+    (``repeat`` means of ``number`` runs each, measured on the board: no network round trip),
+    with the artifact's weights as arguments and the kernel-library calls the library makes
+    served by edgecv's kernels in the server process (``edgecv rpc server`` registers them).
+    What is not: edgecv's C++ runtime itself (its Predictor, manifest and hash checks), image
+    decoding and the pre/post-processing, which run around the network on a device. The
+    board's outputs for a random input are compared with ONNX Runtime's here."""
+    from .compile.rpc import parse_address, time_on_board
+
+    directory = Path(artifact_dir)
+    doc = read_manifest(directory)
+    tracker = parse_address(rpc)
+    shape = doc["inputs"][0]["shape"]
+    x = np.random.RandomState(0).uniform(-2, 2, shape).astype(np.float32)
+    timed = time_on_board(
+        directory / doc["files"]["library"],
+        [x],
+        _artifact_weights(directory, doc),
+        tracker,
+        key,
+        number,
+        repeat,
+    )
+    ref = ort_session(directory / doc["files"]["onnx"], 1).run(None, {"data": x})[0]
+    got = timed.pop("outputs")[0]
+    return {
+        "model": doc["model"]["name"],
+        "target": doc["target"]["name"],
+        "precision": doc["precision"],
+        "input_shape": shape,
+        "board": {"tracker": rpc, "key": key, "threads": timed.pop("board_threads")},
+        "network_on_board": timed,
+        "timed": "model.so's main in TVM's Relax VM on the board (TVM time evaluator), "
+        "weights as arguments, kernel-library calls by edgecv's kernels in the RPC server; "
+        "not timed: edgecv's C++ runtime around it, image decoding, pre/post-processing",
+        "max_abs_diff_vs_onnxruntime": float(np.abs(got - ref).max()),
+        "output_scale": float(np.abs(ref).max()),
+        "kernels": doc.get("kernels", []),
+    }
+
+
+def format_board_table(rows: list[dict[str, Any]]) -> str:
+    """``edgecv bench --rpc``'s table: one row per artifact timed on a board."""
+    lines = [
+        f"{'model':28s} {'target':10s} {'precision':9s} {'board':18s} {'median ms':>10s} "
+        f"{'min ms':>8s} {'vs ORT max|d|':>13s}"
+    ]
+    for r in rows:
+        t = r["network_on_board"]
+        board = f"{r['board']['key']} ({r['board']['threads']} thr)"
+        lines.append(
+            f"{r['model']:28s} {r['target']:10s} {r['precision']:9s} {board:18s} "
+            f"{t['median_ms']:10.3f} {t['min_ms']:8.3f} {r['max_abs_diff_vs_onnxruntime']:13.2e}"
+        )
+    lines.append(
+        "network only: the artifact's model.so run by TVM's VM on the board (remote time "
+        "evaluator); edgecv's runtime, decoding and pre/post-processing are not in these times"
+    )
+    return "\n".join(lines)

@@ -182,10 +182,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
             input_size=args.input_size,
             pretrained=args.pretrained,
             kernels=args.kernels,
+            rpc=args.rpc,
+            key=args.key,
         ),
         step=_Steps(),
     )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_rpc(args: argparse.Namespace) -> int:
+    import signal
+
+    from .compile.rpc import parse_address, serve_board, serve_tracker
+
+    def stop(*_: object) -> None:  # SIGTERM ends the tracker or server as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.role == "tracker":
+        serve_tracker(args.host, args.port, args.port + 9)
+    else:
+        serve_board(
+            parse_address(args.tracker, "--tracker"),
+            args.key,
+            args.host,
+            args.port,
+            args.port + 109,
+            args.custom_addr,
+        )
     return 0
 
 
@@ -312,6 +337,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_artifact, format_breakdown, format_table, peak_gflops, write_report
 
+    if args.rpc or args.key:
+        return _bench_on_board(args)
     peak = peak_gflops()
     rows = [
         bench_artifact(
@@ -328,6 +355,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for row in rows if args.breakdown else []:
         print()
         print(format_breakdown(row))
+    if args.json:
+        write_report(rows, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_on_board(args: argparse.Namespace) -> int:
+    from .bench import bench_on_board, format_board_table, write_report
+
+    if not (args.rpc and args.key):
+        raise InvalidInputError("bench on a board needs both --rpc HOST:PORT and --key KEY")
+    if args.breakdown:
+        raise InvalidInputError("--breakdown profiles on this machine; it does not go with --rpc")
+    rows = [
+        bench_on_board(a, args.rpc, args.key, number=args.repeat, repeat=3) for a in args.artifacts
+    ]
+    print(format_board_table(rows))
     if args.json:
         write_report(rows, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
@@ -534,11 +578,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--db", required=True, help="database directory (created, or extended)")
     s.add_argument("--trials", type=int, default=64, help="measured trials in all (default 64)")
-    s.add_argument("--target", default="x86_64", help="a target this machine runs")
+    s.add_argument(
+        "--target", default="x86_64", help="a target this machine runs, or the boards' (--rpc)"
+    )
     s.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     s.add_argument("--pretrained", help="local .params weights file")
     s.add_argument("--kernels", default="auto", help="as for compile: auto | dnnl | xnnpack | tvm")
+    s.add_argument("--rpc", help="HOST:PORT of a TVM RPC tracker: measure candidates on its boards")
+    s.add_argument("--key", help="with --rpc: the boards' key (as given to `edgecv rpc server`)")
     s.set_defaults(func=cmd_tune)
+
+    s = sub.add_parser(
+        "rpc", help="device farm: TVM's RPC tracker, or an RPC server on a board (trusted networks)"
+    )
+    roles = s.add_subparsers(dest="role", required=True)
+    r = roles.add_parser("tracker", help="the tracker that boards register with (needs tornado)")
+    r.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    r.add_argument("--port", type=int, default=9190, help="first port tried (default 9190)")
+    r.set_defaults(func=cmd_rpc)
+    r = roles.add_parser("server", help="TVM's RPC server with edgecv's kernels, on a board")
+    r.add_argument("--tracker", required=True, help="HOST:PORT of the tracker")
+    r.add_argument("--key", required=True, help="the board kind jobs ask for, e.g. rpi5")
+    r.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    r.add_argument("--port", type=int, default=9090, help="first port tried (default 9090)")
+    r.add_argument("--custom-addr", help="the address to report to the tracker (NAT, etc.)")
+    r.set_defaults(func=cmd_rpc)
 
     s = sub.add_parser("run", help="run an artifact on images: classes, detections, masks, poses")
     s.add_argument("artifact")
@@ -580,6 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also profile both sides: time per kind of operator (conv 1x1, conv kxk, "
         "depthwise, dense, pooling, TVM code, runtime)",
     )
+    s.add_argument(
+        "--rpc",
+        help="HOST:PORT of a TVM RPC tracker: time the network on a board instead (see README)",
+    )
+    s.add_argument("--key", help="with --rpc: the boards' key")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("data", help="write the digits dataset (classification, VOC, COCO layouts)")

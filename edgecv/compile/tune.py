@@ -5,8 +5,10 @@ The graph tuned is the one compile builds: the same ONNX export, the same import
 with oneDNN, the same offload rewrite — so what is tuned is exactly the code TVM generates
 around the library calls (or the whole network with ``--kernels tvm``). Tasks are found
 after TVM's legalization and fusion, as ``compile`` finds them, so the database's keys
-match. Candidates are measured on this machine: only a target this machine can run is tuned
-(a board needs tuning on the board).
+match. Candidates are measured on this machine, where only a target this machine can run is
+tuned, or with ``rpc`` on the boards registered under a key with a TVM RPC tracker (see
+compile/rpc.py): built and linked here (the target's cross linker), timed there, the database
+kept here.
 
 The database (``DIR/database_workload.json`` and ``database_tuning_record.json``, appended as
 trials finish) survives an interruption; tuning again into the same DIR adds trials to it.
@@ -51,9 +53,14 @@ def tune_bundle(
     kernels: str = "auto",
     seed: int = 0,
     step: Any = lambda _: None,
+    rpc: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Tune the bundle at ``bundle_path`` for ``target`` into the database ``db``; returns a
-    summary (tasks, trials, records in the database, seconds)."""
+    summary (tasks, trials, records in the database, seconds).
+
+    ``rpc`` (``HOST:PORT`` of a TVM RPC tracker) and ``key``: measure candidates on the
+    boards registered there under ``key`` instead of on this machine."""
     from ..bundle import read_bundle
     from ..targets import check_toolchain, resolve_target
     from .options import choose_kernels
@@ -62,12 +69,33 @@ def tune_bundle(
     if trials < 1:
         raise InvalidInputError(f"--trials must be at least 1, got {trials}")
     resolved = resolve_target(target, None, "fp32")
-    if not resolved.is_native:
+    if key and not rpc:
+        raise InvalidInputError("--key names boards of an RPC tracker: give --rpc HOST:PORT too")
+    if rpc is None and not resolved.is_native:
         raise InvalidInputError(
             f"tuning measures candidates on this machine, which cannot run {resolved.label} "
-            "code: tune on the device itself (or compile untuned)"
+            "code: measure them on the boards (--rpc HOST:PORT --key KEY, see "
+            "`edgecv rpc`), or compile untuned"
         )
+    if resolved.gpu_code is not None and rpc is not None:
+        raise InvalidInputError(f"tuning over RPC measures CPU code; {resolved.label} is a GPU")
     check_toolchain(resolved)
+    boards = None
+    if rpc is not None:
+        from .rpc import board_threads, parse_address, registered_boards
+
+        if not key:
+            raise InvalidInputError("--rpc needs --key: which boards of the tracker to use")
+        tracker = parse_address(rpc)
+        count = registered_boards(tracker, key)
+        boards = {
+            "host": tracker[0],
+            "port": tracker[1],
+            "key": key,
+            "boards": count,
+            "cores": board_threads(tracker, key),
+            "linker": resolved.linker,
+        }
     _, bundle = read_bundle(bundle_path)
     chosen = choose_kernels(kernels, resolved)
     db = Path(db)
@@ -77,8 +105,14 @@ def tune_bundle(
     before = database_records(db)
     t0 = time.perf_counter()
     where = f" around {', '.join(chosen)} calls" if chosen else ""
+    measured = (
+        f"measured on {boards['boards']} board(s) {key!r} ({boards['cores']} threads) of the "
+        f"tracker {rpc}"
+        if boards
+        else "measured here"
+    )
     step(
-        f"tuning TVM's code{where} for {resolved.label}: {trials} trials into {db} "
+        f"tuning TVM's code{where} for {resolved.label}: {trials} trials {measured}, into {db} "
         "(interrupt at any time: finished trials stay in the database)"
     )
     done = run_job(
@@ -86,7 +120,7 @@ def tune_bundle(
             "onnx": str(bundle_path),
             "target": resolved.tvm,
             "kernels": chosen,
-            "tune": {"work_dir": str(db), "trials": trials, "seed": seed},
+            "tune": {"work_dir": str(db), "trials": trials, "seed": seed, "rpc": boards},
         }
     )
     summary = {
@@ -100,6 +134,11 @@ def tune_bundle(
         "records": database_records(db),
         "seconds": round(time.perf_counter() - t0, 1),
         "database": str(db),
+        "measured_on": (
+            {"tracker": rpc, "key": key, "boards": boards["boards"], "threads": boards["cores"]}
+            if boards
+            else "this machine"
+        ),
     }
     (db / "edgecv-tune.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -60,6 +60,8 @@ class TuneOptions:
     pretrained: str | None = None
     kernels: str = "auto"
     seed: int = 0
+    rpc: str | None = None  # HOST:PORT of a TVM RPC tracker: measure on its boards
+    key: str | None = None  # which of the tracker's boards
 
 
 def tune_model(options: TuneOptions, step: Any = lambda _: None) -> dict[str, Any]:
@@ -73,11 +75,12 @@ def tune_model(options: TuneOptions, step: Any = lambda _: None) -> dict[str, An
     if options.trials < 1:
         raise InvalidInputError(f"--trials must be at least 1, got {options.trials}")
     target = resolve_target(options.target, None, "fp32")
-    if target.is_native:
+    measurable = target.is_native or options.rpc is not None
+    if measurable:
         check_toolchain(target)
     resolve_data(spec, options.input_size)
     with tempfile.TemporaryDirectory(prefix="edgecv-tune-") as tmp:
-        if target.is_native:
+        if measurable:
             bundle_path, _ = export_model(
                 options.model,
                 Path(tmp) / "model.onnx",
@@ -96,6 +99,8 @@ def tune_model(options: TuneOptions, step: Any = lambda _: None) -> dict[str, An
             options.kernels,
             options.seed,
             step,
+            options.rpc,
+            options.key,
         )
 
 
