@@ -107,14 +107,40 @@ SWEEP_MODELS = [m for m in os.environ.get("EDGECV_SWEEP_MODELS", "").split(",") 
 SCALE_KWARGS = {"depth", "multiplier", "dataset", "size", "config"}
 
 
+# The ordinary run's classifiers: one per builder and code path, not per name group. A deeper
+# or wider variant runs the same code with other numbers, and a model whose structural options
+# are a subset of a representative's runs no code that one does not. Each is here because:
+CI_CLASSIFIERS = {
+    "resnet18_v1": "ResNet v1 builder, basic block, no SE gate",
+    "se_resnet50_v1": "v1 bottleneck (strided, biased 1x1 convs) with the SE gate of dense "
+    "layers (global pool, dense, sigmoid, broadcast multiply); SE-ResNet v2 calls that gate",
+    "resnet18_v2": "the pre-activation v2 builder",
+    "resnet18_v1b": "v1b builder: basic block, 7x7 stem, strided-conv downsample",
+    "resnet50_v1d": "v1b bottleneck, deep 3x3 stem, average-pool downsample (v1c and v1s/v1e "
+    "turn on a subset of these; their 64-wide stem is a width)",
+    "se_resnext101e_64x4d": "ResNeXt builder with every option it has on: grouped 3x3 convs, "
+    "the SE gate of 1x1 convs with bias, its own deep stem and average-pool downsample",
+    "mobilenet1.0": "depthwise-separable convolutions",
+    "mobilenetv2_1.0": "inverted residuals, ReLU6",
+    "mobilenetv3_large": "hard swish, SE with hard sigmoid (small: another layer table)",
+    "darknet53": "leaky ReLU residual stages (YOLOv3's backbone)",
+    "alexnet": "its own builder: 11x11 stride-4 stem, dropout before dense layers",
+    "vgg11_bn": "VGG builder with its BatchNorm option on (vgg11..19: fewer layers of the same)",
+    "squeezenet1.0": "fire modules (concatenated 1x1/3x3 expands), ceil-mode pooling",
+    "googlenet": "Inception v1 modules",
+    "inceptionv3": "factorised 1x7/7x1 convolutions, at 96x96",
+    "densenet121": "dense blocks (concatenation), average-pool transitions",
+}
+
+
 def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
     """The zoo models of ``task`` a sweep test runs: all of them under ``make sweep`` (those
-    of EDGECV_SWEEP_MODELS when it names some); in the
-    ordinary run ``ci`` when given, else one representative per family (the first in catalog
-    order) and per kind of structural option its builder takes (ResNet v1b's deep stem,
-    average-pool downsampling, stem width; YOLOv3's own anchors): scaled variants of one
-    builder (depth, width multiplier, dataset, MobileNetV3's size, SSD's backbone config: its
-    backbones have their own parity tests as classifiers) share their code paths."""
+    of EDGECV_SWEEP_MODELS when it names some); in the ordinary run ``ci`` when given, for
+    classification CI_CLASSIFIERS (plus the first models of any builder they do not use),
+    else one representative per family (the first in catalog order) and per kind of
+    structural option its builder takes (YOLOv3's own anchors, ...): scaled variants of one
+    builder (depth, width multiplier, dataset, SSD's backbone config: its backbones have their
+    own parity tests as classifiers) share their code paths."""
     import edgecv
     from edgecv.zoo.catalog import MODELS
 
@@ -131,7 +157,11 @@ def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
         if key not in seen:
             seen.add(key)
             chosen.append(name)
-    return chosen
+    if task != "classification":
+        return chosen
+    # a builder none of CI_CLASSIFIERS uses (a new family) still gets its first models
+    covered = {MODELS.get(name).builder for name in CI_CLASSIFIERS}
+    return list(CI_CLASSIFIERS) + [n for n in chosen if MODELS.get(n).builder not in covered]
 
 
 def int8_weight_bits_for(isa: str) -> int:
