@@ -33,7 +33,7 @@ CROSS_RUNTIME  := build/tvm-runtime/aarch64
 CROSS_XNNPACK  := build/xnnpack/aarch64
 CROSS_XNNPACK_DEBS := libxnnpack0 libxnnpack-dev libpthreadpool0 libpthreadpool-dev libcpuinfo0
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/kernels_dnnl.cc);
+# oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/dnnl_*.cc);
 # XNNPACK: ARM artifacts (and x86 ones with --kernels xnnpack) in it (kernels_xnnpack.cc)
 KERNEL_PACKAGES := libdnnl-dev libxnnpack-dev libpthreadpool-dev
 # The runtime-only wheels (packaging/runtime/): an arm64 CPython 3.11 (Debian's packages,

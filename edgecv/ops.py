@@ -1,6 +1,6 @@
 """The pre- and post-processing ops an artifact carries as data, and what each requires.
 
-The C++ runtime implements every op (``runtime_cpp/src/preprocess.cc``, ``predictor.cc``);
+The C++ runtime implements every op (``runtime_cpp/src/preprocess.cc``, ``postprocess_plan.cc``);
 this module builds the preprocessing list from a model's :class:`~edgecv.registry.DataConfig`
 and checks any op list against the fields the C++ parsers read, so that a bundle or a
 hand-written metadata file is refused when it is read, with the op and field named, rather

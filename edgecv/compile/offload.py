@@ -4,7 +4,7 @@
 Untuned TVM code on a CPU is unscheduled and single-threaded (ResNet-18: 1.5 s against
 ONNX Runtime's 8 ms). oneDNN has tuned x86 kernels, XNNPACK tuned ARM (NEON) ones, for
 exactly the layers that dominate vision models, so they are replaced by calls to functions
-that edgecv's C++ runtime registers (``runtime_cpp/src/kernels_dnnl.cc``,
+that edgecv's C++ runtime registers (``runtime_cpp/src/kernels_ffi.cc``; bodies in ``dnnl_*.cc``,
 ``kernels_xnnpack.cc``); everything else stays TVM-generated. Both libraries take the same
 arguments and settings; XNNPACK's wrapper is float only.
 
