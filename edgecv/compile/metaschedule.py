@@ -63,8 +63,34 @@ def _rpc_runner(rpc: dict[str, Any]) -> Any:
             session_timeout_sec=int(rpc.get("session_timeout_s", RPC_SESSION_TIMEOUT_S)),
         ),
         evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100),
+        f_alloc_argument=alloc_arguments_from_here,
         max_workers=int(rpc.get("boards", 1)),
     )
+
+
+def alloc_arguments_from_here(
+    _session: Any, device: Any, args_info: Any, alloc_repeat: int
+) -> list[list[Any]]:
+    """The RPC runner's argument allocation, with the random data made here and copied to
+    the board: MetaSchedule's default fills them on the board with a function that only
+    ``libtvm_runtime_extra`` has (``tvm.contrib.random.random_fill_for_measure``), which a
+    board holding TVM's core runtime alone (``libtvm_runtime.so``) lacks."""
+    import numpy as np
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    rng = np.random.default_rng(0)
+
+    def fill(tensor: Any) -> None:
+        shape, dtype = [int(d) for d in tensor.shape], str(tensor.dtype)
+        if dtype == "bool":
+            data = rng.integers(0, 2, shape).astype(bool)
+        elif dtype.startswith(("int", "uint")):
+            data = rng.integers(0, 8, shape).astype(dtype)
+        else:
+            data = rng.uniform(-1, 1, shape).astype(dtype)
+        tensor.copyfrom(data)
+
+    return alloc_argument_common(fill, device, args_info, alloc_repeat)
 
 
 def export_shared(mod: Any, linker: str | None) -> str:
