@@ -46,7 +46,8 @@ TASKS = ("classification", "detection", "segmentation", "pose")
 FORMAT = (
     "full_sweep: the last run over the whole catalog (make sweep); models.NAME.commit/date: "
     "the run that recorded NAME (that full sweep, or a later --missing/--models run), "
-    "models.NAME.tests: each of its sweep tests' outcome (passed | failed | skipped); runs: "
+    "models.NAME.tests: each of its sweep tests' outcome (passed | failed | skipped), "
+    "models.NAME.seconds: their duration (set up included); runs: "
     "the runs some entry comes from (uncommitted: edgecv/ and tests/ files that differed from "
     "the commit)"
 )
@@ -54,7 +55,16 @@ FORMAT = (
 
 def _outcomes(junit: Path) -> dict[str, dict[str, str]]:
     """model -> {test name: passed | failed | skipped} from a pytest JUnit XML report."""
-    models: dict[str, dict[str, str]] = {}
+    return {m: {t: o for t, (o, _) in tests.items()} for m, tests in _cases(junit).items()}
+
+
+def _seconds(junit: Path) -> dict[str, float]:
+    """model -> seconds its tests took, from a pytest JUnit XML report."""
+    return {m: round(sum(s for _, s in t.values()), 1) for m, t in _cases(junit).items()}
+
+
+def _cases(junit: Path) -> dict[str, dict[str, tuple[str, float]]]:
+    models: dict[str, dict[str, tuple[str, float]]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         m = re.fullmatch(r"(\w+)\[(.+)\]", case.get("name", ""))
         if not m:
@@ -66,7 +76,7 @@ def _outcomes(junit: Path) -> dict[str, dict[str, str]]:
             outcome = "skipped"
         else:
             outcome = "passed"
-        models.setdefault(model, {})[test] = outcome
+        models.setdefault(model, {})[test] = (outcome, float(case.get("time", 0)))
     return models
 
 
@@ -155,9 +165,10 @@ def main(argv: list[str]) -> int:
             return code or 1
         # (a test with no model to run shows as one skipped case, id `[name0]`)
         ran = {m: tests for m, tests in _outcomes(junit).items() if m in catalog}
+        seconds = _seconds(junit)
 
     models = {m: e for m, e in record["models"].items() if m in catalog}  # drop renamed ones
-    models.update({m: {**run, "tests": tests} for m, tests in ran.items()})
+    models.update({m: {**run, "tests": t, "seconds": seconds[m]} for m, t in ran.items()})
     this = {**run, "minutes": round((time.time() - t0) / 60, 1), "pytest_args": pytest_args}
     if dirty:
         this["uncommitted"] = sorted(line[3:] for line in dirty)
