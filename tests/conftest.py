@@ -130,6 +130,16 @@ CI_CLASSIFIERS = {
     "googlenet": "Inception v1 modules",
     "inceptionv3": "factorised 1x7/7x1 convolutions, at 96x96",
     "densenet121": "dense blocks (concatenation), average-pool transitions",
+    "shufflenet_v1": "channel shuffle (reshape, transpose), grouped 1x1 convs, units that "
+    "concatenate an average pool of their input",
+    "shufflenet_v2": "channel split (slices) and shuffle of two branches",
+    "xception": "depthwise-separable residual blocks strided by a separable conv (xception71: "
+    "more of the same blocks)",
+    "cifar_resnet20_v2": "the CIFAR builders' 3x3 stem and head, 32x32 input, v2 units that "
+    "project their raw input (v1: resnet18_v1's units behind the stem)",
+    "cifar_wideresnet16_10": "its own builder: a stem BatchNorm with fixed affine terms "
+    "before and an ordinary one after the first conv, wide v2 units",
+    "cifar_resnext29_32x4d": "its own builder: ResNeXt units that project at every stage",
 }
 
 

@@ -107,6 +107,73 @@ MODELS.add(
 )
 for _depth in (121, 161, 169, 201):
     _classification(f"densenet{_depth}", "densenet", "densenet:densenet", depth=_depth)
+# GluonCV trains Xception at 299x299 (its train_xception.sh: --input-size 299), as Inception v3;
+# Xception-71 taken to be the same (no script of GluonCV's says)
+for _depth, _name in ((65, "xception"), (71, "xception71")):
+    MODELS.add(
+        _name,
+        ModelSpec(
+            _name,
+            "classification",
+            "xception",
+            "edgecv.zoo.xception:xception",
+            {"depth": _depth},
+            DataConfig(input_size=(299, 299), resize_short=342),
+        ),
+    )
+for _version in (1, 2):
+    _classification(
+        f"shufflenet_v{_version}",
+        f"shufflenet_v{_version}",
+        "shufflenet:shufflenet",
+        version=_version,
+    )
+
+# CIFAR-10: 32x32 images taken whole, GluonCV's normalisation (mean/std of the training set)
+_CIFAR_DATA = DataConfig(
+    input_size=(32, 32),
+    resize_short=0,
+    resize="stretch",
+    mean=(125.307, 122.961, 113.8575),
+    std=(51.5865, 50.847, 51.255),
+)
+for _name, _family, _builder, _kw in (
+    *(
+        (f"cifar_resnet{d}_v{v}", f"cifar_resnet_v{v}", "cifar_resnet", {"depth": d, "version": v})
+        for v in (1, 2)
+        for d in (20, 56, 110)
+    ),
+    *(
+        (
+            f"cifar_wideresnet{d}_{k}",
+            "cifar_wideresnet",
+            "cifar_wideresnet",
+            {"depth": d, "width": k},
+        )
+        for d, k in ((16, 10), (28, 10), (40, 8))
+    ),
+    *(
+        (
+            f"cifar_resnext29_{c}x{w}d",
+            "cifar_resnext",
+            "cifar_resnext",
+            {"depth": 29, "cardinality": c, "width": w},
+        )
+        for c, w in ((32, 4), (16, 64))
+    ),
+):
+    MODELS.add(
+        _name,
+        ModelSpec(
+            _name,
+            "classification",
+            _family,
+            f"edgecv.zoo.cifar:{_builder}",
+            _kw,
+            _CIFAR_DATA,
+            "cifar10",
+        ),
+    )
 
 # detection: data config = network input; YOLOv3 letterboxes, SSD resizes (as trained)
 _YOLO_DATA = DataConfig(input_size=(416, 416), resize_short=0, resize="letterbox")

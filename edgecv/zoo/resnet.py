@@ -79,7 +79,8 @@ class _ResidualV1(HybridBlock):
 
 
 class _ResidualV2(HybridBlock):
-    """Pre-activation residual unit: body(relu(bn(x))) + shortcut."""
+    """Pre-activation residual unit: body(relu(bn(x))) + shortcut; a projection shortcut
+    takes relu(bn(x)), or ``x`` itself with ``project_raw`` (GluonCV's CIFAR ResNet v2)."""
 
     def __init__(
         self,
@@ -89,9 +90,11 @@ class _ResidualV2(HybridBlock):
         downsample: bool,
         in_channels: int,
         squeeze_excite: bool = False,
+        project_raw: bool = False,
     ):
         super().__init__()
         self.kind = kind
+        self.project_raw = project_raw
         with self.name_scope():
             self.bn1 = nn.BatchNorm()
             if kind == "basic":
@@ -117,7 +120,7 @@ class _ResidualV2(HybridBlock):
         shortcut = x
         x = F.Activation(self.bn1(x), act_type="relu")
         if self.downsample is not None:
-            shortcut = self.downsample(x)
+            shortcut = self.downsample(shortcut if self.project_raw else x)
         x = self.conv1(x)
         x = self.conv2(F.Activation(self.bn2(x), act_type="relu"))
         if self.kind == "bottleneck":
