@@ -3,6 +3,7 @@
 // KernelLibraries in kernel_libraries.cc, part of the core).
 #include "edgecv/kernels.h"
 
+#include <deque>
 #include <mutex>
 
 #include "edgecv/error.h"
@@ -14,7 +15,10 @@ namespace edgecv {
 namespace {
 std::mutex book_mutex;
 std::map<std::string, KernelStat> stats;
-std::vector<KernelLayer> layers;
+// The newest layers built, at most kLayerLogSize: a process that opens and closes predictors
+// for days rebuilds its layers on every open, and an unbounded log grew it by ~6 KB per open.
+constexpr size_t kLayerLogSize = 512;
+std::deque<KernelLayer> layers;
 }  // namespace
 
 void kernel::AccountCall(const char* kernel, double ms) {
@@ -26,6 +30,7 @@ void kernel::AccountCall(const char* kernel, double ms) {
 
 void kernel::LogLayer(KernelLayer layer) {
   std::lock_guard<std::mutex> lock(book_mutex);
+  if (layers.size() == kLayerLogSize) layers.pop_front();
   layers.push_back(std::move(layer));
 }
 
@@ -38,7 +43,7 @@ std::map<std::string, KernelStat> KernelStats(bool reset) {
 
 std::vector<KernelLayer> KernelLayers(bool reset) {
   std::lock_guard<std::mutex> lock(book_mutex);
-  std::vector<KernelLayer> out = layers;
+  std::vector<KernelLayer> out(layers.begin(), layers.end());
   if (reset) layers.clear();
   return out;
 }

@@ -36,7 +36,8 @@ struct KernelLayer {
   int weight_bits =
       0;  // int8 layers: bits of the weights computed with (8, or 7: see Int8WeightBits); 0 float
 };
-// Layers built since the last reset (a log: clearing the kernel cache does not reset it).
+// Layers built since the last reset, the newest 512 at most (a log: clearing the kernel
+// cache does not reset it).
 std::vector<KernelLayer> KernelLayers(bool reset = false);
 
 // The instruction set the x86 kernel library (oneDNN) runs with on this CPU, e.g. "avx2",
