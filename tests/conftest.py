@@ -116,10 +116,11 @@ CI_CLASSIFIERS = {
     "layers (global pool, dense, sigmoid, broadcast multiply); SE-ResNet v2 calls that gate",
     "resnet18_v2": "the pre-activation v2 builder",
     "resnet18_v1b": "v1b builder: basic block, 7x7 stem, strided-conv downsample",
-    "resnet50_v1d": "v1b bottleneck, deep 3x3 stem, average-pool downsample (v1c and v1s/v1e "
-    "turn on a subset of these; their 64-wide stem is a width)",
-    "se_resnext101e_64x4d": "ResNeXt builder with every option it has on: grouped 3x3 convs, "
-    "the SE gate of 1x1 convs with bias, its own deep stem and average-pool downsample",
+    "resnet50_v1d": "v1b bottleneck, deep 3x3 stem, average-pool projections (v1c and v1s/v1e "
+    "turn on a subset of these, their 64-wide stem is a width; the e-ResNeXts build theirs "
+    "with the same functions, zoo/layers.py)",
+    "se_resnext50_32x4d": "ResNeXt builder: grouped 3x3 convs, the SE gate of 1x1 convs with "
+    "bias (resnext50_32x4d: the same without the gate)",
     "mobilenet1.0": "depthwise-separable convolutions",
     "mobilenetv2_1.0": "inverted residuals, ReLU6",
     "mobilenetv3_large": "hard swish, SE with hard sigmoid (small: another layer table)",

@@ -31,6 +31,26 @@ def conv_bn(
     return layers
 
 
+def deep_stem(width: int) -> list[HybridBlock]:
+    """The deep stem of ResNet v1c/v1d/v1s and the "e" ResNeXts, up to its last BatchNorm:
+    three 3x3 convs (the first strided) ``width``, ``width`` and ``2 * width`` wide."""
+    return [
+        *conv_bn(width, 3, 2),
+        *conv_bn(width, 3),
+        nn.Conv2D(2 * width, 3, 1, 1, use_bias=False),
+    ]
+
+
+def projection(channels: int, stride: int, pool: bool) -> list[HybridBlock]:
+    """A residual unit's projection shortcut: strided 1x1 conv + BatchNorm, or (``pool``,
+    ResNet v1d's) a ``stride`` x ``stride`` average pool (ceil mode, padding not counted)
+    before an unstrided one."""
+    if not pool:
+        return [nn.Conv2D(channels, 1, stride, use_bias=False), nn.BatchNorm()]
+    average = nn.AvgPool2D(stride, stride, ceil_mode=True, count_include_pad=False)
+    return [average, nn.Conv2D(channels, 1, 1, use_bias=False), nn.BatchNorm()]
+
+
 def activation(kind: str) -> HybridBlock:
     """An activation layer by name: relu, relu6, hard_sigmoid, hard_swish."""
     if kind == "relu":

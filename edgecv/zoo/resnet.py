@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mxnet.gluon import HybridBlock, nn
 
+from . import layers
 from .squeeze_excite import excite, gate_layers
 
 # depth -> (block kind, blocks per stage)
@@ -229,11 +230,7 @@ class ResNetV1b(HybridBlock):
         with self.name_scope():
             if deep_stem:
                 self.conv1 = nn.HybridSequential(prefix="conv1_")
-                self.conv1.add(nn.Conv2D(stem_width, 3, 2, 1, use_bias=False), nn.BatchNorm())
-                self.conv1.add(nn.Activation("relu"))
-                self.conv1.add(nn.Conv2D(stem_width, 3, 1, 1, use_bias=False), nn.BatchNorm())
-                self.conv1.add(nn.Activation("relu"))
-                self.conv1.add(nn.Conv2D(stem_width * 2, 3, 1, 1, use_bias=False))
+                self.conv1.add(*layers.deep_stem(stem_width))
             else:
                 self.conv1 = nn.Conv2D(64, 7, 2, 3, use_bias=False)
             self.bn1 = nn.BatchNorm()
@@ -252,16 +249,8 @@ class ResNetV1b(HybridBlock):
                     downsample = None
                     if stride != 1 or inplanes != planes * expansion:
                         downsample = nn.HybridSequential(prefix="down_")
-                        if avg_down:
-                            downsample.add(
-                                nn.AvgPool2D(
-                                    stride, stride, ceil_mode=True, count_include_pad=False
-                                )
-                            )
-                            downsample.add(nn.Conv2D(planes * expansion, 1, 1, use_bias=False))
-                        else:
-                            downsample.add(nn.Conv2D(planes * expansion, 1, stride, use_bias=False))
-                        downsample.add(nn.BatchNorm())
+                        # (v1d pools in every stage's projection, a 1x1 pool in the first)
+                        downsample.add(*layers.projection(planes * expansion, stride, avg_down))
                     layer.add(_BlockV1b(kind, planes, stride, downsample, first))
                     for _ in range(count - 1):
                         layer.add(_BlockV1b(kind, planes, 1, None, rest))

@@ -1,7 +1,7 @@
 """ResNeXt (Xie et al. 2017) and SE-ResNeXt (Hu et al. 2018): ResNet bottlenecks whose
 3x3 convolution is split into ``cardinality`` groups of ``width`` channels (at the first
 stage; doubling per stage), optionally gated per channel by a squeeze-and-excitation branch.
-The "e" variants take ResNet v1d's deep stem and average-pool shortcuts.
+The "e" variants take ResNet v1d's deep stem and average-pool shortcuts (its code: layers.py).
 
 Attribute tree as GluonCV's (``features`` = stem, ``stage<i>_`` layers by index, global
 pool; ``output``; a block is ``body`` [+ ``se``] [+ ``downsample``]) so that its
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mxnet.gluon import HybridBlock, nn
 
+from . import layers
 from .squeeze_excite import excite, gate_layers
 
 _BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -45,12 +46,7 @@ class _Block(HybridBlock):
             self.se = gate_layers(out, base // 4, dense=False) if squeeze_excite else None
             if downsample:
                 self.downsample = nn.HybridSequential(prefix="")
-                if avg_down and stride != 1:
-                    self.downsample.add(
-                        nn.AvgPool2D(stride, stride, ceil_mode=True, count_include_pad=False)
-                    )
-                    stride = 1
-                self.downsample.add(nn.Conv2D(out, 1, stride, use_bias=False), nn.BatchNorm())
+                self.downsample.add(*layers.projection(out, stride, avg_down and stride != 1))
             else:
                 self.downsample = None
 
@@ -81,10 +77,7 @@ class ResNeXt(HybridBlock):
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="")
             if deep_stem:
-                for channels, stride in ((64, 2), (64, 1)):
-                    self.features.add(nn.Conv2D(channels, 3, stride, 1, use_bias=False))
-                    self.features.add(nn.BatchNorm(), nn.Activation("relu"))
-                self.features.add(nn.Conv2D(128, 3, 1, 1, use_bias=False))
+                self.features.add(*layers.deep_stem(64))
             else:
                 self.features.add(nn.Conv2D(64, 7, 2, 3, use_bias=False))
             self.features.add(nn.BatchNorm(), nn.Activation("relu"), nn.MaxPool2D(3, 2, 1))
