@@ -23,6 +23,17 @@ EXPECTED_MODELS = (
     + [f"mobilenet{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + [f"mobilenetv2_{m}" for m in ("1.0", "0.75", "0.5", "0.25")]
     + ["mobilenetv3_large", "mobilenetv3_small", "darknet53"]
+    + [f"resnet{d}_v1e" for d in (50, 101, 152)]
+    + ["alexnet", "squeezenet1.0", "squeezenet1.1", "googlenet", "inceptionv3"]
+    + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+    + [f"densenet{d}" for d in (121, 161, 169, 201)]
+    + [f"se_resnet{d}_v{v}" for v in (1, 2) for d in (18, 34, 50, 101, 152)]
+    + [f"{se}resnext{n}" for se in ("", "se_") for n in ("50_32x4d", "101_32x4d", "101_64x4d")]
+    + ["resnext101e_64x4d", "se_resnext101e_64x4d"]
+    + ["shufflenet_v1", "shufflenet_v2", "xception", "xception71"]
+    + [f"cifar_resnet{d}_v{v}" for v in (1, 2) for d in (20, 56, 110)]
+    + [f"cifar_wideresnet{w}" for w in ("16_10", "28_10", "40_8")]
+    + ["cifar_resnext29_32x4d", "cifar_resnext29_16x64d"]
     + ["mobilenet0.25_digits"]  # trained by edgecv on the digits dataset
 )
 EXPECTED_DETECTORS = (
@@ -87,6 +98,7 @@ def test_metadata_follows_the_schema():
         "coco": 80,
         "voc": 20,
         "digits": 10,
+        "cifar10": 10,
         "voc_seg": 21,
         "ade20k": 150,
         "cityscapes": 19,
@@ -98,8 +110,10 @@ def test_metadata_follows_the_schema():
         d = spec.data
         if spec.classes == "digits":  # edgecv's own small-input models, with shipped weights
             assert spec.weights == f"{spec.name}.params" and d.input_size in ((64, 64), (128, 128))
-        elif spec.task == "classification":
-            assert d.resize == "short_crop" and d.input_size == (224, 224)
+        elif spec.classes == "cifar10":  # CIFAR-10's own 32x32 images, stretched
+            assert d.resize == "stretch" and d.input_size == (32, 32)
+        elif spec.task == "classification":  # 299: Inception v3 and Xception
+            assert d.resize == "short_crop" and d.input_size in ((224, 224), (299, 299))
             assert d.resize_short >= d.input_size[0]
         elif spec.task == "segmentation":
             assert d.resize == "letterbox" and d.input_size == (480, 480)
