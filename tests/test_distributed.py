@@ -94,13 +94,6 @@ def data(digits_root, tmp_path_factory) -> Path:
     return cwd
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fails on a fresh clone (CI of e13181d, and again on the session's checkout): the "
-    "two workers' trainable-weight digests differ from step 1 on, so worker-identity of the "
-    "weights is NOT shown; it passed only in its author's run against a patched install. "
-    "Cause not found yet; remove this mark when fixed",
-)
 def test_dist_sync_matches_one_process_and_survives_a_dead_worker(data):
     cwd = data
     job = _launch(cwd, "dist")

@@ -95,6 +95,7 @@ class Cluster:
     step_timeout: float = 0.0
     _watchdog: Watchdog | None = None
     _stats_ready: bool = False
+    _settled: bool = False
 
     @property
     def sync(self) -> bool:
@@ -156,6 +157,28 @@ class Cluster:
                 "another worker elsewhere: every worker must see the same checkpoint "
                 f"(--out on a shared filesystem, or the same copy on each machine)"
             )
+
+    def settle(self, trainer: Any) -> None:
+        """Before the first update: let the Trainer put worker 0's initial weights on the
+        servers and every worker pull them, and wait until every pull has landed.
+
+        Without the wait MXNet 1.9 can lose the initial weights: the Trainer's broadcast
+        pulls a key into the weight array and the next step pushes the gradient from
+        another array, so the worker's engine does not order the two, and a pull that
+        runs late returns what the servers hold by then, the summed gradient (seen here:
+        one worker's last layer started from its gradient in 1 run of 5). The parameters
+        must have their shapes (after the first forward) for the Trainer to send them."""
+        if self._settled:
+            return
+        import mxnet as mx
+
+        # gluon.Trainer does this lazily inside its first step(); no public call does it alone
+        if not trainer._kv_initialized:
+            trainer._init_kvstore()
+        if trainer._params_to_init:
+            trainer._init_params()
+        mx.nd.waitall()
+        self._settled = True
 
     def average_statistics(self, net: Any) -> None:
         """Replace every worker's BatchNorm running statistics (the parameters without a
