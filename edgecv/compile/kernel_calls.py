@@ -29,6 +29,12 @@ KERNELS = {
 POOL = "edgecv.dnnl.pool2d"  # max / average pooling (oneDNN only)
 CONV_Q8 = "edgecv.dnnl.conv2d_q8"
 DENSE_Q8 = "edgecv.dnnl.dense_q8"
+# the int8 kernel functions of each library that has them, by layer kind (the same
+# arguments and settings in both)
+KERNELS_Q8 = {
+    "dnnl": {"conv": CONV_Q8, "dense": DENSE_Q8},
+    "xnnpack": {"conv": "edgecv.xnnpack.conv2d_q8", "dense": "edgecv.xnnpack.dense_q8"},
+}
 
 
 def layer_record(layer: Layer) -> kernel_abi.Conv2d | kernel_abi.Dense:

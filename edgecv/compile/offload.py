@@ -5,8 +5,8 @@ Untuned TVM code on a CPU is unscheduled and single-threaded (ResNet-18: 1.5 s a
 ONNX Runtime's 8 ms). oneDNN has tuned x86 kernels, XNNPACK tuned ARM (NEON) ones, for
 exactly the layers that dominate vision models, so they are replaced by calls to functions
 that edgecv's C++ runtime registers (``runtime_cpp/src/kernels_ffi.cc``; bodies in ``dnnl_*.cc``,
-``kernels_xnnpack.cc``); everything else stays TVM-generated. Both libraries take the same
-arguments and settings; XNNPACK's wrapper is float only.
+``kernels_xnnpack.cc``, ``xnnpack_int8.cc``); everything else stays TVM-generated. Both
+libraries take the same arguments and settings, int8 included; only oneDNN's pools.
 
 The rewrite, on the imported Relax module:
   1. inference decomposition (batch norm → affine), constant folding, ONNX ``Clip`` with
@@ -27,8 +27,8 @@ int8 (``Quantization``): a layer whose float version has an entry in the calibra
 (keyed by the float layer's content key, which the calibration run observed) becomes a call
 to ``conv2d_q8`` / ``dense_q8``: weights quantised here, symmetric per output channel to
 int8 (scale = max|w| / 127), the input quantised by the kernel with the table's scale
-(int8 if the input can be negative, else uint8); oneDNN computes in int8 with int32
-accumulation. An output whose every use is an int8 layer of one input scale is written in
+(int8 if the input can be negative, else uint8); oneDNN, or XNNPACK's qc8 operators,
+compute in int8 with int32 accumulation. An output whose every use is an int8 layer of one input scale is written in
 uint8/int8 with that scale, a residual add included (the next layer then takes it quantised
 too); other outputs are float. Layers the recipe names stay float.
 
@@ -58,6 +58,7 @@ from .kernel_calls import (
     DENSE,
     DENSE_Q8,
     KERNELS,
+    KERNELS_Q8,
     POOL,
     float_settings,
     layer_record,
@@ -87,6 +88,7 @@ __all__ = [
     "DENSE",
     "DENSE_Q8",
     "KERNELS",
+    "KERNELS_Q8",
     "POOL",
     "SETTINGS_VERSION",
     "Quantization",
@@ -115,10 +117,8 @@ def offload(
     """
     from tvm import relax
 
-    from ..targets import INT8_KERNEL_LIBRARIES
-
     kernels = KERNELS[library]
-    if quant is not None and library not in INT8_KERNEL_LIBRARIES:
+    if quant is not None and library not in KERNELS_Q8:
         raise ValueError(f"no int8 kernels in {library}")
     layers = plan_layers(mod["main"], tuple(kernels))
     index = {id(layer): i for i, layer in enumerate(layers)}
@@ -153,8 +153,15 @@ def offload(
         else quant.inputs.get(layer_settings[i][-1])
         for i, layer in enumerate(layers)
     ]
-    pools = offloadable_pools(mod["main"]) if library == "dnnl" else {}
-    out_q, residual_q, pool_q = int8_outputs(mod["main"], layers, qs, pools)
+    pools = offloadable_pools(mod["main"])
+    # XNNPACK's wrapper has no pooling: max pools stay TVM's, which then take and give the
+    # quantised tensor as they are (TVM pads a max pool with the type's lowest value)
+    max_pools = {v: s for v, s in pools.items() if s.kind == kernel_abi.Pool.MAX}
+    out_q, residual_q, pool_q = int8_outputs(
+        mod["main"], layers, qs, pools if library == "dnnl" else max_pools
+    )
+    if library != "dnnl":
+        pools = {}
     stats["int8_outputs"] = sum(q is not None for q in out_q)
 
     @relax.expr_functor.mutator
@@ -196,7 +203,7 @@ def offload(
                     layer_record(layer), q[0], q[1], [wq, wscale, bias], out, residual_q[i]
                 )
                 weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
-                kernel = CONV_Q8 if layer.kind == "conv" else DENSE_Q8
+                kernel = KERNELS_Q8[library][layer.kind]
                 stats["int8"] += 1
                 if out is not None:  # handed to the next int8 layers already quantised
                     out_ty = relax.TensorType(

@@ -49,12 +49,14 @@ int Int8WeightBits();
 void SetInt8WeightBits(int bits);
 }  // namespace onednn
 
-// XNNPACK (kernels_xnnpack.cc): edgecv.xnnpack.*, float only.
+// XNNPACK (kernels_xnnpack.cc: float; xnnpack_int8.cc: int8): edgecv.xnnpack.*
 namespace xnnpack {
 void Conv2d(const char* name, const Keyed<Conv2dSettings>& settings, const LayerTensors& t);
 void Conv2dTranspose(const char* name, const Keyed<Conv2dSettings>& settings,
                      const LayerTensors& t);
+void Conv2dQ8(const char* name, const Keyed<Conv2dQ8Settings>& settings, const LayerTensors& t);
 void Dense(const char* name, const Keyed<DenseSettings>& settings, const LayerTensors& t);
+void DenseQ8(const char* name, const Keyed<DenseQ8Settings>& settings, const LayerTensors& t);
 void ClearCache();
 }  // namespace xnnpack
 

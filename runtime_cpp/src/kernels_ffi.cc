@@ -6,7 +6,7 @@
 //   edgecv.<lib>.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.<lib>.conv2d_transpose(x, w, bias, [residual,] settings, out)
 //   edgecv.<lib>.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
-//   edgecv.dnnl.conv2d_q8 / dense_q8: the same with the int8 weights' scales after w
+//   edgecv.<lib>.conv2d_q8 / dense_q8: the same with the int8 weights' scales after w
 //   edgecv.dnnl.pool2d(x, settings, out)                          NHWC
 #include <dlpack/dlpack.h>
 
@@ -147,6 +147,9 @@ void RegisterKernels() {
     RegisterLayer("edgecv.xnnpack.conv2d_transpose", &xnnpack::Conv2dTranspose, Weights::kFloat,
                   Residual::kOptional);
     RegisterLayer("edgecv.xnnpack.dense", &xnnpack::Dense, Weights::kFloat, Residual::kNone);
+    RegisterLayer("edgecv.xnnpack.conv2d_q8", &xnnpack::Conv2dQ8, Weights::kInt8,
+                  Residual::kOptional);
+    RegisterLayer("edgecv.xnnpack.dense_q8", &xnnpack::DenseQ8, Weights::kInt8, Residual::kNone);
 #endif
   });
 }

@@ -4,8 +4,8 @@
 //   edgecv.xnnpack.conv2d(x, w, bias, [residual,] settings, out)   NHWC activations
 //   edgecv.xnnpack.dense(x, w, bias, settings, out)                 x [M, K], w [N, K]
 //   edgecv.xnnpack.conv2d_transpose(x, w, bias, [residual,] settings, out)   as conv2d
-// float32 only. XNNPACK fuses a clamp (ReLU, ReLU6) into its operators; a leaky ReLU or a
-// residual add is applied in one pass over the output after it. Operators (weights packed
+// float32 (int8: xnnpack_int8.cc). XNNPACK fuses a clamp (ReLU, ReLU6) into its operators; a leaky
+// ReLU or a residual add is applied in one pass over the output after it. Operators (weights packed
 // by XNNPACK) are cached under the layer's content key and input shape, as for oneDNN.
 #include <pthreadpool.h>
 #include <xnnpack.h>
@@ -21,11 +21,11 @@
 #include "kernel_functions.h"
 #include "kernel_library.h"
 #include "layer_cache.h"
+#include "xnnpack_common.h"
 
 namespace edgecv {
 namespace kernel {
 namespace xnnpack {
-namespace {
 
 void Check(xnn_status status, const char* what) {
   if (status != xnn_status_success)
@@ -44,9 +44,7 @@ pthreadpool_t Pool() {
   return holder.pool;
 }
 
-struct OperatorDeleter {
-  void operator()(xnn_operator* op) const { xnn_delete_operator(op); }
-};
+namespace {
 
 // One layer: the XNNPACK operator (its packed weights inside) and what runs after it.
 struct Layer {
@@ -260,7 +258,10 @@ void Dense(const char* name, const Keyed<DenseSettings>& settings, const LayerTe
   Epilogue(*layer, static_cast<float*>(Data(y)), nullptr, Count(y));
 }
 
-void ClearCache() { TheCache().Clear(); }
+void ClearCache() {
+  TheCache().Clear();
+  ClearInt8Cache();
+}
 
 }  // namespace xnnpack
 }  // namespace kernel

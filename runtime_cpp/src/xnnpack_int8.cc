@@ -1,0 +1,428 @@
+// XNNPACK int8 kernels: the ARM targets' calibrated layers, with the arguments, settings and
+// semantics of edgecv.dnnl.conv2d_q8 / dense_q8 (dnnl_int8.h):
+//   edgecv.xnnpack.conv2d_q8(x, w, w_scale, bias, [residual,] settings, out)   NHWC
+//   edgecv.xnnpack.dense_q8(x, w, w_scale, bias, settings, out)   x [M, K], w [N, K]
+// int8 weights with a float scale per output channel, the input float (quantised here with
+// the settings' scale) or already uint8/int8 at that scale, zero points 0; the output float
+// or uint8/int8 at its scale; residual float or quantised.
+//
+// The integer layers run XNNPACK's qc8 convolution (int8 activations, int8 weights with
+// per-channel scales, int32 accumulation, requantisation and clamp fused). A dense layer is
+// a qc8 1x1 convolution over a 1x1 image with a batch of M: XNNPACK's fully connected
+// operator of this version (Feb 2022) takes one weight scale per tensor only, and
+// requantising the weights to one scale would lose the per-channel precision calibration
+// was judged with. qc8 takes int8 activations only: a uint8 tensor v is handed over as
+// v - 128 (zero point -128; the padding XNNPACK adds is then the zero point, i.e. uint8 0),
+// and a uint8 output is written at zero point -128 and shifted back.
+//
+// qc8 writes only quantised int8 and fuses no residual add; layers that write float, add a
+// residual, use a leaky ReLU, or whose scales XNNPACK's requantisation cannot represent
+// (input x weight / output scale outside [2^-32, 256)) run XNNPACK's float convolution on the
+// values the integer kernel would see: the input rounded to its quantisation step, the int8
+// weights times their scales; the residual add, activation and output quantisation then
+// follow in one pass. That is ONNX Runtime's QDQ arithmetic to float rounding, at float
+// speed; the layer log names these layers "xnnpack f32 on int8 values".
+#include <pthreadpool.h>
+#include <xnnpack.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "edgecv/error.h"
+#include "kernel_functions.h"
+#include "kernel_library.h"
+#include "layer_cache.h"
+#include "xnnpack_common.h"
+
+namespace edgecv {
+namespace kernel {
+namespace xnnpack {
+namespace {
+
+// A layer's shape as a convolution (a dense layer: 1x1 over a 1x1 image, batch M).
+struct Geometry {
+  int64_t n = 1, h = 1, w = 1, out_h = 1, out_w = 1;
+  int64_t groups = 1, ig = 1, og = 1, kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool src_nchw = false, dst_nchw = false;
+  int64_t in_c() const { return groups * ig; }
+  int64_t out_c() const { return groups * og; }
+};
+
+// What the settings say of the layer's tensors, checked.
+struct Quant {
+  float in_scale = 0, out_scale = 0, res_scale = 0;
+  bool src_signed = false;
+  int64_t out_kind = 0, res_kind = 0, residual_order = 0;
+  int64_t act = kNone;
+  float alpha = 0, beta = 0;
+};
+
+struct Q8Layer {
+  std::unique_ptr<xnn_operator, OperatorDeleter> op;
+  bool integer = false;  // qc8 operator; else the float operator on int8 values (see above)
+  Geometry g;
+  Quant q;
+  std::vector<int8_t> src8;      // the input as qc8 takes it
+  std::vector<float> srcf, dst;  // float path: input on its quantisation grid, NHWC result
+  std::mutex mutex;              // an operator holds the pointers of its last setup
+};
+
+LayerCache<Q8Layer>& TheCache() {
+  static LayerCache<Q8Layer> cache;
+  return cache;
+}
+
+float Positive(float scale, const char* what) {
+  if (!(scale > 0) || !std::isfinite(scale))
+    ThrowInvalidArtifact(std::string("edgecv.xnnpack: ") + what + " must be positive");
+  return scale;
+}
+
+void CheckKind(int64_t kind, const char* what) {
+  if (kind < 0 || kind > 2)
+    ThrowInvalidArtifact(std::string("edgecv.xnnpack: unknown ") + what + " kind " +
+                         std::to_string(kind));
+}
+
+const TensorView* CheckKindTensor(const TensorView& t, const char* what, int ndim, int64_t kind) {
+  if (kind == 0) return CheckTensor(t, what, ndim);
+  return CheckTensor(t, what, ndim, kind == 2 ? kInt : kUInt, 8);
+}
+
+// The input: float, or uint8/int8 as the layer was calibrated.
+const TensorView* CheckInput(const TensorView& x, const char* name, int ndim, bool src_signed) {
+  if (x.dtype.bits != 8) return CheckTensor(x, "input", ndim);
+  if ((x.dtype.code == kInt) != src_signed)
+    throw DataTypeError(std::string(name) + ": input is " +
+                        (x.dtype.code == kInt ? "int8" : "uint8") +
+                        " but the layer was calibrated for " + (src_signed ? "int8" : "uint8"));
+  return CheckTensor(x, "input", ndim, src_signed ? kInt : kUInt, 8);
+}
+
+const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8" : "s8"; }
+
+int32_t Saturate(float v, int32_t lo, int32_t hi) {
+  const float r = std::nearbyint(v);  // ties to even, as ONNX Runtime and oneDNN round
+  return r <= static_cast<float>(lo)   ? lo
+         : r >= static_cast<float>(hi) ? hi
+                                       : static_cast<int32_t>(r);
+}
+
+// f(i) for i in [0, n), over the pool's threads.
+template <typename F>
+void ParallelFor(int64_t n, F&& f) {
+  struct Task {
+    F* f;
+    static void Tile(void* context, size_t start, size_t count) {
+      Task* t = static_cast<Task*>(context);
+      for (size_t i = start; i < start + count; ++i) (*t->f)(static_cast<int64_t>(i));
+    }
+  } task{&f};
+  pthreadpool_parallelize_1d_tile_1d(Pool(), &Task::Tile, &task, static_cast<size_t>(n), 16384, 0);
+}
+
+// The weights G x O/G x I/G x KH x KW in XNNPACK's order G x O/G x KH x KW x I/G, each
+// through `convert(value, output channel)`.
+template <typename T, typename Convert>
+std::vector<T> Repack(const int8_t* from, const Geometry& g, Convert convert) {
+  std::vector<T> out(static_cast<size_t>(g.out_c() * g.ig * g.kh * g.kw));
+  for (int64_t o = 0; o < g.out_c(); ++o)
+    for (int64_t i = 0; i < g.ig; ++i)
+      for (int64_t r = 0; r < g.kh; ++r)
+        for (int64_t c = 0; c < g.kw; ++c)
+          out[((o * g.kh + r) * g.kw + c) * g.ig + i] =
+              convert(from[((o * g.ig + i) * g.kh + r) * g.kw + c], o);
+  return out;
+}
+
+// The qc8 operator of the layer, or nullptr where it cannot compute it (see the top).
+xnn_operator_t MakeInteger(const Geometry& g, const Quant& q, const int8_t* w,
+                           const std::vector<float>& w_scale, const float* bias) {
+  if (q.out_kind == 0 || q.residual_order != 0 || (q.act == kRelu && q.alpha != 0.f))
+    return nullptr;
+  const int32_t in_zero = q.src_signed ? 0 : -128, out_zero = q.out_kind == 2 ? 0 : -128;
+  int32_t lo = -128, hi = 127;
+  if (q.act == kRelu) lo = out_zero;
+  if (q.act == kClip) {  // clamping the rounded value = rounding the clamped one
+    lo = std::max(lo, Saturate(q.alpha / q.out_scale + static_cast<float>(out_zero), -128, 127));
+    hi = std::min(hi, Saturate(q.beta / q.out_scale + static_cast<float>(out_zero), -128, 127));
+  }
+  if (lo >= hi) return nullptr;
+  std::vector<int32_t> bias32(static_cast<size_t>(g.out_c()));
+  for (int64_t c = 0; c < g.out_c(); ++c) {
+    const double unit = static_cast<double>(q.in_scale) * w_scale[c];
+    const double scaled = std::nearbyint(bias[c] / unit);
+    bias32[c] = static_cast<int32_t>(std::clamp(scaled, -2147483648.0, 2147483647.0));
+    const double requant = unit / q.out_scale;
+    if (!(requant >= std::ldexp(1.0, -32) && requant < 256.0)) return nullptr;
+  }
+  const std::vector<int8_t> packed = Repack<int8_t>(w, g, [](int8_t v, int64_t) { return v; });
+  const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
+  xnn_operator_t op = nullptr;
+  const xnn_status status = xnn_create_convolution2d_nhwc_qc8(
+      u(g.pad_top), u(g.pad_right), u(g.pad_bottom), u(g.pad_left), u(g.kh), u(g.kw), u(g.stride_h),
+      u(g.stride_w), u(g.dilation_h), u(g.dilation_w), u(g.groups), static_cast<size_t>(g.ig),
+      static_cast<size_t>(g.og), static_cast<size_t>(g.in_c()), static_cast<size_t>(g.out_c()),
+      static_cast<int8_t>(in_zero), q.in_scale, w_scale.data(), packed.data(), bias32.data(),
+      static_cast<int8_t>(out_zero), q.out_scale, static_cast<int8_t>(lo), static_cast<int8_t>(hi),
+      0, &op);
+  if (status == xnn_status_unsupported_parameter) return nullptr;
+  Check(status, "creating an int8 convolution");
+  return op;
+}
+
+// The float operator on the int8 weights' values (bias float, nothing fused).
+xnn_operator_t MakeFloat(const Geometry& g, const int8_t* w, const std::vector<float>& w_scale,
+                         const float* bias) {
+  const std::vector<float> packed =
+      Repack<float>(w, g, [&](int8_t v, int64_t o) { return static_cast<float>(v) * w_scale[o]; });
+  const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
+  const float inf = std::numeric_limits<float>::infinity();
+  xnn_operator_t op = nullptr;
+  Check(xnn_create_convolution2d_nhwc_f32(
+            u(g.pad_top), u(g.pad_right), u(g.pad_bottom), u(g.pad_left), u(g.kh), u(g.kw),
+            u(g.stride_h), u(g.stride_w), u(g.dilation_h), u(g.dilation_w), u(g.groups),
+            static_cast<size_t>(g.ig), static_cast<size_t>(g.og), static_cast<size_t>(g.in_c()),
+            static_cast<size_t>(g.out_c()), packed.data(), bias, -inf, inf, 0, &op),
+        "creating a convolution");
+  return op;
+}
+
+// The input as the operator takes it. x: NHWC (or the graph's NCHW input: src_nchw).
+void PrepareInput(Q8Layer& l, const TensorView* x) {
+  const Geometry& g = l.g;
+  const Quant& q = l.q;
+  const int64_t count = Count(x), hw = g.h * g.w, c = g.in_c();
+  // element i of the NHWC tensor: index in x
+  const auto at = [&](int64_t i) {
+    if (!g.src_nchw) return i;
+    const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
+    return (b * c + ci) * hw + p;
+  };
+  const int32_t lo = q.src_signed ? -128 : 0, hi = q.src_signed ? 127 : 255;
+  const int32_t shift = q.src_signed ? 0 : 128;  // uint8 v goes to qc8 as v - 128
+  if (x->dtype.bits == 8) {
+    const void* data = Data(x);
+    if (l.integer) {
+      if (q.src_signed) return;  // taken as it is
+      l.src8.resize(static_cast<size_t>(count));
+      const uint8_t* v = static_cast<const uint8_t*>(data);
+      ParallelFor(count, [&](int64_t i) { l.src8[i] = static_cast<int8_t>(v[i] ^ 0x80u); });
+      return;
+    }
+    l.srcf.resize(static_cast<size_t>(count));
+    ParallelFor(count, [&](int64_t i) {
+      const float v = q.src_signed ? static_cast<float>(static_cast<const int8_t*>(data)[i])
+                                   : static_cast<float>(static_cast<const uint8_t*>(data)[i]);
+      l.srcf[i] = v * q.in_scale;
+    });
+    return;
+  }
+  const float* v = static_cast<const float*>(Data(x));
+  if (l.integer) {
+    l.src8.resize(static_cast<size_t>(count));
+    ParallelFor(count, [&](int64_t i) {
+      l.src8[i] = static_cast<int8_t>(Saturate(v[at(i)] / q.in_scale, lo, hi) - shift);
+    });
+  } else {
+    l.srcf.resize(static_cast<size_t>(count));
+    ParallelFor(count, [&](int64_t i) {
+      l.srcf[i] = static_cast<float>(Saturate(v[at(i)] / q.in_scale, lo, hi)) * q.in_scale;
+    });
+  }
+}
+
+// The float path's result (l.dst, NHWC): residual, activation, output quantisation.
+void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y) {
+  const Geometry& g = l.g;
+  const Quant& q = l.q;
+  const int64_t count = Count(y), hw = g.out_h * g.out_w, c = g.out_c();
+  const void* r = res != nullptr ? Data(res) : nullptr;
+  void* out = Data(y);
+  ParallelFor(count, [&](int64_t i) {
+    // NHWC element i; an NCHW output (float, and its residual NCHW too) at index j
+    int64_t j = i;
+    if (g.dst_nchw) {
+      const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
+      j = (b * c + ci) * hw + p;
+    }
+    float residual = 0.f;
+    if (r != nullptr)
+      residual = q.res_kind == 0 ? static_cast<const float*>(r)[j]
+                 : q.res_kind == 1
+                     ? static_cast<float>(static_cast<const uint8_t*>(r)[j]) * q.res_scale
+                     : static_cast<float>(static_cast<const int8_t*>(r)[j]) * q.res_scale;
+    const float v = ActivateResidual(l.dst[i], residual, q.residual_order, q.act, q.alpha, q.beta);
+    if (q.out_kind == 0)
+      static_cast<float*>(out)[j] = v;
+    else if (q.out_kind == 1)
+      static_cast<uint8_t*>(out)[j] = static_cast<uint8_t>(Saturate(v / q.out_scale, 0, 255));
+    else
+      static_cast<int8_t*>(out)[j] = static_cast<int8_t>(Saturate(v / q.out_scale, -128, 127));
+  });
+}
+
+void Describe(const Q8Layer& l, KernelLayer* log) {
+  log->implementation = l.integer ? "xnnpack qc8" : "xnnpack f32 on int8 values";
+  log->src_type = l.q.src_signed ? "s8" : "u8";
+  log->weights_type = "s8";
+  log->dst_type = TypeName(l.q.out_kind);
+  log->residual_type = l.q.residual_order != 0 ? TypeName(l.q.res_kind) : "none";
+  log->weight_bits = 8;
+}
+
+// One int8 layer: checked, built (cached under its content key and input), run.
+void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, const TensorView* x,
+              const TensorView* w, const TensorView* w_scale, const TensorView* b,
+              const TensorView* res, const TensorView* y) {
+  auto layer = TheCache().Get(LayerKey(key, x), name, [&](KernelLayer* log) {
+    auto l = std::make_shared<Q8Layer>();
+    l->g = g;
+    l->q = q;
+    const float* ws = static_cast<const float*>(Data(w_scale));
+    const std::vector<float> scales(ws, ws + g.out_c());
+    for (float s : scales) Positive(s, "weight scales");
+    const int8_t* w8 = static_cast<const int8_t*>(Data(w));
+    const float* bias = static_cast<const float*>(Data(b));
+    Pool();
+    xnn_operator_t op = MakeInteger(g, q, w8, scales, bias);
+    l->integer = op != nullptr;
+    if (op == nullptr) op = MakeFloat(g, w8, scales, bias);
+    l->op.reset(op);
+    Describe(*l, log);
+    return l;
+  });
+  Q8Layer& l = *layer;
+  std::lock_guard<std::mutex> lock(l.mutex);
+  PrepareInput(l, x);
+  const size_t n = static_cast<size_t>(g.n), h = static_cast<size_t>(g.h),
+               wd = static_cast<size_t>(g.w);
+  if (l.integer) {
+    const int8_t* src =
+        x->dtype.bits == 8 && q.src_signed ? static_cast<const int8_t*>(Data(x)) : l.src8.data();
+    int8_t* dst = static_cast<int8_t*>(Data(y));
+    Check(xnn_setup_convolution2d_nhwc_qc8(l.op.get(), n, h, wd, src, dst, Pool()),
+          "setting up an int8 convolution");
+    Check(xnn_run_operator(l.op.get(), Pool()), "running an int8 convolution");
+    if (q.out_kind == 1)  // written at zero point -128: back to uint8
+      ParallelFor(Count(y), [&](int64_t i) { dst[i] = static_cast<int8_t>(dst[i] ^ 0x80); });
+    return;
+  }
+  l.dst.resize(static_cast<size_t>(Count(y)));
+  Check(xnn_setup_convolution2d_nhwc_f32(l.op.get(), n, h, wd, l.srcf.data(), l.dst.data(), Pool()),
+        "setting up a convolution");
+  Check(xnn_run_operator(l.op.get(), Pool()), "running a convolution");
+  FloatEpilogue(l, res, y);
+}
+
+Quant QuantOf(float in_scale, bool src_signed, int64_t out_kind, float out_scale,
+              const ActivationSettings& act) {
+  Quant q;
+  q.in_scale = Positive(in_scale, "input scale");
+  q.src_signed = src_signed;
+  CheckKind(out_kind, "output");
+  q.out_kind = out_kind;
+  q.out_scale = out_kind == 0 ? 1.f : Positive(out_scale, "output scale");
+  if (act.kind != kNone && act.kind != kRelu && act.kind != kClip)
+    ThrowInvalidArtifact("edgecv.xnnpack: unknown activation " + std::to_string(act.kind));
+  q.act = act.kind;
+  q.alpha = act.alpha;
+  q.beta = act.beta;
+  return q;
+}
+
+}  // namespace
+
+void Conv2dQ8(const char* name, const Keyed<Conv2dQ8Settings>& settings, const LayerTensors& t) {
+  const Conv2dQ8Settings& s = settings.settings;
+  const Conv2dSettings& c = s.conv;
+  const bool has_residual = t.residual.has_value();
+  CheckResidual(c.residual, has_residual, name);
+  Quant q = QuantOf(s.input_scale, s.input_signed, s.output_kind, s.output_scale, c.act);
+  CheckKind(s.residual_kind, "residual");
+  if (s.residual_kind != 0 && !has_residual)
+    ThrowInvalidInput(std::string(name) + ": a quantised residual but no residual");
+  q.res_kind = s.residual_kind;
+  q.res_scale = s.residual_kind == 0 ? 0.f : Positive(s.residual_scale, "residual scale");
+  q.residual_order = c.residual;
+  const TensorView* x = CheckInput(t.x, name, 4, s.input_signed);
+  const TensorView* w = CheckTensor(t.w, "weights", 5, kInt, 8);
+  const TensorView* ws = CheckTensor(*t.w_scale, "weight scales", 1);
+  const TensorView* b = CheckTensor(t.bias, "bias", 1);
+  const TensorView* res =
+      has_residual ? CheckKindTensor(*t.residual, "residual", 4, s.residual_kind) : nullptr;
+  const TensorView* y = CheckKindTensor(t.y, "output", 4, s.output_kind);
+  if ((s.output_kind != 0 || s.residual_kind != 0) && c.dst_nchw)
+    ThrowInvalidInput(std::string(name) + ": quantised outputs and residuals are NHWC");
+  if (x->dtype.bits == 8 && c.src_nchw)
+    ThrowInvalidInput(std::string(name) + ": a quantised input is NHWC");
+  const auto nhwc = [](const TensorView* v, bool is_nchw) {
+    return is_nchw ? std::vector<int64_t>{v->shape[0], v->shape[2], v->shape[3], v->shape[1]}
+                   : Dims(v);
+  };
+  const std::vector<int64_t> xd = nhwc(x, c.src_nchw), yd = nhwc(y, c.dst_nchw);
+  Geometry g;
+  g.n = xd[0];
+  g.h = xd[1];
+  g.w = xd[2];
+  g.out_h = yd[1];
+  g.out_w = yd[2];
+  g.groups = c.groups;
+  g.og = w->shape[1];
+  g.ig = w->shape[2];
+  g.kh = w->shape[3];
+  g.kw = w->shape[4];
+  g.stride_h = c.stride_h;
+  g.stride_w = c.stride_w;
+  g.dilation_h = c.dilation_h;
+  g.dilation_w = c.dilation_w;
+  g.pad_top = c.pad_top;
+  g.pad_left = c.pad_left;
+  g.pad_bottom = c.pad_bottom;
+  g.pad_right = c.pad_right;
+  g.src_nchw = c.src_nchw;
+  g.dst_nchw = c.dst_nchw;
+  const auto out_size = [](int64_t in, int64_t k, int64_t st, int64_t d, int64_t p) {
+    return st < 1 || d < 1 ? -1 : (in + p - d * (k - 1) - 1) / st + 1;
+  };
+  if (g.groups != w->shape[0] || xd[3] != g.in_c() || yd[3] != g.out_c() ||
+      b->shape[0] != g.out_c() || ws->shape[0] != g.out_c() || xd[0] != yd[0] ||
+      g.out_h != out_size(g.h, g.kh, g.stride_h, g.dilation_h, g.pad_top + g.pad_bottom) ||
+      g.out_w != out_size(g.w, g.kw, g.stride_w, g.dilation_w, g.pad_left + g.pad_right) ||
+      (res != nullptr && Dims(res) != Dims(y)))
+    ThrowInvalidInput(std::string(name) + ": tensor shapes do not agree with the layer");
+  RunLayer(name, settings.key, g, q, x, w, ws, b, res, y);
+}
+
+void DenseQ8(const char* name, const Keyed<DenseQ8Settings>& settings, const LayerTensors& t) {
+  const DenseQ8Settings& s = settings.settings;
+  const Quant q =
+      QuantOf(s.input_scale, s.input_signed, s.output_kind, s.output_scale, s.dense.act);
+  const TensorView* x = CheckInput(t.x, name, 2, s.input_signed);
+  const TensorView* w = CheckTensor(t.w, "weights", 2, kInt, 8);
+  const TensorView* ws = CheckTensor(*t.w_scale, "weight scales", 1);
+  const TensorView* b = CheckTensor(t.bias, "bias", 1);
+  const TensorView* y = CheckKindTensor(t.y, "output", 2, s.output_kind);
+  if (x->shape[1] != w->shape[1] || y->shape[1] != w->shape[0] || b->shape[0] != w->shape[0] ||
+      ws->shape[0] != w->shape[0] || y->shape[0] != x->shape[0])
+    ThrowInvalidInput(std::string(name) + ": tensor shapes do not agree with the layer");
+  Geometry g;  // a 1x1 convolution over M images of 1x1 (per-channel weight scales)
+  g.n = x->shape[0];
+  g.ig = x->shape[1];
+  g.og = w->shape[0];
+  RunLayer(name, settings.key, g, q, x, w, ws, b, nullptr, y);
+}
+
+void ClearInt8Cache() { TheCache().Clear(); }
+
+}  // namespace xnnpack
+}  // namespace kernel
+}  // namespace edgecv
