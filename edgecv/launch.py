@@ -36,7 +36,11 @@ from typing import IO, Any
 
 from .errors import InvalidInputError
 
-DEFAULT_SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+# keep-alives: a remote host that dies ends its ssh (and so the job) within about a minute
+DEFAULT_SSH = (
+    "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+    "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+)  # fmt: skip
 # the prefix of a worker's per-step record on stderr (edgecv.train.distributed writes it)
 PROGRESS_PREFIX = "edgecv-progress "
 
@@ -209,6 +213,7 @@ class Launcher:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
+                    errors="replace",  # a stray non-UTF-8 byte must not stop the log copy
                     bufsize=1,
                     start_new_session=True,
                 )
@@ -239,9 +244,15 @@ class Launcher:
         """Copy a process's output to its log; collect the workers' progress records."""
         assert proc.popen.stdout is not None
         with proc.log.open("w") as log:
+            sink: IO[str] | None = log
             for line in proc.popen.stdout:
-                log.write(line)
-                log.flush()
+                if sink is not None:
+                    try:
+                        sink.write(line)
+                        sink.flush()
+                    except OSError as err:  # a full disk: keep reading, or the node blocks
+                        self.say(f"{proc.node.name}: its log stops here ({proc.log}: {err})")
+                        sink = None
                 proc.tail = (proc.tail + [line.rstrip()])[-8:]
                 if proc.node.role == "worker" and line.startswith(PROGRESS_PREFIX):
                     try:
@@ -368,9 +379,22 @@ def launch(
         f"scheduler {sched['DMLC_PS_ROOT_URI']}:{sched['DMLC_PS_ROOT_PORT']}, {servers} "
         f"servers, {workers} workers {where}; logs in {log_dir}/"
     )
-    launcher.start()
+    # SIGTERM/SIGHUP (a CI timeout, a closed terminal) end the job as Ctrl-C does: the
+    # nodes run in their own sessions and would otherwise outlive the launcher
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _interrupt) for sig in handled}
     try:
+        launcher.start()
         return launcher.watch()
-    except KeyboardInterrupt:
+    except BaseException:
         launcher.stop()
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

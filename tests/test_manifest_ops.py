@@ -147,3 +147,14 @@ def test_a_pose_model_needs_its_person_crop():
     normalize = [op for op in pose["preprocess"] if op["op"] == "normalize"]
     with pytest.raises(ArtifactError, match="a pose model needs the person_crop preprocessing"):
         check(pose, preprocess=[{"op": "resize", "size": [h, w]}, *normalize])
+
+
+@pytest.mark.parametrize("stride", [0, -8])
+def test_a_yolo3_stride_that_is_not_positive_is_refused(stride):
+    """A hostile or broken manifest: a zero stride would divide by zero in the plan."""
+    yolo = _representative("detection", "yolo3")
+    ops = json.loads(json.dumps(yolo["postprocess"]))
+    decode = next(op for op in ops if op["op"] == "yolo3_decode")
+    decode["strides"] = [stride, *decode["strides"][1:]]
+    with pytest.raises(ArtifactError, match=f"a stride must be in 1..4096, not {stride}"):
+        check(yolo, ops)

@@ -20,6 +20,7 @@ a trusted network only.
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def serve_board(
 
     if not key:
         raise InvalidInputError("--key is required: the name jobs ask the tracker for (e.g. rpi5)")
+    _summary(tracker)  # an unreachable tracker: a clear error now, not TVM's silent retries
     server = rpc.Server(
         host,
         port,
@@ -84,20 +86,34 @@ def serve_board(
         silent=True,
         server_init_callback=register_edgecv_kernels,
     )
-    print(
-        f"edgecv: RPC server {host}:{server.port} (key {key!r}) registered with "
-        f"{tracker[0]}:{tracker[1]}",
-        flush=True,
-    )
     try:
+        where = f"{host}:{server.port} (key {key!r})"
+        deadline = time.monotonic() + 30
+        while not _listed(tracker, key, server.port) and time.monotonic() < deadline:
+            if not server.proc.is_alive():
+                break
+            time.sleep(0.2)
+        if _listed(tracker, key, server.port):
+            print(
+                f"edgecv: RPC server {where} registered with {tracker[0]}:{tracker[1]}", flush=True
+            )
+        else:
+            print(
+                f"edgecv: RPC server {where} started, but the tracker at {tracker[0]}:{tracker[1]} "
+                "does not list it after 30 s: check that the tracker can reach this board "
+                "(--custom-addr if it sees another address)",
+                file=sys.stderr,
+                flush=True,
+            )
         server.proc.join()
+        raise EdgecvError(f"the RPC server process ended (exit status {server.proc.exitcode})")
     finally:
         server.terminate()
 
 
-def registered_boards(tracker: tuple[str, int], key: str) -> int:
-    """How many servers with ``key`` the tracker knows; a clear error when the tracker cannot
-    be reached or has none (before any long work)."""
+def _summary(tracker: tuple[str, int]) -> dict[str, Any]:
+    """The tracker's summary (its queues and servers); a clear error when it cannot be
+    reached."""
     from tvm import rpc
 
     try:  # TVM's client retries an unreachable tracker for minutes: ask once first
@@ -110,6 +126,26 @@ def registered_boards(tracker: tuple[str, int], key: str) -> int:
             f"cannot reach the RPC tracker at {tracker[0]}:{tracker[1]} ({err}): start it with "
             "`edgecv rpc tracker`"
         ) from None
+    return summary
+
+
+def _listed(tracker: tuple[str, int], key: str, port: int) -> bool:
+    """Whether the tracker lists a server with ``key`` on ``port``."""
+    try:
+        servers = _summary(tracker).get("server_info", [])
+    except EdgecvError:
+        return False
+    return any(
+        s.get("key") == f"server:{key}" and list(s.get("addr") or [None, None])[1] == port
+        for s in servers
+    )
+
+
+def registered_boards(tracker: tuple[str, int], key: str) -> int:
+    """How many servers with ``key`` the tracker knows; a clear error when the tracker cannot
+    be reached, has none, or has none free (TVM's request would wait for one without end)
+    — before any long work."""
+    summary = _summary(tracker)
     keys = [s["key"].split(":", 1)[-1] for s in summary.get("server_info", [])]
     count = keys.count(key)
     if count == 0:
@@ -118,6 +154,12 @@ def registered_boards(tracker: tuple[str, int], key: str) -> int:
             f"no RPC server with key {key!r} is registered with the tracker at "
             f"{tracker[0]}:{tracker[1]} (keys there: {known}): start one on the board with "
             f"`edgecv rpc server --tracker HOST:PORT --key {key}`"
+        )
+    free = summary.get("queue_info", {}).get(key, {}).get("free", count)
+    if free == 0:
+        raise EdgecvError(
+            f"all {count} RPC servers with key {key!r} are busy (another job holds them): "
+            "try again when it has finished"
         )
     return count
 

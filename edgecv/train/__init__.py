@@ -169,7 +169,9 @@ def train(
         rng = seed_epoch(config.seed, epoch)
         task.train_mode()
         bar = Progress(n_batches, epoch, config.epochs, enabled=progress)
-        if cluster is not None:
+        if cluster is not None and epoch == start:
+            # later epochs: the first step waits for worker 0's validation and checkpoint,
+            # which may take longer than a step; the watchdog is armed again after it
             cluster.step_done(epoch, 0)
         t0, losses, accs = time.perf_counter(), [], []
         for b, (x, y) in enumerate(task.batches(rng, epoch)):

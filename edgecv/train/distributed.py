@@ -46,8 +46,11 @@ from ..errors import InvalidInputError
 from ..launch import PROGRESS_PREFIX
 from .common import KVSTORES, LRSchedule, TrainConfig
 
-# a kvstore key no Trainer uses (it numbers parameters from 0): resume agreement
-_AGREE_KEY = 1 << 24
+# kvstore keys no Trainer uses (it numbers parameters from 0): resume agreement here, the
+# BatchNorm statistics above it. MXNet 1.9 picks a key's server as (key * 9973) % servers
+# in a C int: keys above 215329 overflow that (a negative server index with 2 or more
+# servers), so these stay small
+_AGREE_KEY = 100_000
 
 
 class Watchdog:
@@ -249,8 +252,10 @@ def connect(kvstore: str) -> Cluster:
     )
     import mxnet as mx
 
-    kv = mx.kv.create(kvstore)  # blocks until every node has registered
-    guard.stop()
+    try:
+        kv = mx.kv.create(kvstore)  # blocks until every node has registered
+    finally:
+        guard.stop()
     return Cluster(kv, kvstore, kv.rank, kv.num_workers, _env_seconds("EDGECV_STEP_TIMEOUT", 0.0))
 
 

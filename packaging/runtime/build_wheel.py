@@ -125,21 +125,17 @@ def configure_and_install(arch: str, source: Path, build: Path, stage: Path) -> 
         # an x86 artifact compiled with --kernels xnnpack is refused by name
         args += ["-DEDGECV_WITH_DNNL=ON", "-DEDGECV_WITH_XNNPACK=OFF"]
     cmake = tool("cmake")
-    if not (build / "CMakeCache.txt").is_file():
-        run(
-            [
-                cmake,
-                "-S",
-                source,
-                "-B",
-                build,
-                "-G",
-                "Ninja" if shutil.which("ninja") else "Unix Makefiles",
-                *args,
-            ]
-        )
-    else:
-        run([cmake, build, *args])
+    cache = build / "CMakeCache.txt"
+    configured = None  # the source tree an existing build folder was configured for
+    if cache.is_file():
+        for line in cache.read_text(errors="replace").splitlines():
+            if line.startswith("CMAKE_HOME_DIRECTORY:"):
+                configured = Path(line.split("=", 1)[1]).resolve()
+    if configured is not None and configured != Path(source).resolve():
+        shutil.rmtree(build)  # CMake would keep building the other tree
+        configured = None
+    generator = [] if configured else ["-G", "Ninja" if shutil.which("ninja") else "Unix Makefiles"]
+    run([cmake, "-S", source, "-B", build, *generator, *args])
     run([cmake, "--build", build, "-j", str(os.cpu_count() or 2)])
     if stage.exists():
         shutil.rmtree(stage)
@@ -242,12 +238,18 @@ def write_wheel(tree: Path, out: Path, tag: str, ver: str) -> Path:
     (tree / dist_info / "RECORD").write_text("\n".join(record) + "\n")
     out.mkdir(parents=True, exist_ok=True)
     wheel = out / f"{NAME}-{ver}-{tag}.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        for p in [*files, tree / dist_info / "RECORD"]:
-            info = zipfile.ZipInfo(p.relative_to(tree).as_posix(), date_time=(2026, 1, 1, 0, 0, 0))
-            info.external_attr = (p.stat().st_mode & 0o777 | 0o100000) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, p.read_bytes(), compresslevel=9)
+    partial = wheel.with_name(wheel.name + ".part")  # a failure leaves no wheel-named file
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+            for p in [*files, tree / dist_info / "RECORD"]:
+                name = p.relative_to(tree).as_posix()
+                info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                info.external_attr = (p.stat().st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, p.read_bytes(), compresslevel=9)
+        os.replace(partial, wheel)
+    finally:
+        partial.unlink(missing_ok=True)
     return wheel
 
 

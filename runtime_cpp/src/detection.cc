@@ -57,8 +57,13 @@ std::vector<Detection> Nms(std::vector<Detection> candidates, const NmsOptions& 
 Yolo3Head ParseYolo3Head(const json::Value& op) {
   Yolo3Head h;
   h.num_classes = static_cast<int>(op.At("num_classes").AsInt());
-  for (const json::Value& s : op.At("strides").AsArray())
+  for (const json::Value& s : op.At("strides").AsArray()) {
+    // a stride divides the input size (postprocess_plan.cc): 0 would be a division by zero
+    if (s.AsInt() <= 0 || s.AsInt() > 4096)
+      ThrowInvalidArtifact("yolo3_decode: a stride must be in 1..4096, not " +
+                           std::to_string(s.AsInt()));
     h.strides.push_back(static_cast<int>(s.AsInt()));
+  }
   for (const json::Value& a : op.At("anchors").AsArray()) h.anchors.push_back(json::AsFloats(a));
   if (h.num_classes <= 0 || h.strides.empty() || h.strides.size() != h.anchors.size())
     ThrowInvalidArtifact("yolo3_decode: num_classes, strides and anchors are inconsistent");

@@ -15,8 +15,13 @@ double MillisecondsSince(std::chrono::steady_clock::time_point t0) {
 }
 
 std::vector<float> ReadFloats(const std::string& path, size_t count) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) ThrowInvalidArtifact("cannot read " + path);
+  // the size first: a manifest's shape must not make us allocate more than the file holds
+  const auto bytes = static_cast<unsigned long long>(f.tellg());
+  if (count > bytes / sizeof(float) || bytes != count * sizeof(float))
+    ThrowInvalidArtifact(path + " does not hold " + std::to_string(count) + " float32 values");
+  f.seekg(0);
   std::vector<float> v(count);
   f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(count * sizeof(float)));
   if (f.gcount() != static_cast<std::streamsize>(count * sizeof(float)) || f.peek() != EOF)
