@@ -332,3 +332,29 @@ def test_launcher_fails_when_a_server_dies_and_succeeds_when_workers_do(tmp_path
         assert launcher.watch(poll=0.05) == 0
     assert "stopping scheduler-0" in (tmp_path / "b.txt").read_text()
     assert all(p.popen.poll() is not None for p in launcher.procs)
+
+
+def test_a_terminated_launcher_stops_its_nodes(tmp_path):
+    """SIGTERM to `edgecv launch` (a CI timeout, `kill`) stops the scheduler, the server and
+    the workers, which run in their own sessions; a worker's non-UTF-8 output is logged
+    with replacement characters without stopping the log copy."""
+    worker = ["sh", "-c", "printf 'a\\377b\\n'; echo ready; sleep 60"]
+    argv = _edgecv("launch", "--workers", "2", "--log-dir", "logs", "--", *worker)
+    job = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    logs = tmp_path / "logs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(
+        (logs / f"worker-{w}.log").is_file()
+        and "ready" in (logs / f"worker-{w}.log").read_text(errors="replace")
+        for w in (0, 1)
+    ):
+        time.sleep(0.1)
+    nodes = json.loads((logs / "processes.json").read_text())
+    assert len(nodes) == 4
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=30)
+    assert job.returncode != 0, err
+    for p in nodes:
+        with pytest.raises(ProcessLookupError):
+            os.kill(p["pid"], 0)
+    assert (logs / "worker-0.log").read_text() == "a\ufffdb\nready\n"
