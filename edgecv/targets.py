@@ -299,7 +299,7 @@ KERNEL_PACKAGES = {
 KERNEL_LIBRARIES = tuple(KERNEL_PACKAGES)
 # the libraries whose kernels have int8 versions (the others' targets get int8 as integer
 # ops in TVM-generated code)
-INT8_KERNEL_LIBRARIES = ("dnnl",)
+INT8_KERNEL_LIBRARIES = ("dnnl", "xnnpack")
 
 
 def _parse_kernels(data: dict[str, Any], path: Path) -> tuple[str, ...]:

@@ -5,8 +5,9 @@
    built-in photos, with a warning) through the C++ runtime and records each layer's input
    range (edgecv/calibration.py), or a saved table is read;
 3. the int8 library is built from the same ONNX graph, with the calibrated layers as
-   oneDNN int8 calls (edgecv/compile/offload.py), or, on targets without an int8 kernel
-   library (ARM, CUDA), as integer Relax operators (edgecv/compile/int8_lowering.py);
+   int8 kernel calls (edgecv/compile/offload.py): oneDNN's on x86, XNNPACK's on ARM; or,
+   on targets without an int8 kernel library (CUDA) and with ``--kernels tvm``, as integer
+   Relax operators (edgecv/compile/int8_lowering.py);
 4. with evaluation data, the task's headline metric (edgecv/tasks.py: top-1, VOC07 mAP,
    mIoU, keypoint AP with ground-truth boxes) of both artifacts is measured by the same
    evaluation code as ``edgecv eval``; if int8 loses more than ``max_drop`` points, the
@@ -34,6 +35,9 @@ from ..artifact import LIBRARY, WEIGHTS, ArtifactWriter, read_manifest
 from ..errors import EdgecvError, InvalidInputError
 
 CALIBRATION_FILE = "calibration.json"
+# the library whose float kernels record calibration statistics (dnnl_observer.cc): the
+# float reference of an int8 build on another library is compiled for x86 with it
+OBSERVING_LIBRARY = "dnnl"
 
 
 def _weight_bits_to_judge(target_bits: tuple[int, ...]) -> tuple[list[int], list[int]]:
@@ -72,7 +76,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
     from ..bundle import read_bundle
     from ..evaluate import ArtifactModel, evaluate
     from ..runtime import Predictor
-    from ..targets import INT8_KERNEL_LIBRARIES, resolve_target
+    from ..targets import INT8_KERNEL_LIBRARIES, KERNEL_PACKAGES, resolve_target
     from ..tasks import TASKS
     from .build import _check_device_code, compile_float
     from .options import choose_kernels, default_out_dir, local_kernel_libraries
@@ -80,10 +84,12 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
 
     target = resolve_target(options.target, options.arch, "int8")
     kernels = choose_kernels(options.kernels, target)
-    # targets without a kernel library that has int8 kernels (ARM: XNNPACK's wrapper is
-    # float only) get integer ops in TVM-generated code (int8_lowering.py); calibration and the
-    # accuracy gate still run here, on x86 artifacts
-    in_tvm = not any(k in INT8_KERNEL_LIBRARIES for k in target.target.kernels)
+    # targets without a kernel library that has int8 kernels (CUDA), and --kernels tvm, get
+    # integer ops in TVM-generated code (int8_lowering.py); calibration and the accuracy gate
+    # still run here, on x86 artifacts
+    in_tvm = options.kernels == "tvm" or not any(
+        k in INT8_KERNEL_LIBRARIES for k in target.target.kernels
+    )
     here = resolve_target("x86_64", None, "int8")
     if in_tvm:
         kernels = []
@@ -93,14 +99,24 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             f"{', '.join(INT8_KERNEL_LIBRARIES)} (--kernels auto)"
         )
     if not kernels and not in_tvm:
+        library = target.target.kernels[0]
         raise InvalidInputError(
-            f"int8 on {target.label} runs on oneDNN's integer kernels, which this edgecv runtime "
-            "lacks (install libdnnl-dev and reinstall edgecv; --kernels tvm has no int8 path)"
+            f"int8 on {target.label} runs on {library}'s integer kernels, which this edgecv "
+            f"runtime lacks (install {KERNEL_PACKAGES[library]} and reinstall edgecv, or "
+            "--kernels tvm)"
         )
-    if in_tvm and "dnnl" not in local_kernel_libraries():
+    # calibration runs a float artifact of this machine with oneDNN's kernels, unless the
+    # int8 layers are oneDNN's own (then the target's float artifact, as the int8 one)
+    reference_here = in_tvm or (bool(kernels) and kernels[0] != OBSERVING_LIBRARY)
+    if reference_here and OBSERVING_LIBRARY not in local_kernel_libraries():
         raise InvalidInputError(
             f"int8 for {target.label} is calibrated on this machine with oneDNN's float kernels, "
             "which this edgecv runtime lacks (install libdnnl-dev and reinstall edgecv)"
+        )
+    if options.eval_data and kernels and kernels[0] not in local_kernel_libraries():
+        raise InvalidInputError(  # the gate runs the int8 graph here (an x86 twin)
+            f"the accuracy gate runs {kernels[0]}'s int8 kernels here, which this edgecv "
+            f"runtime lacks (install {KERNEL_PACKAGES[kernels[0]]} and reinstall edgecv)"
         )
     builtin = not (options.calib_data or options.calibration_table)
     calib_source = str(options.calib_data) if options.calib_data else None
@@ -135,14 +151,14 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
 
     with tempfile.TemporaryDirectory(prefix="edgecv-int8-") as tmp:
         step("compiling the float artifact (the reference, and what calibration runs)")
-        reference = {"target": "x86_64", "arch": None} if in_tvm else {}
+        reference = {"target": "x86_64", "arch": None} if reference_here else {}
         float_dir = compile_float(
             bundle_path,
             replace(
                 options,
                 precision="fp32",
                 out_dir=str(Path(tmp) / "float"),
-                kernels=kernels[0] if kernels else "dnnl",
+                kernels=OBSERVING_LIBRARY if reference_here else kernels[0],
                 **reference,
             ),
             step,
@@ -193,8 +209,10 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
 
         keep: list[Any] = list(recipe.keep_float)
         gate: dict[str, Any] = {"max_drop_points": options.max_drop}
-        judged_bits: list[int | None] = [None]  # integer Relax ops (ARM): one arithmetic
-        if not in_tvm:
+        # one arithmetic: integer Relax ops, XNNPACK (8-bit weights everywhere); oneDNN's
+        # weight width depends on the CPU
+        judged_bits: list[int | None] = [None]
+        if kernels and kernels[0] == "dnnl":
             can, cannot = _weight_bits_to_judge(target.target.int8_weight_bits)
             judged_bits = list(can)
             gate["weight_bits"] = can
@@ -237,7 +255,7 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
                     step("building the same int8 graph for x86_64 to evaluate it here")
                     twin_params, _ = build(writer, keep + fallback, here)
                     twin = {**float_doc, "params": twin_params, "precision": "int8"}
-                    writer.commit({**twin, "kernels": []} if in_tvm else twin)
+                    writer.commit({**twin, "kernels": kernels} if reference_here else twin)
             scores = {}
             for bits in judged_bits:
                 step(
@@ -322,9 +340,11 @@ def compile_int8(bundle_path: Any, options: Any, step: Any) -> Path:
             }
             if device_code:  # GPU targets: the architectures in the library (build.py)
                 report["device_code"] = device_code
-            if in_tvm:  # the reference was an x86 oneDNN build: describe the device's library
-                doc["target"], doc["kernels"] = target.manifest(), []
-                report["int8"]["engine"] = "tvm (integer Relax operators)"
+            if reference_here:  # the reference was an x86 oneDNN build: describe the device's
+                doc["target"], doc["kernels"] = target.manifest(), kernels
+                report["int8"]["engine"] = (
+                    "tvm (integer Relax operators)" if in_tvm else f"{kernels[0]} int8 kernels"
+                )
                 if not target.is_native:
                     report["parity"] = {
                         **report["parity"],
