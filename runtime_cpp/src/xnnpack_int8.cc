@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -116,17 +117,39 @@ int32_t Saturate(float v, int32_t lo, int32_t hi) {
                                        : static_cast<int32_t>(r);
 }
 
-// f(i) for i in [0, n), over the pool's threads.
+// f(begin, end) over blocks of [0, n): inline for small tensors, else over the pool's threads
+// (the loops inside run over plain pointers, so that the compiler vectorises them).
 template <typename F>
-void ParallelFor(int64_t n, F&& f) {
+void ForBlocks(int64_t n, F&& f) {
+  constexpr size_t kBlock = size_t{1} << 16;
+  if (n <= static_cast<int64_t>(kBlock)) {
+    f(int64_t{0}, n);
+    return;
+  }
   struct Task {
     F* f;
     static void Tile(void* context, size_t start, size_t count) {
-      Task* t = static_cast<Task*>(context);
-      for (size_t i = start; i < start + count; ++i) (*t->f)(static_cast<int64_t>(i));
+      (*static_cast<Task*>(context)->f)(static_cast<int64_t>(start),
+                                        static_cast<int64_t>(start + count));
     }
   } task{&f};
-  pthreadpool_parallelize_1d_tile_1d(Pool(), &Task::Tile, &task, static_cast<size_t>(n), 16384, 0);
+  pthreadpool_parallelize_1d_tile_1d(Pool(), &Task::Tile, &task, static_cast<size_t>(n), kBlock, 0);
+}
+
+// uint8 <-> int8 at zero point -128 (v - 128 / v + 128: the top bit flipped)
+void FlipSign(const void* from, void* to, int64_t n) {
+  ForBlocks(n, [&](int64_t begin, int64_t end) {
+    const uint8_t* s = static_cast<const uint8_t*>(from) + begin;
+    uint8_t* d = static_cast<uint8_t*>(to) + begin;
+    const int64_t n = end - begin, words = n / 8;
+    for (int64_t i = 0; i < words; ++i) {  // 8 at a time (unvectorised at -O2 otherwise)
+      uint64_t v;
+      std::memcpy(&v, s + 8 * i, 8);
+      v ^= 0x8080808080808080ull;
+      std::memcpy(d + 8 * i, &v, 8);
+    }
+    for (int64_t i = 8 * words; i < n; ++i) d[i] = static_cast<uint8_t>(s[i] ^ 0x80u);
+  });
 }
 
 // The weights G x O/G x I/G x KH x KW in XNNPACK's order G x O/G x KH x KW x I/G, each
@@ -214,59 +237,69 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
     if (l.integer) {
       if (q.src_signed) return;  // taken as it is
       l.src8.resize(static_cast<size_t>(count));
-      const uint8_t* v = static_cast<const uint8_t*>(data);
-      ParallelFor(count, [&](int64_t i) { l.src8[i] = static_cast<int8_t>(v[i] ^ 0x80u); });
+      FlipSign(data, l.src8.data(), count);
       return;
     }
     l.srcf.resize(static_cast<size_t>(count));
-    ParallelFor(count, [&](int64_t i) {
-      const float v = q.src_signed ? static_cast<float>(static_cast<const int8_t*>(data)[i])
-                                   : static_cast<float>(static_cast<const uint8_t*>(data)[i]);
-      l.srcf[i] = v * q.in_scale;
+    float* out = l.srcf.data();
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = (q.src_signed ? static_cast<float>(static_cast<const int8_t*>(data)[i])
+                               : static_cast<float>(static_cast<const uint8_t*>(data)[i])) *
+                 q.in_scale;
     });
     return;
   }
   const float* v = static_cast<const float*>(Data(x));
   if (l.integer) {
     l.src8.resize(static_cast<size_t>(count));
-    ParallelFor(count, [&](int64_t i) {
-      l.src8[i] = static_cast<int8_t>(Saturate(v[at(i)] / q.in_scale, lo, hi) - shift);
+    int8_t* out = l.src8.data();
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = static_cast<int8_t>(Saturate(v[at(i)] / q.in_scale, lo, hi) - shift);
     });
   } else {
     l.srcf.resize(static_cast<size_t>(count));
-    ParallelFor(count, [&](int64_t i) {
-      l.srcf[i] = static_cast<float>(Saturate(v[at(i)] / q.in_scale, lo, hi)) * q.in_scale;
+    float* out = l.srcf.data();
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = static_cast<float>(Saturate(v[at(i)] / q.in_scale, lo, hi)) * q.in_scale;
     });
   }
 }
 
-// The float path's result (l.dst, NHWC): residual, activation, output quantisation.
-void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y) {
+// Element i (NHWC) of the float path's result: residual, activation, output quantisation.
+// An NCHW output (float; its residual NCHW too) is written at its own index.
+void Finish(const Q8Layer& l, int64_t i, const void* r, void* out) {
   const Geometry& g = l.g;
   const Quant& q = l.q;
-  const int64_t count = Count(y), hw = g.out_h * g.out_w, c = g.out_c();
+  int64_t j = i;
+  if (g.dst_nchw) {
+    const int64_t c = g.out_c(), hw = g.out_h * g.out_w;
+    const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
+    j = (b * c + ci) * hw + p;
+  }
+  float residual = 0.f;
+  if (r != nullptr)
+    residual = q.res_kind == 0 ? static_cast<const float*>(r)[j]
+               : q.res_kind == 1
+                   ? static_cast<float>(static_cast<const uint8_t*>(r)[j]) * q.res_scale
+                   : static_cast<float>(static_cast<const int8_t*>(r)[j]) * q.res_scale;
+  const float v = ActivateResidual(l.dst[i], residual, q.residual_order, q.act, q.alpha, q.beta);
+  if (q.out_kind == 0)
+    static_cast<float*>(out)[j] = v;
+  else if (q.out_kind == 1)
+    static_cast<uint8_t*>(out)[j] = static_cast<uint8_t>(Saturate(v / q.out_scale, 0, 255));
+  else
+    static_cast<int8_t*>(out)[j] = static_cast<int8_t>(Saturate(v / q.out_scale, -128, 127));
+}
+
+// The float path's result (l.dst, NHWC) into the output.
+void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y) {
   const void* r = res != nullptr ? Data(res) : nullptr;
   void* out = Data(y);
-  ParallelFor(count, [&](int64_t i) {
-    // NHWC element i; an NCHW output (float, and its residual NCHW too) at index j
-    int64_t j = i;
-    if (g.dst_nchw) {
-      const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
-      j = (b * c + ci) * hw + p;
-    }
-    float residual = 0.f;
-    if (r != nullptr)
-      residual = q.res_kind == 0 ? static_cast<const float*>(r)[j]
-                 : q.res_kind == 1
-                     ? static_cast<float>(static_cast<const uint8_t*>(r)[j]) * q.res_scale
-                     : static_cast<float>(static_cast<const int8_t*>(r)[j]) * q.res_scale;
-    const float v = ActivateResidual(l.dst[i], residual, q.residual_order, q.act, q.alpha, q.beta);
-    if (q.out_kind == 0)
-      static_cast<float*>(out)[j] = v;
-    else if (q.out_kind == 1)
-      static_cast<uint8_t*>(out)[j] = static_cast<uint8_t>(Saturate(v / q.out_scale, 0, 255));
-    else
-      static_cast<int8_t*>(out)[j] = static_cast<int8_t>(Saturate(v / q.out_scale, -128, 127));
+  ForBlocks(Count(y), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) Finish(l, i, r, out);
   });
 }
 
@@ -312,8 +345,7 @@ void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, 
     Check(xnn_setup_convolution2d_nhwc_qc8(l.op.get(), n, h, wd, src, dst, Pool()),
           "setting up an int8 convolution");
     Check(xnn_run_operator(l.op.get(), Pool()), "running an int8 convolution");
-    if (q.out_kind == 1)  // written at zero point -128: back to uint8
-      ParallelFor(Count(y), [&](int64_t i) { dst[i] = static_cast<int8_t>(dst[i] ^ 0x80); });
+    if (q.out_kind == 1) FlipSign(dst, dst, Count(y));  // written at zero point -128
     return;
   }
   l.dst.resize(static_cast<size_t>(Count(y)));
