@@ -348,16 +348,15 @@ def test_int8_kernels_match_onnxruntime_qdq(tmp_path, isa):
         _runtime.set_int8_weight_bits(0)
 
 
-def _check_int8_kernels_against_qdq(tmp_path, bits: int) -> None:
+def run_qdq_graph(tmp_path, library: str, bits: int) -> tuple[dict, list[dict]]:
+    """The int8 parity graph offloaded to ``library``'s int8 kernels, built and run against
+    ONNX Runtime's QDQ outputs (within 1e-3 of each output's range): the offload's stats
+    and the kernel layers the run built."""
     from edgecv import _runtime
 
     weights, x, quant, expected = _qdq_case(bits)
     mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
-    mod, stats = tvm_api.offload_kernels(mod, "dnnl", quant)
-    assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
-    # c1 -> max pool -> c2 (uint8: its input and its residual), c3 -> c4 (uint8), c4 -> c5
-    # (int8)
-    assert stats["int8_outputs"] == 3 and stats["pool2d"] == 1
+    mod, stats = tvm_api.offload_kernels(mod, library, quant)
     tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
     _runtime.clear_kernel_cache()
     _runtime.kernel_layers(reset=True)
@@ -365,8 +364,16 @@ def _check_int8_kernels_against_qdq(tmp_path, bits: int) -> None:
     for g, e in zip(got, expected, strict=True):
         scale = float(np.abs(e).max())
         assert float(np.abs(g - e).max()) <= 1e-3 * scale, (g, e)
+    return stats, _runtime.kernel_layers()
+
+
+def _check_int8_kernels_against_qdq(tmp_path, bits: int) -> None:
+    stats, built = run_qdq_graph(tmp_path, "dnnl", bits)
+    assert stats["int8"] == 6 and all(e["precision"] == "int8" for e in stats["layers"])
+    # c1 -> max pool -> c2 (uint8: its input and its residual), c3 -> c4 (uint8), c4 -> c5
+    # (int8)
+    assert stats["int8_outputs"] == 3 and stats["pool2d"] == 1
     # they really ran as integer primitives: int8/uint8 inputs, int8 weights, no reference impl
-    built = _runtime.kernel_layers()
     pools = [b for b in built if b["kernel"] == "edgecv.dnnl.pool2d"]
     assert [(b["src"], b["dst"]) for b in pools] == [("u8", "u8")]
     built = [b for b in built if b not in pools]

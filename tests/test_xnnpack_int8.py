@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecv.compile import kernel_abi, local_kernel_libraries, tvm_api
+from edgecv.compile import kernel_abi, local_kernel_libraries
 
 pytestmark = [
     pytest.mark.integration,
@@ -246,23 +246,11 @@ def test_int8_graph_matches_onnxruntime_qdq(tmp_path):
     through a max pool (TVM's, on the quantised tensor), a uint8 residual, a grouped conv,
     uint8 and int8 tensors handed between int8 layers, a dense layer; against ONNX
     Runtime's literal QDQ result with 8-bit weights."""
-    from test_int8 import _int8_graph, _qdq_case
+    from test_int8 import run_qdq_graph
 
-    from edgecv import _runtime
-
-    weights, x, quant, expected = _qdq_case(8)
-    mod, _ = tvm_api.import_onnx(_int8_graph(None, weights), embed_params=True)
-    mod, stats = tvm_api.offload_kernels(mod, "xnnpack", quant)
+    stats, built = run_qdq_graph(tmp_path, "xnnpack", 8)
     assert stats["int8"] == 6 and stats["pool2d"] == 0
     assert stats["int8_outputs"] == 3  # c1 (through the max pool), c3, c4
-    tvm_api.build(mod, {"kind": "llvm"}, tmp_path / "q.so")
-    _runtime.clear_kernel_cache()
-    _runtime.kernel_layers(reset=True)
-    got = tvm_api.run(tmp_path / "q.so", [x], [])
-    for g, e in zip(got, expected, strict=True):
-        scale = float(np.abs(e).max())
-        assert float(np.abs(g - e).max()) <= 1e-3 * scale, (g, e)
-    built = _runtime.kernel_layers()
     assert sorted(b["kernel"] for b in built) == ["edgecv.xnnpack.conv2d_q8"] * 5 + [
         "edgecv.xnnpack.dense_q8"
     ]
