@@ -359,10 +359,13 @@ def test_a_terminated_launcher_stops_its_nodes(tmp_path):
     job = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     logs = tmp_path / "logs"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not all(
-        (logs / f"worker-{w}.log").is_file()
-        and "ready" in (logs / f"worker-{w}.log").read_text(errors="replace")
-        for w in (0, 1)
+    while time.monotonic() < deadline and not (
+        (logs / "processes.json").is_file()
+        and all(
+            (logs / f"worker-{w}.log").is_file()
+            and "ready" in (logs / f"worker-{w}.log").read_text(errors="replace")
+            for w in (0, 1)
+        )
     ):
         time.sleep(0.1)
     nodes = json.loads((logs / "processes.json").read_text())
