@@ -223,7 +223,8 @@ class Launcher:
             proc = _Proc(node, popen, log)
             self.procs.append(proc)
             threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
-        (self.log_dir / "processes.json").write_text(
+        listing = self.log_dir / "processes.json.tmp"  # replaced whole: readers see all or none
+        listing.write_text(
             json.dumps(
                 [
                     {
@@ -239,6 +240,7 @@ class Launcher:
             )
             + "\n"
         )
+        listing.replace(self.log_dir / "processes.json")
 
     def _pump(self, proc: _Proc) -> None:
         """Copy a process's output to its log; collect the workers' progress records."""
