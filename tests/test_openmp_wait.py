@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.cpp
+
 _CLEAN = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
 
 # run an artifact a few times, then sleep: the CPU time the process used while it slept
@@ -49,7 +51,6 @@ def test_import_sets_passive_unless_the_user_chose():
     assert _python(show, GOMP_SPINCOUNT="300000") == "None"
 
 
-@pytest.mark.cpp
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="oneDNN runs one thread on one CPU")
 def test_oneDNN_threads_sleep_after_an_inference(small_artifact):
     passive = float(_python(_IDLE_CPU, str(small_artifact)))
