@@ -185,6 +185,20 @@ def test_dist_sync_on_two_servers(data):
     assert (data / "two-run" / f"{MODEL}.params").is_file()
 
 
+def test_dist_async_trains(data):
+    """dist_async: the servers run the optimizer (the workers push gradients and pull
+    weights), the learning rate is not scaled; the job finishes and worker 0 saves."""
+    job = _launch(data, "async", extra=("--kvstore", "dist_async", "--epochs", "4"))
+    err = _finish(job)
+    assert job.returncode == 0, err
+    logs = "".join((data / "async-logs" / f"worker-{w}.log").read_text() for w in (0, 1))
+    assert "dist_async: 2 workers x batch 8 = global batch 16; lr 0.005 (async" in logs
+    steps = [_steps(data / "async-dump" / f"rank-{r}.jsonl") for r in (0, 1)]
+    assert [len(s) for s in steps] == [4, 4]
+    assert all(np.isfinite(s["loss"]) for s in steps[0] + steps[1])
+    assert (data / "async-run" / f"{MODEL}.params").is_file()
+
+
 def test_worker_gives_up_when_the_scheduler_is_unreachable(tmp_path, digits_root):
     from edgecv.launch import free_port
 

@@ -162,8 +162,9 @@ class Cluster:
             )
 
     def settle(self, trainer: Any) -> None:
-        """Before the first update: let the Trainer put worker 0's initial weights on the
-        servers and every worker pull them, and wait until every pull has landed.
+        """Before the first update (dist_sync): let the Trainer put worker 0's initial
+        weights on the servers and every worker pull them, and wait until every pull has
+        landed.
 
         Without the wait MXNet 1.9 can lose the initial weights: the Trainer's broadcast
         pulls a key into the weight array and the next step pushes the gradient from
@@ -173,6 +174,12 @@ class Cluster:
         must have their shapes (after the first forward) for the Trainer to send them."""
         if self._settled:
             return
+        self._settled = True
+        if not self.sync:
+            # the pushes write the weights on the servers and the pulls write them back into
+            # the weight arrays, after the broadcast's pull; and the Trainer must send the
+            # optimizer to the servers with its first step's gradient scale, not before
+            return
         import mxnet as mx
 
         # gluon.Trainer does this lazily inside its first step(); no public call does it alone
@@ -181,7 +188,6 @@ class Cluster:
         if trainer._params_to_init:
             trainer._init_params()
         mx.nd.waitall()
-        self._settled = True
 
     def average_statistics(self, net: Any) -> None:
         """Replace every worker's BatchNorm running statistics (the parameters without a
