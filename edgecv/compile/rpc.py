@@ -89,11 +89,11 @@ def serve_board(
     try:
         where = f"{host}:{server.port} (key {key!r})"
         deadline = time.monotonic() + 30
-        while not _listed(tracker, key, server.port) and time.monotonic() < deadline:
-            if not server.proc.is_alive():
-                break
+        listed = _listed(tracker, key, server.port)
+        while not listed and server.proc.is_alive() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _listed(tracker, key, server.port):
+            listed = _listed(tracker, key, server.port)
+        if listed:
             print(
                 f"edgecv: RPC server {where} registered with {tracker[0]}:{tracker[1]}", flush=True
             )
@@ -136,9 +136,13 @@ def _listed(tracker: tuple[str, int], key: str, port: int) -> bool:
     except EdgecvError:
         return False
     return any(
-        s.get("key") == f"server:{key}" and list(s.get("addr") or [None, None])[1] == port
-        for s in servers
+        _board_key(s) == key and list(s.get("addr") or [None, None])[1] == port for s in servers
     )
+
+
+def _board_key(server_info: dict[str, Any]) -> str:
+    """The key a server registered under (the tracker lists it as ``server:KEY``)."""
+    return str(server_info.get("key", "")).split(":", 1)[-1]
 
 
 def registered_boards(tracker: tuple[str, int], key: str) -> int:
@@ -146,7 +150,7 @@ def registered_boards(tracker: tuple[str, int], key: str) -> int:
     be reached, has none, or has none free (TVM's request would wait for one without end)
     — before any long work."""
     summary = _summary(tracker)
-    keys = [s["key"].split(":", 1)[-1] for s in summary.get("server_info", [])]
+    keys = [_board_key(s) for s in summary.get("server_info", [])]
     count = keys.count(key)
     if count == 0:
         known = ", ".join(sorted(set(keys))) or "none"
