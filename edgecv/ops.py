@@ -28,6 +28,7 @@ POSTPROCESS_FIELDS: dict[str, tuple[str, ...]] = {
     "topk": ("k",),
     "yolo3_decode": ("outputs", "strides", "anchors", "num_classes"),
     "ssd_decode": ("class_output", "box_output", "priors", "num_classes", "variances"),
+    "centernet_decode": ("outputs", "num_classes", "stride", "topk"),
     "nms": ("iou_threshold", "score_threshold", "topk", "max_detections", "class_agnostic"),
     "segment": ("output", "num_classes"),
     "heatmap_decode": ("output", "num_joints"),
@@ -35,7 +36,7 @@ POSTPROCESS_FIELDS: dict[str, tuple[str, ...]] = {
 # task -> the post-processing ops the runtime accepts for it
 TASK_POSTPROCESS: dict[str, tuple[str, ...]] = {
     "classification": ("softmax", "topk"),
-    "detection": ("yolo3_decode", "ssd_decode", "nms"),
+    "detection": ("yolo3_decode", "ssd_decode", "centernet_decode", "nms"),
     "segmentation": ("segment",),
     "pose": ("heatmap_decode",),
 }
@@ -142,7 +143,9 @@ def check_postprocess(ops: Any, task: str, outputs: list[str], where: str) -> li
                 f"(it has {outputs})"
             )
     if task == "detection" and not any(op["op"].endswith("_decode") for op in ops):
-        raise InvalidInputError(f"{where}: a detection model needs yolo3_decode or ssd_decode")
+        raise InvalidInputError(
+            f"{where}: a detection model needs yolo3_decode, ssd_decode or centernet_decode"
+        )
     return ops
 
 

@@ -18,14 +18,25 @@ from conftest import SAMPLE_IMAGE, calibrate_batchnorm, zoo_models
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("seeded_mxnet")]
 # in `make test`: YOLOv3 with a MobileNet backbone (the Darknet-53 one costs 4x the time here,
 # and Darknet-53 has its own parity test as a classifier), YOLOv3 with its own anchors, and
-# the VGG SSD (its L2Norm layer is in no other detector)
+# the VGG SSD (its L2Norm layer is in no other detector), CenterNet (its own decode)
 DETECTORS = zoo_models(
     "detection",
-    ci=["yolo3_mobilenet1.0_coco", "yolo3_mobilenet0.25_digits", "ssd_300_vgg16_atrous_voc"],
+    ci=[
+        "yolo3_mobilenet1.0_coco",
+        "yolo3_mobilenet0.25_digits",
+        "ssd_300_vgg16_atrous_voc",
+        "center_net_resnet18_v1b_voc",
+    ],
 )
 YOLO_SIZE = 320
 # SSD is fully convolutional; these are the smallest sizes its extra layers accept
-TEST_SIZE = {"ssd_300": 300, "ssd_512_vgg16": 512, "ssd_512": 256, "yolo3": YOLO_SIZE}
+TEST_SIZE = {
+    "ssd_300": 300,
+    "ssd_512_vgg16": 512,
+    "ssd_512": 256,
+    "yolo3": YOLO_SIZE,
+    "center_net": 128,
+}
 
 
 def input_size_for(name: str) -> int:
@@ -133,8 +144,22 @@ def shape_head_scores(net, x, seed: int) -> None:
     heads so that their logits deviate by at most 4 across positions, with objectness (YOLO)
     at -3 or background (SSD) at +2 and class biases in [-4, 4]: most candidates score near
     zero, a few hundred score well above 0.1, spread over (0.1, 1), so NMS, top-k and the
-    0.1 cut all work on distinct scores. SSD box offsets are kept within ±3 (no overflow)."""
+    0.1 cut all work on distinct scores. SSD box offsets are kept within ±3 (no overflow).
+    CenterNet: heatmap logits within ±4 of class biases in [-3, 1] (no sigmoid saturates, so
+    no two neighbours tie), box sizes of 3 to 9 cells, centre offsets within the cell."""
     rng = np.random.RandomState(seed)
+    if hasattr(net, "heads"):
+        features = net.base_network(x)
+        classes = net.num_classes
+        for head, target, bias in zip(
+            net.heads,
+            (4.0, 2.0, 0.5),
+            (rng.uniform(-3, 1, classes), rng.uniform(5, 7, 2), np.full(2, 0.5)),
+            strict=True,
+        ):
+            logits = head[2](head[1](head[0](features))).asnumpy()[0]
+            _scale_conv(head[2], logits.reshape(logits.shape[0], -1), rng, target, bias)
+        return
     if hasattr(net, "yolo_outputs"):
         net.raw_outputs = True
         raws = net(x)
@@ -210,7 +235,8 @@ def test_detector_parity(name, tmp_path):
 
     reference = edgecv.get_model(name, pretrained=params)
     ids, scores, boxes = (o.asnumpy()[0] for o in reference(mx.nd.array(x)))
-    ref = (ids[:, 0].astype(int), scores[:, 0], boxes)
+    # (K, 1) ids and scores; CenterNet's, as GluonCV's, are (K,)
+    ref = (ids.reshape(-1).astype(int), scores.reshape(-1), boxes)
     assert (scores > 0.1).sum() >= 20, "too few confident reference boxes to prove anything"
 
     got = Predictor(art).run_tensor(x)

@@ -83,10 +83,11 @@ def test_zoo_ops_parse_in_cpp(model):
     if meta["task"] == "classification":
         assert plan["softmax"] == ("softmax" in ops) and plan["top_k"] == ops["topk"]["k"]
     elif meta["task"] == "detection":
-        decode = ops.get("yolo3_decode") or ops["ssd_decode"]
+        kind = next(op.removesuffix("_decode") for op in ops if op.endswith("_decode"))
+        decode = ops[f"{kind}_decode"]
         named = decode.get("outputs") or [decode["class_output"], decode["box_output"]]
         assert [names[i] for i in plan["decoder_outputs"]] == named
-        assert plan["decoder"] == ("yolo3" if "yolo3_decode" in ops else "ssd")
+        assert plan["decoder"] == kind
         assert plan["nms"]["max_detections"] == ops["nms"]["max_detections"]
     else:
         dense = ops.get("segment") or ops["heatmap_decode"]

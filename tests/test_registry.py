@@ -53,6 +53,7 @@ EXPECTED_DETECTORS = (
         )
     ]
     + ["yolo3_mobilenet0.25_digits"]
+    + [f"center_net_resnet{n}_v1b_{d}" for d in ("voc", "coco") for n in (18, 50, 101)]
 )
 
 

@@ -18,7 +18,7 @@ MIN_INPUT = 32
 
 def size_multiple(spec: ModelSpec) -> int:
     """The input sides a model accepts are multiples of this (strided heads, pooling)."""
-    if spec.family == "yolo3" or spec.task == "pose":
+    if spec.family in ("yolo3", "center_net") or spec.task == "pose":
         return 32
     if spec.task == "segmentation":
         return 8

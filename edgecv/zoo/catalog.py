@@ -221,6 +221,25 @@ for _ds in ("voc", "coco"):
             ),
         )
 
+# CenterNet: ResNet v1b + upsampling, trained at 512x512 (GluonCV's affine warp keeps the
+# aspect ratio and centres the image: a letterbox)
+_CENTERNET_DATA = DataConfig(input_size=(512, 512), resize_short=0, resize="letterbox")
+for _ds in ("voc", "coco"):
+    for _depth in (18, 50, 101):
+        _name = f"center_net_resnet{_depth}_v1b_{_ds}"
+        MODELS.add(
+            _name,
+            ModelSpec(
+                _name,
+                "detection",
+                "center_net",
+                "edgecv.zoo.centernet:center_net",
+                {"depth": _depth, "dataset": _ds},
+                _CENTERNET_DATA,
+                _ds,
+            ),
+        )
+
 # segmentation: dilated ResNet v1s + FCN/PSP/DeepLabV3 head; GluonCV's 480 crop, letterboxed
 _SEG_DATA = DataConfig(input_size=(480, 480), resize_short=0, resize="letterbox")
 _SEG_CLASSES = {"voc": "voc_seg", "coco": "voc_seg", "ade": "ade20k", "citys": "cityscapes"}

@@ -207,7 +207,10 @@ py::dict PlanDict(const PostprocessPlan& p) {
   d["task"] = p.task;
   d["softmax"] = p.softmax;
   d["top_k"] = p.default_top_k;
-  d["decoder"] = p.decoder == D::kYolo3 ? "yolo3" : p.decoder == D::kSsd ? "ssd" : "none";
+  d["decoder"] = p.decoder == D::kYolo3       ? "yolo3"
+                 : p.decoder == D::kSsd       ? "ssd"
+                 : p.decoder == D::kCenterNet ? "centernet"
+                                              : "none";
   d["decoder_outputs"] = p.decoder_outputs;
   d["dense_output"] = p.dense_output;
   d["nms"] =
@@ -560,6 +563,20 @@ PYBIND11_MODULE(_runtime, m) {
       },
       py::arg("heatmaps"), py::arg("crop"),
       "(1, K, H, W) heatmaps → keypoints (K, 2), scores (K,)");
+  m.def(
+      "decode_centernet",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> heatmap,
+         py::array_t<float, py::array::c_style | py::array::forcecast> wh,
+         py::array_t<float, py::array::c_style | py::array::forcecast> reg, int num_classes,
+         int stride, int topk, float score_threshold) {
+        const CenterNetHead head{num_classes, stride, topk};
+        return DetectionArrays(
+            DecodeCenterNet(ToTensor(heatmap), ToTensor(wh), ToTensor(reg), head, score_threshold));
+      },
+      py::arg("heatmap"), py::arg("wh"), py::arg("reg"), py::arg("num_classes"),
+      py::arg("stride") = 4, py::arg("topk") = 100, py::arg("score_threshold") = 0.0f,
+      "CenterNet's maps (1, C, H, W), (1, 2, H, W), (1, 2, H, W) → (ids, scores, boxes) of the "
+      "top-k heatmap peaks above score_threshold, boxes in input pixels");
   m.def(
       "nms",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> boxes,

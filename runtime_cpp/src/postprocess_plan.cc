@@ -66,6 +66,29 @@ void SsdDecode(const std::string&, const json::Value& op, const Context& c, Post
   plan->ssd.priors = c.files.read_floats(file, static_cast<size_t>(cls[1]) * 4);
 }
 
+// heatmap (1, C, H/stride, W/stride), wh and reg (1, 2, H/stride, W/stride)
+void CenterNetDecode(const std::string&, const json::Value& op, const Context& c,
+                     PostprocessPlan* plan) {
+  plan->decoder = PostprocessPlan::Decoder::kCenterNet;
+  plan->centernet = ParseCenterNetHead(op);
+  const CenterNetHead& head = plan->centernet;
+  for (const json::Value& o : op.At("outputs").AsArray())
+    plan->decoder_outputs.push_back(c.OutputIndex(o.AsString()));
+  if (plan->decoder_outputs.size() != 3)
+    ThrowInvalidArtifact("centernet_decode: three outputs (heatmap, wh, reg) are required");
+  const std::vector<int64_t>& in = c.input_shape;
+  if (in[2] % head.stride || in[3] % head.stride)
+    ThrowInvalidArtifact("centernet_decode: stride " + std::to_string(head.stride) +
+                         " does not divide the input " + ShapeString(in));
+  const int64_t channels[3] = {head.num_classes, 2, 2};
+  for (size_t i = 0; i < 3; ++i) {
+    const TensorSpec& out = c.outputs[plan->decoder_outputs[i]];
+    if (out.shape != std::vector<int64_t>{1, channels[i], in[2] / head.stride, in[3] / head.stride})
+      ThrowInvalidArtifact("centernet_decode: output '" + out.name + "' has shape " +
+                           ShapeString(out.shape) + ", inconsistent with its classes and stride");
+  }
+}
+
 void Nms(const std::string&, const json::Value& op, const Context&, PostprocessPlan* plan) {
   NmsOptions& nms = plan->nms;
   nms.iou_threshold = static_cast<float>(op.At("iou_threshold").AsNumber());
@@ -115,6 +138,7 @@ const std::vector<OpEntry>& Ops() {
       {"topk", {"classification"}, &TopK},
       {"yolo3_decode", {"detection"}, &Yolo3Decode},
       {"ssd_decode", {"detection"}, &SsdDecode},
+      {"centernet_decode", {"detection"}, &CenterNetDecode},
       {"nms", {"detection"}, &Nms},
       {"segment", {"segmentation"}, &Segment},
       {"heatmap_decode", {"pose"}, &HeatmapDecode},

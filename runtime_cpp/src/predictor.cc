@@ -178,6 +178,10 @@ Result Predictor::Postprocess(std::vector<Tensor> outputs, const RunOptions& opt
     std::vector<const Tensor*> heads;
     for (int i : post_.decoder_outputs) heads.push_back(&r.outputs[i]);
     candidates = DecodeYolo3(heads, post_.yolo3, nms.score_threshold);
+  } else if (post_.decoder == PostprocessPlan::Decoder::kCenterNet) {
+    const std::vector<int>& o = post_.decoder_outputs;
+    candidates = DecodeCenterNet(r.outputs[o[0]], r.outputs[o[1]], r.outputs[o[2]], post_.centernet,
+                                 nms.score_threshold);
   } else {
     candidates = DecodeSsd(r.outputs[post_.decoder_outputs[0]], r.outputs[post_.decoder_outputs[1]],
                            post_.ssd, nms.score_threshold);

@@ -110,7 +110,7 @@ int main() {
   CHECK((PostprocessTasks() ==
          std::vector<std::string>{"classification", "detection", "segmentation", "pose"}));
   CHECK((PostprocessOpsFor("detection") ==
-         std::vector<std::string>{"yolo3_decode", "ssd_decode", "nms"}));
+         std::vector<std::string>{"yolo3_decode", "ssd_decode", "centernet_decode", "nms"}));
   CHECK(PostprocessOpsFor("ocr").empty());
   return Finish("test_postprocess_plan");
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "edgecv/centernet.h"
 #include "edgecv/detection.h"
 #include "edgecv/json.h"
 #include "edgecv/manifest.h"
@@ -18,7 +19,7 @@
 namespace edgecv {
 
 struct PostprocessPlan {
-  enum class Decoder { kNone, kYolo3, kSsd };
+  enum class Decoder { kNone, kYolo3, kSsd, kCenterNet };
   std::string task;
   // classification
   int default_top_k = 5;
@@ -28,6 +29,7 @@ struct PostprocessPlan {
   std::vector<int> decoder_outputs;  // indices into the network outputs
   Yolo3Head yolo3;
   SsdHead ssd;
+  CenterNetHead centernet;
   NmsOptions nms;
   // segmentation / pose: the output holding class scores / heatmaps
   int dense_output = -1;
