@@ -53,7 +53,12 @@ EXPECTED_DETECTORS = (
         )
     ]
     + ["yolo3_mobilenet0.25_digits"]
-    + [f"center_net_resnet{n}_v1b_{d}" for d in ("voc", "coco") for n in (18, 50, 101)]
+    + [
+        f"center_net_{b}_{d}"
+        for d in ("voc", "coco")
+        for b in ("resnet18_v1b", "resnet50_v1b", "resnet101_v1b")
+        + ("mobilenetv3_large_duc", "mobilenetv3_small_duc")
+    ]
 )
 
 

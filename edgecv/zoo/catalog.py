@@ -221,12 +221,15 @@ for _ds in ("voc", "coco"):
             ),
         )
 
-# CenterNet: ResNet v1b + upsampling, trained at 512x512 (GluonCV's affine warp keeps the
-# aspect ratio and centres the image: a letterbox)
+# CenterNet: ResNet v1b + transposed convs or MobileNetV3 + DUC, trained at 512x512
+# (GluonCV's affine warp keeps the aspect ratio and centres the image: a letterbox)
 _CENTERNET_DATA = DataConfig(input_size=(512, 512), resize_short=0, resize="letterbox")
 for _ds in ("voc", "coco"):
-    for _depth in (18, 50, 101):
-        _name = f"center_net_resnet{_depth}_v1b_{_ds}"
+    for _base, _kw in (
+        *((f"resnet{d}_v1b", {"depth": d}) for d in (18, 50, 101)),
+        *((f"mobilenetv3_{s}_duc", {"mobilenetv3": s}) for s in ("large", "small")),
+    ):
+        _name = f"center_net_{_base}_{_ds}"
         MODELS.add(
             _name,
             ModelSpec(
@@ -234,7 +237,7 @@ for _ds in ("voc", "coco"):
                 "detection",
                 "center_net",
                 "edgecv.zoo.centernet:center_net",
-                {"depth": _depth, "dataset": _ds},
+                {**_kw, "dataset": _ds},
                 _CENTERNET_DATA,
                 _ds,
             ),

@@ -1,5 +1,6 @@
 """CenterNet (Zhou et al. 2019, "Objects as Points") on ResNet v1b with three upsampling
-stages, GluonCV layout.
+stages of transposed convolutions, or on MobileNetV3 with three DUC (pixel-shuffle)
+upsamplers, GluonCV layout.
 
 The network maps an image to three maps at a quarter of its size: per-class centre
 heatmaps (after a sigmoid), box sizes (w, h) and sub-cell centre offsets, in units of the
@@ -11,8 +12,9 @@ NMS and no score cut: all K are returned. With ``raw_outputs = True`` the forwar
 the three maps instead: that is the deployable graph, and edgecv's C++ runtime performs the
 same decode (``centernet_decode``).
 
-Attribute tree as GluonCV's (``base_network.base_network`` = conv1 .. layer4,
-``base_network.deconv``, ``heads``), so its ``.params`` files load unchanged.
+Attribute tree as GluonCV's (``base_network.base_network`` = conv1 .. layer4 and
+``base_network.deconv``, or ``base_network.feature`` and ``base_network.upsampling``;
+``heads``), so its ``.params`` files load unchanged.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
 from .layers import SCORE_CUT
+from .mobilenetv3 import mobilenet_v3
+from .pose import DUC
 from .resnet import ResNetV1b
 
 STRIDE = 4  # input pixels per output cell: ResNet's 32, upsampled three times by 2
 UPSAMPLE_CHANNELS = (256, 128, 64)
+# MobileNetV3: each DUC's conv channels (a 2x pixel shuffle leaves a quarter of them)
+DUC_CHANNELS = {"large": (512, 256, 256), "small": (512, 256, 128)}
 HEAD_CHANNELS = 64
 HEATMAP_PRIOR_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: the heatmap's initial foreground rate
 # K: peaks kept per image, as GluonCV's presets (VOC images hold fewer objects than COCO's)
 TOPK = {"voc": 40, "coco": 100}
 
 
-class _Upsampling(HybridBlock):
+class _DeconvResNet(HybridBlock):
     """ResNet v1b's stem and stages, then three (3x3 conv, BN, ReLU, 4x4 stride-2
     transposed conv, BN, ReLU) stages: ``base_network`` and ``deconv``."""
 
@@ -57,6 +63,21 @@ class _Upsampling(HybridBlock):
         return self.deconv(self.base_network(x))
 
 
+class _DucMobileNetV3(HybridBlock):
+    """MobileNetV3's features up to its global pool (``feature``), then three 2x DUC
+    upsamplers (``upsampling``)."""
+
+    def __init__(self, size: str):
+        super().__init__()
+        with self.name_scope():
+            self.feature = mobilenet_v3(size).features[:-4]  # from the global pool on
+            self.upsampling = nn.HybridSequential(prefix="upsampling_")
+            self.upsampling.add(*(DUC(channels, 2) for channels in DUC_CHANNELS[size]))
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        return self.upsampling(self.feature(x))
+
+
 def _head(outputs: int, bias: float) -> nn.HybridSequential:
     """3x3 conv (64) + ReLU, then a 1x1 conv to ``outputs`` maps."""
     weights = init.Xavier() if bias else init.Normal(0.001)
@@ -70,15 +91,16 @@ def _head(outputs: int, bias: float) -> nn.HybridSequential:
 
 
 class CenterNet(HybridBlock):
-    """``base_network`` (backbone + upsampling) and ``heads``: heatmap, wh, reg."""
+    """``base_network`` (backbone + upsampling to stride 4) and ``heads``: heatmap, wh,
+    reg."""
 
-    def __init__(self, depth: int, num_classes: int, topk: int = 100):
+    def __init__(self, base_network: HybridBlock, num_classes: int, topk: int = 100):
         super().__init__()
         self.num_classes = num_classes
         self.topk = topk
         self.raw_outputs = False
         with self.name_scope():
-            self.base_network = _Upsampling(depth)
+            self.base_network = base_network
             self.heads = nn.HybridSequential(prefix="heads_")
             self.heads.add(_head(num_classes, HEATMAP_PRIOR_BIAS), _head(2, 0.0), _head(2, 0.0))
 
@@ -148,8 +170,18 @@ class CenterNet(HybridBlock):
         return self.decode(F, heatmap, wh, reg)
 
 
-def center_net(depth: int, dataset: str, classes: int = 20) -> CenterNet:
-    """CenterNet on resnet{depth}_v1b; ``dataset`` picks GluonCV's K (voc 40, coco 100)."""
+def center_net(
+    dataset: str, depth: int | None = None, mobilenetv3: str | None = None, classes: int = 20
+) -> CenterNet:
+    """CenterNet on resnet{depth}_v1b with transposed convolutions, or on
+    mobilenetv3_{mobilenetv3} (large, small) with DUC upsamplers; ``dataset`` picks GluonCV's
+    K (voc 40, coco 100)."""
     if dataset not in TOPK:
         raise ValueError(f"unknown CenterNet dataset {dataset!r} (known: {', '.join(TOPK)})")
-    return CenterNet(depth, classes, TOPK[dataset])
+    if (depth is None) == (mobilenetv3 is None):
+        raise ValueError("a CenterNet needs one backbone: depth (ResNet) or mobilenetv3")
+    if mobilenetv3 is not None:
+        if mobilenetv3 not in DUC_CHANNELS:
+            raise ValueError(f"unknown MobileNetV3 size {mobilenetv3!r} (large, small)")
+        return CenterNet(_DucMobileNetV3(mobilenetv3), classes, TOPK[dataset])
+    return CenterNet(_DeconvResNet(depth), classes, TOPK[dataset])
