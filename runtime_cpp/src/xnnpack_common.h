@@ -6,6 +6,11 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
 namespace edgecv {
 namespace kernel {
 namespace xnnpack {
@@ -19,6 +24,35 @@ pthreadpool_t Pool();
 struct OperatorDeleter {
   void operator()(xnn_operator* op) const { xnn_delete_operator(op); }
 };
+
+// XNNPACK may read up to XNN_EXTRA_BYTES past an input's last element. The buffers edgecv's
+// kernels fill themselves are allocated with that slack (Padded). A graph tensor lives in the
+// Relax VM's pooled storage (engine_tvm.cc: kDLPooledAllocator), whose blocks are whole
+// 4 KiB pages at least as large as the tensor, so the slack exists unless the tensor ends
+// within XNN_EXTRA_BYTES of a page boundary: such a tensor is read from a padded copy. (The
+// graph's own input tensor is exact-sized, but it is NCHW and always converted into an
+// edgecv buffer by the first layer.)
+constexpr size_t kPage = 4096;
+
+inline bool EndsNearPage(size_t bytes) {
+  const size_t tail = bytes % kPage;
+  return tail == 0 || tail > kPage - XNN_EXTRA_BYTES;
+}
+
+// `count` elements with XNN_EXTRA_BYTES readable after them.
+template <typename T>
+void Padded(std::vector<T>& buffer, size_t count) {
+  buffer.resize(count + (XNN_EXTRA_BYTES + sizeof(T) - 1) / sizeof(T));
+}
+
+// A graph tensor's data as XNNPACK may read it: in place, or copied into `copy` with slack.
+template <typename T>
+const T* Readable(const T* data, size_t count, std::vector<T>& copy) {
+  if (!EndsNearPage(count * sizeof(T))) return data;
+  Padded(copy, count);
+  std::memcpy(copy.data(), data, count * sizeof(T));
+  return copy.data();
+}
 
 // Drops the int8 layers (xnnpack_int8.cc); ClearCache calls it.
 void ClearInt8Cache();

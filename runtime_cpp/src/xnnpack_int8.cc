@@ -15,13 +15,18 @@
 // v - 128 (zero point -128; the padding XNNPACK adds is then the zero point, i.e. uint8 0),
 // and a uint8 output is written at zero point -128 and shifted back.
 //
-// qc8 writes only quantised int8 and fuses no residual add; layers that write float, add a
-// residual, use a leaky ReLU, or whose scales XNNPACK's requantisation cannot represent
-// (input x weight / output scale outside [2^-32, 256)) run XNNPACK's float convolution on the
-// values the integer kernel would see: the input rounded to its quantisation step, the int8
-// weights times their scales; the residual add, activation and output quantisation then
-// follow in one pass. That is ONNX Runtime's QDQ arithmetic to float rounding, at float
-// speed; the layer log names these layers "xnnpack f32 on int8 values".
+// qc8 writes only quantised int8 and fuses no residual add. A layer that adds a quantised
+// residual before its activation (ResNet) and writes a quantised output runs qc8 into an int8
+// buffer at a derived scale (MidQuantisation) and then XNNPACK's int8 add, which adds the
+// residual, clamps (ReLU/clip) and requantises: integer throughout. Layers that write float,
+// add a float residual or add after the activation, use a leaky ReLU, or whose scales qc8
+// cannot take (a scale that is not a normal float, input x weight / output scale outside
+// [2^-32, 256), a bias too large for the int32 accumulator, add scale ratios outside XNNPACK's
+// range) run XNNPACK's float convolution on the values the integer kernel would see: the
+// input rounded to its quantisation step, the int8 weights times their scales; the residual
+// add, activation and output quantisation then follow in one pass. That is ONNX Runtime's QDQ
+// arithmetic to float rounding, at float speed; the layer log names these layers "xnnpack f32
+// on int8 values".
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
@@ -69,11 +74,16 @@ struct Quant {
 struct Q8Layer {
   std::unique_ptr<xnn_operator, OperatorDeleter> op;
   bool integer = false;  // qc8 operator; else the float operator on int8 values (see above)
+  // an integer residual layer: qc8 writes `mid` (int8 at mid_zero), then `add` (qs8, or qu8
+  // when the residual and output are uint8) adds the residual, activates and requantises
+  std::unique_ptr<xnn_operator, OperatorDeleter> add;
+  bool add_unsigned = false;
   Geometry g;
   Quant q;
-  std::vector<int8_t> src8;      // the input as qc8 takes it
-  std::vector<float> srcf, dst;  // float path: input on its quantisation grid, NHWC result
-  std::mutex mutex;              // an operator holds the pointers of its last setup
+  std::vector<int8_t> src8;       // the input as qc8 takes it (XNN_EXTRA_BYTES of slack)
+  std::vector<int8_t> mid, res8;  // the conv before the add; a uint8 residual as int8
+  std::vector<float> srcf, dst;   // float path: input on its quantisation grid, NHWC result
+  std::mutex mutex;               // an operator holds the pointers of its last setup
 };
 
 LayerCache<Q8Layer>& TheCache() {
@@ -166,40 +176,110 @@ std::vector<T> Repack(const int8_t* from, const Geometry& g, Convert convert) {
   return out;
 }
 
-// The qc8 operator of the layer, or nullptr where it cannot compute it (see the top).
-xnn_operator_t MakeInteger(const Geometry& g, const Quant& q, const int8_t* w,
-                           const std::vector<float>& w_scale, const float* bias) {
-  if (q.out_kind == 0 || q.residual_order != 0 || (q.act == kRelu && q.alpha != 0.f))
-    return nullptr;
-  const int32_t in_zero = q.src_signed ? 0 : -128, out_zero = q.out_kind == 2 ? 0 : -128;
-  int32_t lo = -128, hi = 127;
-  if (q.act == kRelu) lo = out_zero;
+// The output's int8 clamp [lo, hi] at zero point out_zero (a uint8 output: at -128), with the
+// activation folded in; false when it is empty.
+bool OutputClamp(const Quant& q, int32_t out_zero, int32_t* lo, int32_t* hi) {
+  *lo = -128;
+  *hi = 127;
+  if (q.act == kRelu) *lo = out_zero;
   if (q.act == kClip) {  // clamping the rounded value = rounding the clamped one
-    lo = std::max(lo, Saturate(q.alpha / q.out_scale + static_cast<float>(out_zero), -128, 127));
-    hi = std::min(hi, Saturate(q.beta / q.out_scale + static_cast<float>(out_zero), -128, 127));
+    *lo = std::max(*lo, Saturate(q.alpha / q.out_scale + static_cast<float>(out_zero), -128, 127));
+    *hi = std::min(*hi, Saturate(q.beta / q.out_scale + static_cast<float>(out_zero), -128, 127));
   }
-  if (lo >= hi) return nullptr;
+  return *lo < *hi;
+}
+
+// Where a residual layer's conv result goes before the add (scale, int8 zero point). No
+// calibrated scale exists for it (calibration observes layer inputs), so it is derived: the
+// output can only be one of [lo, hi] and the residual lies in its own int8 range, so only conv
+// values in [out_min - res_max, out_max - res_min] can change the output; beyond it the
+// output saturates to the same end whatever the conv's exact value. That interval, mapped on
+// 256 steps, loses nothing to saturation; its step (about out_scale + res_scale for ResNet's
+// uint8 tensors) adds at most half a step of rounding, as ONNX Runtime's QDQ graphs do with
+// their Conv -> QuantizeLinear -> Add.
+bool MidQuantisation(const Quant& q, int32_t out_zero, int32_t lo, int32_t hi, float* scale,
+                     int32_t* zero) {
+  const double out_min = (lo - out_zero) * static_cast<double>(q.out_scale);
+  const double out_max = (hi - out_zero) * static_cast<double>(q.out_scale);
+  const double res_min = q.res_kind == 1 ? 0.0 : -128.0 * q.res_scale;
+  const double res_max = (q.res_kind == 1 ? 255.0 : 127.0) * q.res_scale;
+  const double c_min = out_min - res_max, c_max = out_max - res_min;
+  const double step = (c_max - c_min) / 255.0;
+  const double z = std::nearbyint(-128.0 - c_min / step);
+  if (!(step > 0) || z < -128.0 || z > 127.0) return false;
+  *scale = static_cast<float>(step);
+  *zero = static_cast<int32_t>(z);
+  return std::isnormal(*scale);
+}
+
+// The layer's qc8 operator (and its residual add), or false where they cannot compute it (see
+// the top).
+bool MakeInteger(Q8Layer& l, const int8_t* w, const std::vector<float>& w_scale,
+                 const float* bias) {
+  const Geometry& g = l.g;
+  const Quant& q = l.q;
+  const bool residual = q.residual_order != 0;
+  // a residual integer layer: quantised residual added before the activation (ResNet)
+  if (q.out_kind == 0 || (q.act == kRelu && q.alpha != 0.f) ||
+      (residual && (q.residual_order != 1 || q.res_kind == 0)))
+    return false;
+  const int32_t in_zero = q.src_signed ? 0 : -128, out_zero = q.out_kind == 2 ? 0 : -128;
+  int32_t lo, hi;
+  if (!OutputClamp(q, out_zero, &lo, &hi)) return false;
+  // what qc8 writes: the output, or the conv before the add
+  float conv_scale = q.out_scale;
+  int32_t conv_zero = out_zero, conv_lo = lo, conv_hi = hi;
+  if (residual) {
+    if (!MidQuantisation(q, out_zero, lo, hi, &conv_scale, &conv_zero)) return false;
+    conv_lo = -128;
+    conv_hi = 127;
+  }
+  // XNNPACK takes normal floats as scales only (else invalid_parameter). The bias in int32
+  // accumulator units must leave room for the products and the zero point XNNPACK folds
+  // into it (|x - zero| <= 255, |w| <= 127 per term), else the accumulator could wrap.
+  if (!std::isnormal(q.in_scale) || !std::isnormal(q.out_scale)) return false;
+  const double terms = static_cast<double>(g.ig * g.kh * g.kw);
+  const double bias_limit = 2147483647.0 - 2.0 * 255.0 * 127.0 * terms;
   std::vector<int32_t> bias32(static_cast<size_t>(g.out_c()));
   for (int64_t c = 0; c < g.out_c(); ++c) {
+    if (!std::isnormal(w_scale[c])) return false;
     const double unit = static_cast<double>(q.in_scale) * w_scale[c];
     const double scaled = std::nearbyint(bias[c] / unit);
-    bias32[c] = static_cast<int32_t>(std::clamp(scaled, -2147483648.0, 2147483647.0));
-    const double requant = unit / q.out_scale;
-    if (!(requant >= std::ldexp(1.0, -32) && requant < 256.0)) return nullptr;
+    if (!(std::abs(scaled) <= bias_limit)) return false;
+    bias32[c] = static_cast<int32_t>(scaled);
+    const double requant = unit / conv_scale;
+    if (!(requant >= std::ldexp(1.0, -32) && requant < 256.0)) return false;
   }
   const std::vector<int8_t> packed = Repack<int8_t>(w, g, [](int8_t v, int64_t) { return v; });
   const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
+  const auto s8 = [](int32_t v) { return static_cast<int8_t>(v); };
   xnn_operator_t op = nullptr;
-  const xnn_status status = xnn_create_convolution2d_nhwc_qc8(
+  xnn_status status = xnn_create_convolution2d_nhwc_qc8(
       u(g.pad_top), u(g.pad_right), u(g.pad_bottom), u(g.pad_left), u(g.kh), u(g.kw), u(g.stride_h),
       u(g.stride_w), u(g.dilation_h), u(g.dilation_w), u(g.groups), static_cast<size_t>(g.ig),
       static_cast<size_t>(g.og), static_cast<size_t>(g.in_c()), static_cast<size_t>(g.out_c()),
-      static_cast<int8_t>(in_zero), q.in_scale, w_scale.data(), packed.data(), bias32.data(),
-      static_cast<int8_t>(out_zero), q.out_scale, static_cast<int8_t>(lo), static_cast<int8_t>(hi),
-      0, &op);
-  if (status == xnn_status_unsupported_parameter) return nullptr;
+      s8(in_zero), q.in_scale, w_scale.data(), packed.data(), bias32.data(), s8(conv_zero),
+      conv_scale, s8(conv_lo), s8(conv_hi), 0, &op);
+  if (status == xnn_status_unsupported_parameter) return false;
   Check(status, "creating an int8 convolution");
-  return op;
+  l.op.reset(op);
+  if (!residual) return true;
+  xnn_operator_t add = nullptr;
+  l.add_unsigned = q.res_kind == 1 && q.out_kind == 1;
+  if (l.add_unsigned)  // conv (flipped to uint8) + uint8 residual -> uint8 output
+    status = xnn_create_add_nd_qu8(static_cast<uint8_t>(conv_zero + 128), conv_scale, 0,
+                                   q.res_scale, 0, q.out_scale, static_cast<uint8_t>(lo + 128),
+                                   static_cast<uint8_t>(hi + 128), 0, &add);
+  else
+    status = xnn_create_add_nd_qs8(s8(conv_zero), conv_scale, s8(q.res_kind == 1 ? -128 : 0),
+                                   q.res_scale, s8(out_zero), q.out_scale, s8(lo), s8(hi), 0, &add);
+  if (status == xnn_status_unsupported_parameter) {  // scale ratios outside [2^-10, 2^8)
+    l.op.reset();
+    return false;
+  }
+  Check(status, "creating an int8 add");
+  l.add.reset(add);
+  return true;
 }
 
 // The float operator on the int8 weights' values (bias float, nothing fused).
@@ -235,12 +315,12 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
   if (x->dtype.bits == 8) {
     const void* data = Data(x);
     if (l.integer) {
-      if (q.src_signed) return;  // taken as it is
-      l.src8.resize(static_cast<size_t>(count));
+      if (q.src_signed) return;  // taken as it is (RunLayer)
+      Padded(l.src8, static_cast<size_t>(count));
       FlipSign(data, l.src8.data(), count);
       return;
     }
-    l.srcf.resize(static_cast<size_t>(count));
+    Padded(l.srcf, static_cast<size_t>(count));
     float* out = l.srcf.data();
     ForBlocks(count, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
@@ -252,14 +332,14 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
   }
   const float* v = static_cast<const float*>(Data(x));
   if (l.integer) {
-    l.src8.resize(static_cast<size_t>(count));
+    Padded(l.src8, static_cast<size_t>(count));
     int8_t* out = l.src8.data();
     ForBlocks(count, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         out[i] = static_cast<int8_t>(Saturate(v[at(i)] / q.in_scale, lo, hi) - shift);
     });
   } else {
-    l.srcf.resize(static_cast<size_t>(count));
+    Padded(l.srcf, static_cast<size_t>(count));
     float* out = l.srcf.data();
     ForBlocks(count, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
@@ -304,12 +384,44 @@ void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y)
 }
 
 void Describe(const Q8Layer& l, KernelLayer* log) {
-  log->implementation = l.integer ? "xnnpack qc8" : "xnnpack f32 on int8 values";
+  log->implementation = !l.integer         ? "xnnpack f32 on int8 values"
+                        : l.add == nullptr ? "xnnpack qc8"
+                        : l.add_unsigned   ? "xnnpack qc8 + qu8 add"
+                                           : "xnnpack qc8 + qs8 add";
   log->src_type = l.q.src_signed ? "s8" : "u8";
   log->weights_type = "s8";
   log->dst_type = TypeName(l.q.out_kind);
   log->residual_type = l.q.residual_order != 0 ? TypeName(l.q.res_kind) : "none";
   log->weight_bits = 8;
+}
+
+// An integer residual layer's add: l.mid (the conv) + the residual -> the output y.
+void AddResidual(Q8Layer& l, const TensorView* res, int8_t* dst, size_t count) {
+  const size_t shape[1] = {count};
+  const void* r = Data(res);
+  if (l.add_unsigned) {
+    FlipSign(l.mid.data(), l.mid.data(), static_cast<int64_t>(count));  // now uint8
+    std::vector<uint8_t> copy;
+    const uint8_t* r8 = Readable(static_cast<const uint8_t*>(r), count, copy);
+    Check(xnn_setup_add_nd_qu8(l.add.get(), 1, shape, 1, shape,
+                               reinterpret_cast<const uint8_t*>(l.mid.data()), r8,
+                               reinterpret_cast<uint8_t*>(dst), Pool()),
+          "setting up an int8 add");
+    Check(xnn_run_operator(l.add.get(), Pool()), "running an int8 add");
+    return;
+  }
+  const int8_t* r8 = static_cast<const int8_t*>(r);
+  if (l.q.res_kind == 1) {  // uint8 residual as int8 at zero point -128
+    Padded(l.res8, count);
+    FlipSign(r, l.res8.data(), static_cast<int64_t>(count));
+    r8 = l.res8.data();
+  } else {
+    r8 = Readable(r8, count, l.res8);
+  }
+  Check(xnn_setup_add_nd_qs8(l.add.get(), 1, shape, 1, shape, l.mid.data(), r8, dst, Pool()),
+        "setting up an int8 add");
+  Check(xnn_run_operator(l.add.get(), Pool()), "running an int8 add");
+  if (l.q.out_kind == 1) FlipSign(dst, dst, static_cast<int64_t>(count));  // zero point -128
 }
 
 // One int8 layer: checked, built (cached under its content key and input), run.
@@ -326,10 +438,8 @@ void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, 
     const int8_t* w8 = static_cast<const int8_t*>(Data(w));
     const float* bias = static_cast<const float*>(Data(b));
     Pool();
-    xnn_operator_t op = MakeInteger(g, q, w8, scales, bias);
-    l->integer = op != nullptr;
-    if (op == nullptr) op = MakeFloat(g, w8, scales, bias);
-    l->op.reset(op);
+    l->integer = MakeInteger(*l, w8, scales, bias);
+    if (!l->integer) l->op.reset(MakeFloat(g, w8, scales, bias));
     Describe(*l, log);
     return l;
   });
@@ -340,12 +450,21 @@ void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, 
                wd = static_cast<size_t>(g.w);
   if (l.integer) {
     const int8_t* src =
-        x->dtype.bits == 8 && q.src_signed ? static_cast<const int8_t*>(Data(x)) : l.src8.data();
+        x->dtype.bits == 8 && q.src_signed
+            ? Readable(static_cast<const int8_t*>(Data(x)), static_cast<size_t>(Count(x)), l.src8)
+            : l.src8.data();
     int8_t* dst = static_cast<int8_t*>(Data(y));
-    Check(xnn_setup_convolution2d_nhwc_qc8(l.op.get(), n, h, wd, src, dst, Pool()),
+    const size_t count = static_cast<size_t>(Count(y));
+    if (l.add != nullptr) Padded(l.mid, count);
+    Check(xnn_setup_convolution2d_nhwc_qc8(l.op.get(), n, h, wd, src,
+                                           l.add != nullptr ? l.mid.data() : dst, Pool()),
           "setting up an int8 convolution");
     Check(xnn_run_operator(l.op.get(), Pool()), "running an int8 convolution");
-    if (q.out_kind == 1) FlipSign(dst, dst, Count(y));  // written at zero point -128
+    if (l.add != nullptr) {
+      AddResidual(l, res, dst, count);
+    } else if (q.out_kind == 1) {
+      FlipSign(dst, dst, Count(y));  // written at zero point -128
+    }
     return;
   }
   l.dst.resize(static_cast<size_t>(Count(y)));
