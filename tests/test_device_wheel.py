@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import venv
 import zipfile
@@ -23,41 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_wheels import arm_python, arm_site, device_env, numpy_wheel, runtime_wheels
+from device_wheels import run_checked as _run
 
 from conftest import REPO
 
 pytestmark = pytest.mark.targets
 
-CROSS_PYTHON = REPO / "build" / "python" / "aarch64"
-NUMPY_WHEELS = REPO / "build" / "python" / "numpy-wheels"
-BUILD_WHEEL = REPO / "packaging" / "runtime" / "build_wheel.py"
 IMAGES = [REPO / "edgecv" / "data" / n for n in ("digit_7.png", "digits_scene.jpg")]
 # what a device must not need: the compile stack
 BLOCKED = ("mxnet", "tvm", "tvm_ffi", "onnx", "onnxruntime", "sklearn", "cv2")
 
 
-def _run(cmd: list[object], **kw) -> subprocess.CompletedProcess:
-    res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    assert res.returncode == 0, (
-        f"{' '.join(map(str, cmd))}\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
-    )
-    return res
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
-    given = os.environ.get("EDGECV_RUNTIME_WHEELS")
-    out = Path(given) if given else tmp_path_factory.mktemp("wheels")
-    if not given:
-        _run([sys.executable, BUILD_WHEEL, "--arch", "x86_64", "--arch", "aarch64", "--out", out])
-    found = {
-        a: sorted(out.glob(f"edgecv_runtime-*-cp311-cp311-manylinux_*_{a}.whl"))
-        for a in ("x86_64", "aarch64")
-    }
-    assert all(len(v) == 1 for v in found.values()), (
-        f"expected one wheel per machine in {out}: {found}"
-    )
-    return {a: v[0] for a, v in found.items()}
+    return runtime_wheels(tmp_path_factory.mktemp("wheels"))
 
 
 def test_wheels_hold_the_runtime_alone(wheels):
@@ -189,12 +167,9 @@ def _images(directory: Path) -> dict[str, str]:
 def _device(cmd: list[object], job: dict, tmp: Path, timeout: int) -> dict:
     (tmp / "job.json").write_text(json.dumps(job))
     (tmp / "device.py").write_text(DEVICE_SCRIPT)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME")
-    }
-    out = _run([*cmd, tmp / "device.py", tmp / "job.json"], env=env, cwd=tmp, timeout=timeout)
+    out = _run(
+        [*cmd, tmp / "device.py", tmp / "job.json"], env=device_env(), cwd=tmp, timeout=timeout
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -204,8 +179,7 @@ def x86_device(wheels, artifacts, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("x86-device")
     venv.create(tmp / "venv", with_pip=True)
     py = tmp / "venv" / "bin" / "python"
-    numpy = next(NUMPY_WHEELS.glob("numpy-*x86_64.whl"), None)
-    assert numpy, f"no x86_64 NumPy wheel in {NUMPY_WHEELS}: run `make wheel-deps`"
+    numpy = numpy_wheel("x86_64")
     _run([py, "-m", "pip", "install", "-q", "--no-index", numpy, wheels["x86_64"]], timeout=600)
     listed = _run([py, "-m", "pip", "list", "--format=freeze"]).stdout.split()
     assert sorted(
@@ -224,24 +198,16 @@ def x86_device(wheels, artifacts, tmp_path_factory) -> dict:
 def arm_device(wheels, artifacts, tmp_path_factory) -> dict:
     """The aarch64 wheel and NumPy's aarch64 wheel unpacked into one folder, run by Debian's
     arm64 CPython 3.11 under qemu-aarch64."""
-    python = CROSS_PYTHON / "usr" / "bin" / "python3.11"
-    assert python.is_file(), f"no arm64 CPython in {CROSS_PYTHON}: run `make wheel-deps`"
-    assert shutil.which("qemu-aarch64"), "qemu-aarch64 not installed: run `make cross-tools`"
-    numpy = next(NUMPY_WHEELS.glob("numpy-*aarch64.whl"), None)
-    assert numpy, f"no aarch64 NumPy wheel in {NUMPY_WHEELS}: run `make wheel-deps`"
+    python = arm_python()
     tmp = tmp_path_factory.mktemp("arm-device")
-    site = tmp / "site"
-    for wheel in (numpy, wheels["aarch64"]):  # what pip install --target does, minus pip
-        zipfile.ZipFile(wheel).extractall(site)
-    for so in site.rglob("*.so*"):  # zipfile drops the mode bits
-        so.chmod(0o755)
+    site = arm_site(wheels["aarch64"], tmp / "site")
     job = {
         "blocked": BLOCKED, "path": [str(site)], "images": _images(tmp / "images"),
         "artifacts": {k: str(v) for k, v in artifacts.items() if "-rpi" in k},
         "refused": {"x86_64": str(artifacts[f"{CLS}-x86_64-fp32"])},
         "file_run": [str(artifacts[f"{CLS}-rpi4-fp32"]), str(IMAGES[0])],
     }  # fmt: skip
-    return _device(["qemu-aarch64", "-L", CROSS_PYTHON, python], job, tmp, timeout=1200)
+    return _device(python, job, tmp, timeout=1200)
 
 
 def _iou(a: list[float], b: list[float]) -> float:
