@@ -231,6 +231,8 @@ _POST_KEYS = {
         "box_output",
         "priors",
         "variances",
+        "stride",
+        "peaks",
         "iou_threshold",
         "score_threshold",
         "topk",
@@ -397,6 +399,7 @@ def _detection_ops(
     where: str,
 ) -> list[dict[str, Any]]:
     decode = post.get("decode")
+    nms_defaults: dict[str, Any] = {"iou_threshold": 0.45, "topk": 400, "max_detections": 100}
     if decode == "yolo3":
         names = post.get("outputs", outputs)
         strides, anchors = post.get("strides"), post.get("anchors")
@@ -436,14 +439,32 @@ def _detection_ops(
             "num_classes": len(classes),
             "variances": [float(v) for v in post.get("variances", [0.1, 0.1, 0.2, 0.2])],
         }
+    elif decode == "centernet":
+        names = post.get("outputs", outputs)
+        if not isinstance(names, list) or len(names) != 3:
+            raise InvalidInputError(
+                f"{where}: centernet needs three outputs: heatmap (after a sigmoid), wh, reg"
+            )
+        peaks = int(post.get("peaks", 100))
+        op = {
+            "op": "centernet_decode",
+            "outputs": list(names),
+            "num_classes": len(classes),
+            "stride": int(post.get("stride", 4)),
+            "topk": peaks,
+        }
+        # no NMS unless asked for (IoU 1.0 suppresses nothing): the peaks are the detections
+        nms_defaults = {"iou_threshold": 1.0, "topk": peaks, "max_detections": peaks}
     else:
-        raise InvalidInputError(f"{where}: postprocess.decode must be yolo3 or ssd, got {decode!r}")
+        raise InvalidInputError(
+            f"{where}: postprocess.decode must be yolo3, ssd or centernet, got {decode!r}"
+        )
     nms = {
         "op": "nms",
-        "iou_threshold": float(post.get("iou_threshold", 0.45)),
+        "iou_threshold": float(post.get("iou_threshold", nms_defaults["iou_threshold"])),
         "score_threshold": float(post.get("score_threshold", 0.01)),
-        "topk": int(post.get("topk", 400)),
-        "max_detections": int(post.get("max_detections", 100)),
+        "topk": int(post.get("topk", nms_defaults["topk"])),
+        "max_detections": int(post.get("max_detections", nms_defaults["max_detections"])),
         "class_agnostic": bool(post.get("class_agnostic", False)),
     }
     return [op, nms]

@@ -57,6 +57,24 @@ iou_threshold = 0.45
 score_threshold = 0.01
 """
 
+CENTERNET_META = """
+task = "detection"
+name = "tiny_centernet"
+classes = ["a", "b", "c"]
+
+[preprocess]
+size = [64, 64]
+resize = "letterbox"
+mean = [0.0, 0.0, 0.0]
+std = [255.0, 255.0, 255.0]
+
+[postprocess]
+decode = "centernet"
+outputs = ["heatmap", "wh", "reg"]
+stride = 4
+peaks = 20
+"""
+
 
 def edgecv(*args):
     exe = Path(sys.executable).parent / "edgecv"
@@ -128,6 +146,41 @@ def detector(path: Path) -> Path:
     return path
 
 
+def centernet(path: Path) -> Path:
+    """A CenterNet-style body: stride-4 features, then a sigmoid heatmap of 3 classes,
+    box sizes (2 to 6 cells) and centre offsets."""
+    rng = np.random.RandomState(2)
+    inits = [_init("wf", (8, 3, 4, 4), rng, 0.2), _init("bf", (8,), rng, 0.1)]
+    nodes = [
+        helper.make_node("Conv", ["data", "wf", "bf"], ["f"], strides=[4, 4]),
+        helper.make_node("Relu", ["f"], ["r"]),
+    ]
+    for name, channels, bias in (("logits", 3, -1.0), ("wh", 2, 4.0), ("reg", 2, 0.5)):
+        inits += [
+            _init(f"w_{name}", (channels, 8, 3, 3), rng, 0.2),
+            numpy_helper.from_array(np.full(channels, bias, np.float32), f"b_{name}"),
+        ]
+        nodes.append(
+            helper.make_node("Conv", ["r", f"w_{name}", f"b_{name}"], [name], pads=[1, 1, 1, 1])
+        )
+    nodes.append(helper.make_node("Sigmoid", ["logits"], ["heatmap"]))
+    graph = helper.make_graph(
+        nodes,
+        "tiny_centernet",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [
+            helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, [1, 3, 16, 16]),
+            helper.make_tensor_value_info("wh", TensorProto.FLOAT, [1, 2, 16, 16]),
+            helper.make_tensor_value_info("reg", TensorProto.FLOAT, [1, 2, 16, 16]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def _ort(path: Path, x: np.ndarray) -> list[np.ndarray]:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})
@@ -182,6 +235,33 @@ def test_detector_body_compiles_and_runs_like_onnxruntime(tmp_path):
     assert len(got.scores) == len(detections)
 
 
+def test_centernet_body_compiles_and_runs_like_onnxruntime(tmp_path):
+    """decode = "centernet": the C++ decode of the compiled maps, no NMS by default."""
+    from test_centernet import reference_decode
+
+    from edgecv.artifact import read_manifest
+    from edgecv.runtime import Predictor, read_image
+
+    model = centernet(tmp_path / "cn.onnx")
+    art = _compile(tmp_path, model, CENTERNET_META)
+    nms = next(op for op in read_manifest(art)["postprocess"] if op["op"] == "nms")
+    assert (nms["iou_threshold"], nms["topk"], nms["max_detections"]) == (1.0, 20, 20)
+    res = edgecv("run", art, SAMPLE_IMAGE, "--json", "--threshold", "0.05")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["detections"]
+
+    predictor = Predictor(art)
+    x = predictor.preprocess(read_image(str(SAMPLE_IMAGE)))[1]
+    got = predictor.run_tensor(x)
+    for g, e in zip(got.outputs, _ort(model, x), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4 * float(np.abs(e).max()))
+    ids, scores, boxes = reference_decode(*got.outputs, k=20, threshold=0.01)
+    assert len(ids) == 20
+    np.testing.assert_array_equal(got.ids, ids)
+    np.testing.assert_array_equal(got.scores, scores)
+    np.testing.assert_allclose(got.boxes, boxes, atol=1e-4)
+
+
 BAD_META = {
     "unknown key": ('task = "classification"\nclases = ["a"]\n', "unknown keys clases"),
     "task": ('task = "segmentation"\nclasses = ["a"]\n', "task must be one of"),
@@ -207,6 +287,13 @@ def test_bad_meta_is_refused_with_exit_code_3(tmp_path, case):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and str(meta) in lines[0], res.stderr
     assert not (Path("artifacts") / "tiny_classifier-x86_64-fp32").exists()
+
+
+def test_centernet_without_three_outputs_is_refused(tmp_path):
+    meta = tmp_path / "meta.toml"
+    meta.write_text(CENTERNET_META.replace('["heatmap", "wh", "reg"]', '["heatmap", "wh"]'))
+    res = edgecv("compile", centernet(tmp_path / "cn.onnx"), "--meta", meta)
+    assert res.returncode == 3 and "three outputs" in res.stderr, res.stderr
 
 
 def test_yolo_outputs_that_the_model_lacks_are_refused(tmp_path):
