@@ -141,15 +141,16 @@ class CenterNet(HybridBlock):
             heatmap,
         )
         scores, index = F.topk(peaks.reshape((0, -1)), k=self.topk, ret_typ="both")
-        # cells per map and per row, as float (exact below 2**24) from the maps themselves
+        # cells per map and per row, from the maps themselves; indices are whole floats
+        # (exact below 2**24), split by remainders so that no quotient rounds up
         one_map = F.slice_axis(heatmap, axis=1, begin=0, end=1)
         cells = F.sum(F.ones_like(one_map), axis=(1, 2, 3)).reshape((-1, 1))
         width = F.sum(F.ones_like(F.slice_axis(one_map, axis=2, begin=0, end=1)), axis=(1, 2, 3))
         width = width.reshape((-1, 1))
-        ids = F.floor(F.broadcast_div(index, cells))
-        cell = index - F.broadcast_mul(ids, cells)
-        row = F.floor(F.broadcast_div(cell, width))
-        col = cell - F.broadcast_mul(row, width)
+        cell = F.broadcast_mod(index, cells)
+        ids = F.broadcast_div(index - cell, cells)
+        col = F.broadcast_mod(cell, width)
+        row = F.broadcast_div(cell - col, width)
         batch = F.broadcast_like(F.contrib.arange_like(scores, axis=0).reshape((-1, 1)), scores)
 
         def at(maps, channel):  # (B, 2, H, W) → (B, K): channel of each peak's cell
