@@ -120,11 +120,14 @@ const TensorView* CheckInput(const TensorView& x, const char* name, int ndim, bo
 
 const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8" : "s8"; }
 
+// v rounded half to even and clamped to [lo, hi] (|lo|, |hi| < 2^22; NaN: lo). Adding and
+// subtracting 1.5 * 2^23 rounds in the FPU's default mode (ties to even, as ONNX Runtime and
+// oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises.
 int32_t Saturate(float v, int32_t lo, int32_t hi) {
-  const float r = std::nearbyint(v);  // ties to even, as ONNX Runtime and oneDNN round
-  return r <= static_cast<float>(lo)   ? lo
-         : r >= static_cast<float>(hi) ? hi
-                                       : static_cast<int32_t>(r);
+  const float l = static_cast<float>(lo), h = static_cast<float>(hi);
+  float c = v > l ? v : l;
+  c = c < h ? c : h;
+  return static_cast<int32_t>((c + 12582912.f) - 12582912.f);
 }
 
 // f(begin, end) over blocks of [0, n): inline for small tensors, else over the pool's threads
@@ -299,17 +302,39 @@ xnn_operator_t MakeFloat(const Geometry& g, const int8_t* w, const std::vector<f
   return op;
 }
 
+// f(i, j) for each of the layer input's `count` elements: i its NHWC index, j its index in x
+// (the graph's NCHW input: src_nchw; walked pixel by pixel, no division per element). f
+// captures by value and is copied into each block: a store through an int8 pointer may alias
+// anything in memory, and a local copy keeps its pointers and scales in registers, so that
+// the loop vectorises.
+template <typename F>
+void ForNhwc(const Geometry& g, int64_t count, const F& f) {
+  if (!g.src_nchw) {
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      F fn = f;
+      for (int64_t i = begin; i < end; ++i) fn(i, i);
+    });
+    return;
+  }
+  const int64_t c = g.in_c(), hw = g.h * g.w;
+  ForBlocks(count / c, [&](int64_t begin, int64_t end) {  // pixels
+    F fn = f;
+    for (int64_t px = begin; px < end;) {  // the block's part in one image, channel by channel
+      const int64_t image = px / hw, stop = std::min(end, (image + 1) * hw);
+      for (int64_t ci = 0; ci < c; ++ci) {
+        const int64_t from = (image * c + ci) * hw - image * hw;
+        for (int64_t p = px; p < stop; ++p) fn(p * c + ci, from + p);
+      }
+      px = stop;
+    }
+  });
+}
+
 // The input as the operator takes it. x: NHWC (or the graph's NCHW input: src_nchw).
 void PrepareInput(Q8Layer& l, const TensorView* x) {
   const Geometry& g = l.g;
   const Quant& q = l.q;
-  const int64_t count = Count(x), hw = g.h * g.w, c = g.in_c();
-  // element i of the NHWC tensor: index in x
-  const auto at = [&](int64_t i) {
-    if (!g.src_nchw) return i;
-    const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
-    return (b * c + ci) * hw + p;
-  };
+  const int64_t count = Count(x);
   const int32_t lo = q.src_signed ? -128 : 0, hi = q.src_signed ? 127 : 255;
   const int32_t shift = q.src_signed ? 0 : 128;  // uint8 v goes to qc8 as v - 128
   if (x->dtype.bits == 8) {
@@ -331,19 +356,18 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
     return;
   }
   const float* v = static_cast<const float*>(Data(x));
+  const float scale = q.in_scale;
   if (l.integer) {
     Padded(l.src8, static_cast<size_t>(count));
     int8_t* out = l.src8.data();
-    ForBlocks(count, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        out[i] = static_cast<int8_t>(Saturate(v[at(i)] / q.in_scale, lo, hi) - shift);
+    ForNhwc(g, count, [=](int64_t i, int64_t j) {
+      out[i] = static_cast<int8_t>(Saturate(v[j] / scale, lo, hi) - shift);
     });
   } else {
     Padded(l.srcf, static_cast<size_t>(count));
     float* out = l.srcf.data();
-    ForBlocks(count, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        out[i] = static_cast<float>(Saturate(v[at(i)] / q.in_scale, lo, hi)) * q.in_scale;
+    ForNhwc(g, count, [=](int64_t i, int64_t j) {
+      out[i] = static_cast<float>(Saturate(v[j] / scale, lo, hi)) * scale;
     });
   }
 }
