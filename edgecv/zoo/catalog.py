@@ -250,10 +250,15 @@ for _head, _depth, _ds in (
     ("fcn", 50, "voc"),
     ("fcn", 101, "voc"),
     ("fcn", 101, "coco"),
+    ("fcn", 50, "ade"),
+    ("fcn", 101, "ade"),
     ("psp", 50, "ade"),
     *(("psp", 101, d) for d in ("voc", "ade", "coco", "citys")),
     ("deeplab", 50, "ade"),
     *(("deeplab", 101, d) for d in ("voc", "ade", "coco", "citys")),
+    ("deeplab", 152, "voc"),
+    ("deeplab", 152, "coco"),
+    ("deeplab", 50, "citys"),
 ):
     _name = f"{_head}_resnet{_depth}_{_ds}"
     MODELS.add(
