@@ -272,6 +272,7 @@ def run(
                 "engine": "onnxruntime",
                 "onnx": str(entry["path"]),
                 "label": entry["label"],
+                "extra": entry.get("extra", False),
                 "model": entry["model"] or rows[0]["model"],
                 "precision": entry["precision"],
                 "input_shape": list(shape),
@@ -323,9 +324,11 @@ def run(
 
 def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per model and target: int8 (and fp16) against fp32 of edgecv, and each edgecv artifact
-    against ONNX Runtime's float model, as ratios of medians (> 1: the first is faster)."""
+    against ONNX Runtime's float model and each ``--onnx`` model of its input shape, as ratios
+    of medians (> 1: the first is faster)."""
     edge = [r for r in rows if r["engine"] == "edgecv"]
-    ort = {r["model"]: r for r in rows if r["engine"] == "onnxruntime" and r["precision"] == "fp32"}
+    ort = {r["model"]: r for r in rows if r["engine"] == "onnxruntime" and not r.get("extra")}
+    extra = [r for r in rows if r.get("extra")]
     out = []
     for r in edge:
         base = next(
@@ -343,6 +346,13 @@ def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  "compare": f"edgecv {r['precision']} vs onnxruntime fp32",
                  "speedup": ort[r["model"]]["median_ms"] / r["network_median_ms"]}
             )  # fmt: skip
+        for o in extra:  # --onnx models (e.g. ORT's own int8) of the same input
+            if o["input_shape"] == r["input_shape"]:
+                out.append(
+                    {"model": r["model"], "target": r["target"],
+                     "compare": f"edgecv {r['precision']} vs onnxruntime {o['label']}",
+                     "speedup": o["median_ms"] / r["network_median_ms"]}
+                )  # fmt: skip
     return out
 
 
@@ -367,7 +377,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"{'-' if net is None else f'{net:.3f}':>8}"
         )
     for c in report["comparisons"]:
-        lines.append(f"{c['model']} ({c['target']}): {c['compare']}: {c['speedup']:.2f}x")
+        lines.append(
+            f"{c['model']} ({c['target']}): {c['compare']}: the first {c['speedup']:.2f}x as fast"
+        )
     if report["onnxruntime"]:
         lines.append(f"ONNX Runtime not timed: {report['onnxruntime']['skipped']}")
     return "\n".join(lines)

@@ -257,8 +257,14 @@ def compile_artifacts(
     return arts
 
 
+def _variant(row: dict[str, Any]) -> str:
+    """Precision and the kernels the artifact calls, e.g. 'int8 xnnpack', 'int8 tvm'."""
+    return f"{row['precision']} {'+'.join(row['kernels']) or 'tvm'}"
+
+
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """int8 against fp32 of the same model and target: instruction counts and their ratio."""
+    """Each non-fp32 artifact against the fp32 one of the same model and target (its default
+    kernels: XNNPACK): instruction counts and their ratio."""
     out = []
     for r in rows:
         if r["precision"] == "fp32":
@@ -269,26 +275,26 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fp32 = base["insns_per_inference"]["median"]
             mine = r["insns_per_inference"]["median"]
             out.append({"model": r["model"], "target": r["target"],
-                        "compare": f"{r['precision']} vs fp32", "fp32_insns": fp32,
-                        f"{r['precision']}_insns": mine, "fp32_over": fp32 / mine})  # fmt: skip
+                        "compare": f"{_variant(r)} vs {_variant(base)}", "fp32_insns": fp32,
+                        "insns": mine, "fp32_over": fp32 / mine})  # fmt: skip
     return out
 
 
 def format_table(report: dict[str, Any]) -> str:
-    head = f"{'model':<24} {'input':<10} {'target':<8} {'qemu -cpu':<11} {'precision':<9} {'Minsn/inference':>16} {'min..max':>20}"  # noqa: E501
+    head = f"{'model':<24} {'input':<10} {'target':<8} {'qemu -cpu':<11} {'variant':<14} {'Minsn/inference':>16} {'min..max':>20}"  # noqa: E501
     lines = ["instruction counts under qemu-aarch64 (TCG): a proxy, not time", head,
              "-" * len(head)]  # fmt: skip
     for r in report["results"]:
         n = r["insns_per_inference"]
         lines.append(
             f"{r['model']:<24} {'x'.join(map(str, r['input_shape'][2:])):<10} {r['target']:<8} "
-            f"{r['qemu_cpu']:<11} {r['precision']:<9} {n['median'] / 1e6:>16.3f} "
+            f"{r['qemu_cpu']:<11} {_variant(r):<14} {n['median'] / 1e6:>16.3f} "
             f"{n['min'] / 1e6:>9.3f}..{n['max'] / 1e6:<9.3f}"
         )
     for c in report["comparisons"]:
         lines.append(
-            f"{c['model']} {c['target']}: fp32 executes {c['fp32_over']:.2f}x the instructions "
-            f"of {c['compare'].split()[0]}"
+            f"{c['model']} {c['target']}: {c['compare']}: fp32 executes {c['fp32_over']:.2f}x "
+            "the instructions"
         )
     return "\n".join(lines)
 

@@ -102,24 +102,39 @@ def _check_report(report: dict, arts: list[str], machine: str) -> dict[str, dict
 
 def test_board_bench_on_x86(artifacts, tmp_path):
     """x86 fp32 and int8 artifacts and ONNX Runtime on the same input: one ORT session for
-    the float model both carry, the fp32 artifact's outputs equal to ORT's, the JSON fields
-    and the printed table, and no import of MXNet, TVM or ONNX."""
+    the float model both carry, plus ORT's own int8 of it given with --onnx; the fp32
+    artifact's outputs equal to ORT's, the JSON fields and the printed table, and no import
+    of MXNet, TVM or ONNX."""
+    import numpy as np
+
+    from edgecv.bench import onnxruntime_int8
+
     arts = [str(artifacts["x86_64-fp32"]), str(artifacts["x86_64-int8"])]
+    qdq = tmp_path / "qdq.onnx"
+    calib = np.random.RandomState(1).uniform(-2, 2, (4, 1, 3, 64, 64)).astype(np.float32)
+    onnxruntime_int8(Path(arts[0]) / "model.onnx", list(calib), qdq)
     report, stdout, tried = _board(
-        [sys.executable], [*arts, "--repeat", REPEAT, "--block", 2, "--warmup", 1], tmp_path
+        [sys.executable],
+        [*arts, "--onnx", f"ort-int8={qdq}", "--repeat", REPEAT, "--block", 2, "--warmup", 1],
+        tmp_path,
     )
     assert tried == []
     edge = _check_report(report, arts, "x86_64")
-    (ort,) = [r for r in report["results"] if r["engine"] == "onnxruntime"]
+    ort, ort_int8 = [r for r in report["results"] if r["engine"] == "onnxruntime"]
     assert ort["precision"] == "fp32" and report["onnxruntime"] is None
+    assert ort_int8["label"] == "ort-int8" and ort_int8["onnx"] == str(qdq)
     assert report["versions"]["onnxruntime"] and "dnnl" in report["versions"]["kernel_libraries"]
     fp32 = edge["fp32"]
     assert fp32["max_abs_diff_vs_onnxruntime_fp32"] <= 1e-4 * fp32["output_scale"], fp32
     compares = {c["compare"] for c in report["comparisons"]}
-    assert {"edgecv fp32 vs onnxruntime fp32", "edgecv int8 vs onnxruntime fp32"} <= compares
+    assert {
+        "edgecv fp32 vs onnxruntime fp32",
+        "edgecv int8 vs onnxruntime fp32",
+        "edgecv int8 vs onnxruntime ort-int8",
+    } <= compares
     lines = stdout.splitlines()
     assert lines[0].startswith("machine: ") and report["machine"]["cpu_model"] in lines[0]
-    assert sum(line.startswith(("edgecv ", "onnxruntime ")) for line in lines) == 3, stdout
+    assert sum(line.startswith(("edgecv ", "onnxruntime ")) for line in lines) == 4, stdout
 
 
 def test_board_bench_refuses_what_it_cannot_run(artifacts, tmp_path):
