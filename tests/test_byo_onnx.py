@@ -238,6 +238,7 @@ def test_detector_body_compiles_and_runs_like_onnxruntime(tmp_path):
 def test_centernet_body_compiles_and_runs_like_onnxruntime(tmp_path):
     """decode = "centernet": the C++ decode of the compiled maps, no NMS by default."""
     from test_centernet import reference_decode
+    from test_detection import reference_nms
 
     from edgecv.artifact import read_manifest
     from edgecv.runtime import Predictor, read_image
@@ -260,6 +261,14 @@ def test_centernet_body_compiles_and_runs_like_onnxruntime(tmp_path):
     np.testing.assert_array_equal(got.ids, ids)
     np.testing.assert_array_equal(got.scores, scores)
     np.testing.assert_allclose(got.boxes, boxes, atol=1e-4)
+    # run-time overrides: a lower IoU turns on class-aware NMS over the peaks, fewer kept
+    nms = predictor.run_tensor(x, iou_threshold=0.2, max_detections=8)
+    keep = reference_nms(boxes, scores, ids, 0.2, max_det=8)
+    assert len(keep) == 8 and len(reference_nms(boxes, scores, ids, 0.2)) < 20  # suppresses
+    np.testing.assert_array_equal(nms.ids, ids[keep])
+    np.testing.assert_array_equal(nms.scores, scores[keep])
+    high = predictor.run_tensor(x, score_threshold=float(scores[4]))
+    np.testing.assert_array_equal(high.scores, scores[scores > scores[4]])
 
 
 BAD_META = {
