@@ -26,16 +26,14 @@ struct OperatorDeleter {
 };
 
 // XNNPACK may read up to XNN_EXTRA_BYTES past an input's last element. The buffers edgecv's
-// kernels fill themselves are allocated with that slack (Padded). A graph tensor lives in the
-// Relax VM's pooled storage (engine_tvm.cc: kDLPooledAllocator), whose blocks are whole
-// 4 KiB pages at least as large as the tensor, so the slack exists unless the tensor ends
-// within XNN_EXTRA_BYTES of a page boundary: such a tensor is read from a padded copy. (The
-// graph's own input tensor is exact-sized, but it is NCHW and always converted into an
-// edgecv buffer by the first layer.)
-constexpr size_t kPage = 4096;
+// kernels fill themselves are allocated with that slack (Padded). Any other tensor (the VM's
+// pooled blocks, constants, a caller's array) is read in place unless it ends within
+// XNN_EXTRA_BYTES of a page boundary: reading on to the end of the page it ends in cannot
+// fault, whatever its allocator; only a tensor ending right at a page's end is copied first.
+constexpr uintptr_t kPage = 4096;
 
-inline bool EndsNearPage(size_t bytes) {
-  const size_t tail = bytes % kPage;
+inline bool EndsNearPage(const void* data, size_t bytes) {
+  const uintptr_t tail = (reinterpret_cast<uintptr_t>(data) + bytes) % kPage;
   return tail == 0 || tail > kPage - XNN_EXTRA_BYTES;
 }
 
@@ -48,7 +46,7 @@ void Padded(std::vector<T>& buffer, size_t count) {
 // A graph tensor's data as XNNPACK may read it: in place, or copied into `copy` with slack.
 template <typename T>
 const T* Readable(const T* data, size_t count, std::vector<T>& copy) {
-  if (!EndsNearPage(count * sizeof(T))) return data;
+  if (!EndsNearPage(data, count * sizeof(T))) return data;
   Padded(copy, count);
   std::memcpy(copy.data(), data, count * sizeof(T));
   return copy.data();

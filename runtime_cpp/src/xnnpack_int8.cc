@@ -74,7 +74,7 @@ struct Quant {
 struct Q8Layer {
   std::unique_ptr<xnn_operator, OperatorDeleter> op;
   bool integer = false;  // qc8 operator; else the float operator on int8 values (see above)
-  // an integer residual layer: qc8 writes `mid` (int8 at mid_zero), then `add` (qs8, or qu8
+  // an integer residual layer: qc8 writes `mid` (int8, MidQuantisation), then `add` (qs8, or qu8
   // when the residual and output are uint8) adds the residual, activates and requantises
   std::unique_ptr<xnn_operator, OperatorDeleter> add;
   bool add_unsigned = false;
@@ -122,7 +122,8 @@ const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8"
 
 // v rounded half to even and clamped to [lo, hi] (|lo|, |hi| < 2^22; NaN: lo). Adding and
 // subtracting 1.5 * 2^23 rounds in the FPU's default mode (ties to even, as ONNX Runtime and
-// oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises.
+// oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises. (It
+// needs IEEE arithmetic as compiled here: -ffast-math would fold the two additions away.)
 int32_t Saturate(float v, int32_t lo, int32_t hi) {
   const float l = static_cast<float>(lo), h = static_cast<float>(hi);
   float c = v > l ? v : l;
@@ -133,9 +134,8 @@ int32_t Saturate(float v, int32_t lo, int32_t hi) {
 // f(begin, end) over blocks of [0, n): inline for small tensors, else over the pool's threads
 // (the loops inside run over plain pointers, so that the compiler vectorises them).
 template <typename F>
-void ForBlocks(int64_t n, F&& f) {
-  constexpr size_t kBlock = size_t{1} << 16;
-  if (n <= static_cast<int64_t>(kBlock)) {
+void ForBlocks(int64_t n, F&& f, int64_t block = int64_t{1} << 16) {
+  if (n <= block) {
     f(int64_t{0}, n);
     return;
   }
@@ -146,7 +146,8 @@ void ForBlocks(int64_t n, F&& f) {
                                         static_cast<int64_t>(start + count));
     }
   } task{&f};
-  pthreadpool_parallelize_1d_tile_1d(Pool(), &Task::Tile, &task, static_cast<size_t>(n), kBlock, 0);
+  pthreadpool_parallelize_1d_tile_1d(Pool(), &Task::Tile, &task, static_cast<size_t>(n),
+                                     static_cast<size_t>(block), 0);
 }
 
 // uint8 <-> int8 at zero point -128 (v - 128 / v + 128: the top bit flipped)
@@ -196,10 +197,14 @@ bool OutputClamp(const Quant& q, int32_t out_zero, int32_t* lo, int32_t* hi) {
 // calibrated scale exists for it (calibration observes layer inputs), so it is derived: the
 // output can only be one of [lo, hi] and the residual lies in its own int8 range, so only conv
 // values in [out_min - res_max, out_max - res_min] can change the output; beyond it the
-// output saturates to the same end whatever the conv's exact value. That interval, mapped on
-// 256 steps, loses nothing to saturation; its step (about out_scale + res_scale for ResNet's
-// uint8 tensors) adds at most half a step of rounding, as ONNX Runtime's QDQ graphs do with
-// their Conv -> QuantizeLinear -> Add.
+// output saturates to the same end whatever the conv's exact value. That interval on 254
+// steps, the zero point rounded up, lies inside int8's 256 (so nothing is lost to
+// saturation); its step (about out_scale + res_scale for ResNet's uint8 tensors) adds at most
+// half a step of rounding, as ONNX Runtime's QDQ graphs do with their Conv -> QuantizeLinear
+// -> Add. A step over kMaxMidSteps output steps (a residual far coarser than the output) would
+// cost more than that: such layers take the float path.
+constexpr double kMaxMidSteps = 3.0;
+
 bool MidQuantisation(const Quant& q, int32_t out_zero, int32_t lo, int32_t hi, float* scale,
                      int32_t* zero) {
   const double out_min = (lo - out_zero) * static_cast<double>(q.out_scale);
@@ -207,9 +212,10 @@ bool MidQuantisation(const Quant& q, int32_t out_zero, int32_t lo, int32_t hi, f
   const double res_min = q.res_kind == 1 ? 0.0 : -128.0 * q.res_scale;
   const double res_max = (q.res_kind == 1 ? 255.0 : 127.0) * q.res_scale;
   const double c_min = out_min - res_max, c_max = out_max - res_min;
-  const double step = (c_max - c_min) / 255.0;
-  const double z = std::nearbyint(-128.0 - c_min / step);
-  if (!(step > 0) || z < -128.0 || z > 127.0) return false;
+  const double step = (c_max - c_min) / 254.0;
+  if (!(step > 0) || step > kMaxMidSteps * q.out_scale) return false;
+  const double z = std::ceil(-128.0 - c_min / step);
+  if (z < -128.0 || z > 127.0) return false;
   *scale = static_cast<float>(step);
   *zero = static_cast<int32_t>(z);
   return std::isnormal(*scale);
@@ -239,10 +245,12 @@ bool MakeInteger(Q8Layer& l, const int8_t* w, const std::vector<float>& w_scale,
   }
   // XNNPACK takes normal floats as scales only (else invalid_parameter). The bias in int32
   // accumulator units must leave room for the products and the zero point XNNPACK folds
-  // into it (|x - zero| <= 255, |w| <= 127 per term), else the accumulator could wrap.
-  if (!std::isnormal(q.in_scale) || !std::isnormal(q.out_scale)) return false;
+  // into it (|x| <= 128, |zero| <= 128, |w| <= 127 per term), else the accumulator could wrap.
+  if (!std::isnormal(q.in_scale) || !std::isnormal(q.out_scale) ||
+      (residual && !std::isnormal(q.res_scale)))
+    return false;
   const double terms = static_cast<double>(g.ig * g.kh * g.kw);
-  const double bias_limit = 2147483647.0 - 2.0 * 255.0 * 127.0 * terms;
+  const double bias_limit = 2147483647.0 - 2.0 * 128.0 * 127.0 * terms;
   std::vector<int32_t> bias32(static_cast<size_t>(g.out_c()));
   for (int64_t c = 0; c < g.out_c(); ++c) {
     if (!std::isnormal(w_scale[c])) return false;
@@ -317,17 +325,22 @@ void ForNhwc(const Geometry& g, int64_t count, const F& f) {
     return;
   }
   const int64_t c = g.in_c(), hw = g.h * g.w;
-  ForBlocks(count / c, [&](int64_t begin, int64_t end) {  // pixels
-    F fn = f;
-    for (int64_t px = begin; px < end;) {  // the block's part in one image, channel by channel
-      const int64_t image = px / hw, stop = std::min(end, (image + 1) * hw);
-      for (int64_t ci = 0; ci < c; ++ci) {
-        const int64_t from = (image * c + ci) * hw - image * hw;
-        for (int64_t p = px; p < stop; ++p) fn(p * c + ci, from + p);
-      }
-      px = stop;
-    }
-  });
+  if (c == 0) return;
+  const int64_t pixels_per_block = std::max<int64_t>(1, (int64_t{1} << 16) / c);
+  ForBlocks(
+      count / c,
+      [&](int64_t begin, int64_t end) {  // pixels
+        F fn = f;
+        for (int64_t px = begin; px < end;) {  // the block's part in one image, channel by channel
+          const int64_t image = px / hw, stop = std::min(end, (image + 1) * hw);
+          for (int64_t ci = 0; ci < c; ++ci) {
+            const int64_t from = (image * c + ci) * hw - image * hw;
+            for (int64_t p = px; p < stop; ++p) fn(p * c + ci, from + p);
+          }
+          px = stop;
+        }
+      },
+      pixels_per_block);
 }
 
 // The input as the operator takes it. x: NHWC (or the graph's NCHW input: src_nchw).
