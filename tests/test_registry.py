@@ -57,7 +57,7 @@ EXPECTED_DETECTORS = (
         f"center_net_{b}_{d}"
         for d in ("voc", "coco")
         for b in ("resnet18_v1b", "resnet50_v1b", "resnet101_v1b")
-        + ("mobilenetv3_large_duc", "mobilenetv3_small_duc")
+        + ("mobilenetv3_large_duc", "mobilenetv3_small_duc", "dla34")
     ]
 )
 

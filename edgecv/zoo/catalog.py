@@ -221,13 +221,15 @@ for _ds in ("voc", "coco"):
             ),
         )
 
-# CenterNet: ResNet v1b + transposed convs or MobileNetV3 + DUC, trained at 512x512
+# CenterNet: ResNet v1b + transposed convs, MobileNetV3 + DUC or DLA-34 + aggregation
+# upsampling, trained at 512x512
 # (GluonCV's affine warp keeps the aspect ratio and centres the image: a letterbox)
 _CENTERNET_DATA = DataConfig(input_size=(512, 512), resize_short=0, resize="letterbox")
 for _ds in ("voc", "coco"):
     for _base, _kw in (
         *((f"resnet{d}_v1b", {"depth": d}) for d in (18, 50, 101)),
         *((f"mobilenetv3_{s}_duc", {"mobilenetv3": s}) for s in ("large", "small")),
+        ("dla34", {"dla": 34}),
     ):
         _name = f"center_net_{_base}_{_ds}"
         MODELS.add(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
+from .dla import DeconvDLA
 from .layers import SCORE_CUT
 from .mobilenetv3 import mobilenet_v3
 from .pose import DUC
@@ -172,15 +173,23 @@ class CenterNet(HybridBlock):
 
 
 def center_net(
-    dataset: str, depth: int | None = None, mobilenetv3: str | None = None, classes: int = 20
+    dataset: str,
+    depth: int | None = None,
+    mobilenetv3: str | None = None,
+    dla: int | None = None,
+    classes: int = 20,
 ) -> CenterNet:
-    """CenterNet on resnet{depth}_v1b with transposed convolutions, or on
-    mobilenetv3_{mobilenetv3} (large, small) with DUC upsamplers; ``dataset`` picks GluonCV's
-    K (voc 40, coco 100)."""
+    """CenterNet on resnet{depth}_v1b with transposed convolutions, on
+    mobilenetv3_{mobilenetv3} (large, small) with DUC upsamplers, or on DLA-{dla} (34) with
+    its aggregation upsampling; ``dataset`` picks GluonCV's K (voc 40, coco 100)."""
     if dataset not in TOPK:
         raise ValueError(f"unknown CenterNet dataset {dataset!r} (known: {', '.join(TOPK)})")
-    if (depth is None) == (mobilenetv3 is None):
-        raise ValueError("a CenterNet needs one backbone: depth (ResNet) or mobilenetv3")
+    if sum(b is not None for b in (depth, mobilenetv3, dla)) != 1:
+        raise ValueError("a CenterNet needs one backbone: depth (ResNet), mobilenetv3 or dla")
+    if dla is not None:
+        if dla != 34:
+            raise ValueError(f"DLA-{dla} is not in the zoo (DLA-34 is)")
+        return CenterNet(DeconvDLA(), classes, TOPK[dataset])
     if mobilenetv3 is not None:
         if mobilenetv3 not in DUC_CHANNELS:
             raise ValueError(f"unknown MobileNetV3 size {mobilenetv3!r} (large, small)")
