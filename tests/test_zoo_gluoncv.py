@@ -11,7 +11,7 @@ import pytest
 
 import edgecv
 
-from conftest import randomize_weights, zoo_models
+from conftest import SWEEP, randomize_weights, zoo_models
 
 pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("seeded_mxnet")]
 gluoncv = pytest.importorskip(
@@ -59,9 +59,37 @@ def test_gluoncv_params_load_and_agree(name, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("name", _in_gluoncv("detection"))
+# SSD's feature extractors other than the representative's: each a structure of its own
+# (GluonCV's v1b SSD features; a v2 backbone tapped inside residual units; the "lite" head
+# with half-width transitions, 1x1 predictors and other priors), checked here in the ordinary
+# run too. The compiled graphs use no operator the representative's does not.
+_SSD_FORMS = (
+    "ssd_300_resnet34_v1b_voc",
+    "ssd_512_resnet101_v2_voc",
+    "ssd_300_mobilenet1.0_lite_coco",
+)
+_DETECTORS = _in_gluoncv("detection")
+_DETECTORS += [n for n in _SSD_FORMS if n not in _DETECTORS and not SWEEP]
+
+
+def _randomize_symbol_batchnorm(net, seed: int) -> None:
+    """Statistics for the BatchNorm layers of GluonCV's symbol blocks (named moving_*, which
+    randomize_weights leaves at the Normal init: variances near 0 blow the SSD extra layers
+    up to inf boxes)."""
+    import mxnet as mx
+
+    rng = np.random.RandomState(seed)
+    for name, p in net.collect_params().items():
+        if name.endswith("moving_var"):
+            p.set_data(mx.nd.array(rng.uniform(0.5, 2.0, p.shape)))
+        elif name.endswith("moving_mean"):
+            p.set_data(mx.nd.array(rng.uniform(-0.5, 0.5, p.shape)))
+
+
+@pytest.mark.parametrize("name", _DETECTORS)
 def test_gluoncv_detector_params_load_and_agree(name, tmp_path):
-    """Same parameter file, same final detections (ids, scores, boxes) as GluonCV's forward."""
+    """Same parameter file, same final detections (ids, scores, boxes) as GluonCV's forward,
+    within 1e-4 of each output's scale (at least 1)."""
     import mxnet as mx
 
     ref = gluoncv.model_zoo.get_model(name, pretrained_base=False)
@@ -71,14 +99,16 @@ def test_gluoncv_detector_params_load_and_agree(name, tmp_path):
     x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, (1, 3, size, size)))
     ref(x)
     randomize_weights(ref, seed=3)
+    _randomize_symbol_batchnorm(ref, seed=4)
     path = tmp_path / f"{name}.params"
     ref.save_parameters(str(path))
 
     net = edgecv.get_model(name, pretrained=path)
     for expected, got in zip(ref(x), net(x), strict=True):
-        np.testing.assert_allclose(
-            got.asnumpy(), expected.asnumpy(), rtol=0, atol=1e-4
-        )  # NaN == NaN
+        expected = expected.asnumpy()
+        finite = np.abs(expected[np.isfinite(expected)])
+        scale = max(1.0, float(finite.max())) if finite.size else 1.0
+        np.testing.assert_allclose(got.asnumpy(), expected, rtol=0, atol=1e-4 * scale)  # NaN == NaN
     if name.startswith("ssd"):  # freshly generated priors equal GluonCV's
         fresh = edgecv.get_model(name)
         fresh(x)

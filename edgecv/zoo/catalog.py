@@ -221,6 +221,31 @@ for _ds in ("voc", "coco"):
             ),
         )
 
+# GluonCV's further SSD presets (COCO anchors as VOC's for these)
+for _cfg, _datasets in (
+    ("mobilenet0.25_300", ("voc", "coco")),
+    ("mobilenet1.0_lite_300", ("coco",)),
+    ("resnet34_v1b_300", ("voc", "coco")),
+    ("resnet18_v1_512", ("voc", "coco")),
+    ("resnet101_v2_512", ("voc",)),
+    ("resnet152_v2_512", ("voc",)),
+):
+    _base, _size = _cfg.rsplit("_", 1)
+    for _ds in _datasets:
+        _name = f"ssd_{_size}_{_base}_{_ds}"
+        MODELS.add(
+            _name,
+            ModelSpec(
+                _name,
+                "detection",
+                "ssd",
+                "edgecv.zoo.ssd:ssd",
+                {"config": _cfg, "dataset": _ds},
+                _SSD_DATA[int(_size)],
+                _ds,
+            ),
+        )
+
 # CenterNet: ResNet v1b + transposed convs, MobileNetV3 + DUC or DLA-34 + aggregation
 # upsampling, trained at 512x512
 # (GluonCV's affine warp keeps the aspect ratio and centres the image: a letterbox)

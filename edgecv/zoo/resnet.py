@@ -213,7 +213,8 @@ class ResNetV1b(HybridBlock):
     """ResNet v1b; ``deep_stem`` gives v1c, ``deep_stem`` + ``avg_down`` gives v1d,
     ``deep_stem`` with ``stem_width`` 64 gives v1s. ``dilated``: layer3 and layer4 keep
     stride 1 and dilate their 3x3 convs by 2 and 4 (the first block of layer4 by 2), as the
-    dilated backbones of FCN/PSPNet/DeepLab do: output stride 8 instead of 32."""
+    dilated backbones of FCN/PSPNet/DeepLab do: output stride 8 instead of 32.
+    ``strides``: each layer's first stride (SSD's ResNet-34 keeps layer3 at stride 1)."""
 
     def __init__(
         self,
@@ -223,6 +224,7 @@ class ResNetV1b(HybridBlock):
         avg_down: bool = False,
         stem_width: int = 32,
         dilated: bool = False,
+        strides: tuple[int, int, int, int] = (1, 2, 2, 2),
     ):
         super().__init__()
         kind, blocks = _layout(depth)
@@ -238,7 +240,7 @@ class ResNetV1b(HybridBlock):
             self.maxpool = nn.MaxPool2D(3, 2, 1)
             inplanes = 64
             for stage, count in enumerate(blocks):
-                planes, stride = 64 * 2**stage, 1 if stage == 0 else 2
+                planes, stride = 64 * 2**stage, strides[stage]
                 # (first block's, other blocks') dilation
                 first, rest = 1, 1
                 if dilated and stage >= 2:

@@ -1,4 +1,4 @@
-"""SSD (Liu et al. 2016) with VGG16-atrous, ResNet-50 v1 or MobileNet 1.0 backbones, GluonCV layout.
+"""SSD (Liu et al. 2016) with VGG16-atrous, ResNet v1/v2/v1b or MobileNet backbones, GluonCV layout.
 
 Inference returns GluonCV's final detections ``(ids, scores, boxes)``: softmax over
 background + classes, centre-size priors decoded with variances (0.1, 0.1, 0.2, 0.2),
@@ -16,7 +16,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from .layers import final_detections, nms_op
 from .mobilenet import MobileNetV1
-from .resnet import ResNetV1V2
+from .resnet import ResNetV1b, ResNetV1V2, _ResidualV2
 
 VARIANCES = (0.1, 0.1, 0.2, 0.2)
 _RATIOS_3 = (1, 2, 0.5)
@@ -32,7 +32,41 @@ CONFIGS = {
                         (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (16, 32, 64, 128, 256, 512)),
     "mobilenet1.0_512": ("mobilenet1.0", 512, (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
                          (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (16, 32, 64, 128, 256, 512)),
+    "mobilenet0.25_300": ("mobilenet0.25", 300, (21, 45, 99, 153, 207, 261, 315),
+                          (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (8, 16, 32, 64, 100, 300)),
+    "mobilenet1.0_lite_300": ("mobilenet1.0", 300, (60, 105, 150, 195, 240, 285, 300),
+                              (_RATIOS_3,) + (_RATIOS_5,) * 5, (16, 30, 60, 100, 150, 300)),
+    "resnet34_v1b_300": ("resnet34_v1b", 300, (21, 45, 99, 153, 207, 261, 315),
+                         (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (8, 16, 32, 64, 100, 300)),
+    "resnet18_v1_512": ("resnet18_v1", 512, (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
+                        (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (16, 32, 64, 128, 256, 512)),
+    "resnet101_v2_512": ("resnet101_v2", 512, (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
+                         (_RATIOS_3,) + (_RATIOS_5,) * 3 + (_RATIOS_3,) * 2, (16, 32, 64, 128, 256, 512)),
+    "resnet152_v2_512": ("resnet152_v2", 512, (51.2, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6),
+                         (_RATIOS_3,) + (_RATIOS_5,) * 4 + (_RATIOS_3,) * 2, (8, 16, 32, 64, 128, 256, 512)),
 }  # fmt: skip
+
+# configs whose extra layers or heads differ from the default (filters 512, 512, 256, 256, 1x1
+# transitions as wide as the layer, 3x3 predictors, SSD priors): GluonCV's presets
+_HEADS = {
+    "mobilenet0.25_300": {"filters": (256, 256, 128, 128)},
+    # TF's ssd_mobilenet_v1 layout: half-width transitions (at least 64), 1x1 predictors,
+    # "lite" priors
+    "mobilenet1.0_lite_300": {
+        "filters": (512, 256, 256, 128),
+        "reduce_ratio": 0.5,
+        "min_depth": 64,
+        "predictor_kernel": 1,
+        "lite_priors": True,
+    },
+}
+
+# ResNet v2 backbones are tapped inside residual units, where GluonCV's presets name them
+# (stage S's activation N counts the unit's three ReLUs in order): (stage, unit, relu)
+_V2_TAPS = {
+    "resnet101_v2": ((3, 7, 1), (4, 0, 2)),
+    "resnet152_v2": ((2, 2, 1), (3, 11, 2), (4, 0, 2)),
+}
 
 # GluonCV's COCO variants use other anchor sizes where these differ from VOC
 COCO_SIZES = {
@@ -123,63 +157,159 @@ class VGGAtrous(HybridBlock):
         return outputs
 
 
-class _Expander(HybridBlock):
-    """Backbone cut at two feature maps, then 1x1-transition + 3x3/2 conv layers (BN eps 1e-3,
-    gamma fixed as GluonCV's symbol BatchNorm)."""
+class _TruncatedUnitV2(HybridBlock):
+    """The first layers of a pre-activation bottleneck unit, up to its third ReLU (the
+    layers GluonCV's graph keeps when a feature is tapped there)."""
 
-    def __init__(self, backbone: str, num_filters=(512, 512, 256, 256)):
+    def __init__(self, unit: _ResidualV2):
         super().__init__()
-        if backbone == "resnet50_v1":
-            features = ResNetV1V2(50, 1).features
-            cut, end = 7, 8  # stage3 output (/16), stage4 output (/32)
-        else:
-            features = MobileNetV1(1.0).features
-            cut, end = 69, 81  # relu22 (/16), relu26 (/32)
+        with self.name_scope():
+            self.bn1, self.conv1, self.bn2 = unit.bn1, unit.conv1, unit.bn2
+            self.conv2, self.bn3 = unit.conv2, unit.bn3
+
+
+def _unit_v2_relus(F, unit, x):  # noqa: N803
+    """(the unit's three ReLU outputs, its output or None when truncated)."""
+    a0 = F.Activation(unit.bn1(x), act_type="relu")
+    a1 = F.Activation(unit.bn2(unit.conv1(a0)), act_type="relu")
+    a2 = F.Activation(unit.bn3(unit.conv2(a1)), act_type="relu")
+    if isinstance(unit, _TruncatedUnitV2):
+        return (a0, a1, a2), None
+    shortcut = unit.downsample(a0) if unit.downsample is not None else x
+    return (a0, a1, a2), unit.conv3(a2) + shortcut
+
+
+def _backbone(backbone: str) -> tuple[list[HybridBlock], object]:
+    """The backbone's layers as GluonCV's feature graph keeps them, and where features are
+    taken: after layer i (an int), or (layer, unit, relu) inside a v2 stage."""
+    if backbone.startswith("mobilenet"):
+        features = MobileNetV1(float(backbone[len("mobilenet") :])).features
+        return list(features._children.values())[:81], (69, 81)  # relu22 (/16), relu26 (/32)
+    depth = int(re.match(r"resnet(\d+)_v", backbone).group(1))
+    if backbone.endswith("_v1"):
+        features = ResNetV1V2(depth, 1).features
+        return list(features._children.values())[:8], (7, 8)  # stage3 (/16), stage4 (/32)
+    # v2: input BN, conv, BN, ReLU, pool, then stages 1..4 at layers 5..8
+    taps = _V2_TAPS[backbone]
+    stage, unit, _ = taps[-1]
+    layers = list(ResNetV1V2(depth, 2).features._children.values())[: 5 + stage]
+    last = nn.HybridSequential(prefix="")
+    for kept in list(layers[4 + stage]._children.values())[:unit]:
+        last.add(kept)
+    last.add(_TruncatedUnitV2(layers[4 + stage][unit]))
+    layers[4 + stage] = last
+    return layers, tuple((4 + s, u, r) for s, u, r in taps)
+
+
+def _extra_layers(filters, reduce_ratio: float, min_depth: int) -> nn.HybridSequential:
+    """GluonCV's expansion: 1x1 transition + 3x3/2 conv per filter count (BN eps 1e-3,
+    gamma fixed as its symbol BatchNorm)."""
+    expand = nn.HybridSequential(prefix="")
+    for f in filters:
+        trans = max(min_depth, int(round(f * reduce_ratio)))
+        block = nn.HybridSequential(prefix="")
+        block.add(nn.Conv2D(trans, 1, use_bias=False))
+        block.add(nn.BatchNorm(epsilon=1e-3, scale=False), nn.Activation("relu"))
+        block.add(nn.Conv2D(f, 3, 2, 1, use_bias=False))
+        block.add(nn.BatchNorm(epsilon=1e-3, scale=False), nn.Activation("relu"))
+        expand.add(block)
+    return expand
+
+
+class _Expander(HybridBlock):
+    """Backbone cut at two or three feature maps, then GluonCV's extra layers."""
+
+    def __init__(
+        self,
+        backbone: str,
+        filters=(512, 512, 256, 256),
+        reduce_ratio: float = 1.0,
+        min_depth: int = 128,
+    ):
+        super().__init__()
+        layers, self.taps = _backbone(backbone)
         with self.name_scope():
             self.base = nn.HybridSequential(prefix="")
-            for layer in list(features._children.values())[:end]:
-                self.base.add(layer)
-            self.cut = cut
-            self.expand = nn.HybridSequential(prefix="")
-            for f in num_filters:
-                block = nn.HybridSequential(prefix="")
-                block.add(nn.Conv2D(f, 1, use_bias=False))
-                block.add(nn.BatchNorm(epsilon=1e-3, scale=False), nn.Activation("relu"))
-                block.add(nn.Conv2D(f, 3, 2, 1, use_bias=False))
-                block.add(nn.BatchNorm(epsilon=1e-3, scale=False), nn.Activation("relu"))
-                self.expand.add(block)
+            self.base.add(*layers)
+            self.expand = _extra_layers(filters, reduce_ratio, min_depth)
 
     def hybrid_forward(self, F, x):  # noqa: N803
+        outputs = []
+        taps = {t if isinstance(t, int) else t[0] + 1: t for t in self.taps}
         for i, layer in enumerate(self.base):
-            x = layer(x)
-            if i == self.cut - 1:
-                first = x
-        outputs = [first, x]
+            tap = taps.get(i + 1)
+            if isinstance(tap, tuple):  # inside a v2 stage: run its units one by one
+                for u, unit in enumerate(layer):
+                    relus, out = _unit_v2_relus(F, unit, x)
+                    if u == tap[1]:
+                        outputs.append(relus[tap[2]])
+                    x = out
+            else:
+                x = layer(x)
+                if tap is not None:
+                    outputs.append(x)
+        x = outputs[-1]
         for block in self.expand:
             x = block(x)
             outputs.append(x)
         return outputs
 
 
+class _ResNetV1bFeatures(HybridBlock):
+    """GluonCV's ResNet-v1b SSD features: ``stage1`` (stem, layer1, layer2; /8), ``stage2``
+    (layer3 at stride 1, layer4; /16), ``more_stages`` (biased convs, no BN; the last 3x3
+    unpadded)."""
+
+    def __init__(self, depth: int, filters=(256, 256, 128, 128), min_depth: int = 128):
+        super().__init__()
+        res = ResNetV1b(depth, strides=(1, 2, 1, 2))
+        with self.name_scope():
+            self.stage1 = nn.HybridSequential(prefix="")
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2"):
+                self.stage1.add(getattr(res, name))
+            self.stage2 = nn.HybridSequential(prefix="")
+            self.stage2.add(res.layer3, res.layer4)
+            self.more_stages = nn.HybridSequential(prefix="")
+            for i, f in enumerate(filters):
+                stage = nn.HybridSequential(prefix="")
+                stage.add(nn.Conv2D(max(min_depth, f), 1), nn.Activation("relu"))
+                stage.add(nn.Conv2D(f, 3, 2, 0 if i == len(filters) - 1 else 1))
+                stage.add(nn.Activation("relu"))
+                self.more_stages.add(stage)
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        y1 = self.stage1(x)
+        outputs = [y1, self.stage2(y1)]
+        for stage in self.more_stages:
+            outputs.append(stage(outputs[-1]))
+        return outputs
+
+
 class _Predictor(HybridBlock):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, kernel: int = 3):
         super().__init__()
         with self.name_scope():
-            self.predictor = nn.Conv2D(channels, 3, padding=1)
+            self.predictor = nn.Conv2D(channels, kernel, padding=kernel // 2)
 
     def hybrid_forward(self, F, x):  # noqa: N803
         return F.flatten(F.transpose(self.predictor(x), (0, 2, 3, 1)))
 
 
 class _AnchorGenerator(HybridBlock):
-    """Centre-size priors on a grid, stored as a (1, 1, H, W, 4A) constant as in GluonCV."""
+    """Centre-size priors on a grid, stored as a (1, 1, H, W, 4A) constant as in GluonCV.
+    ``lite``: GluonCV's LiteAnchorGenerator (TF's ssd_mobilenet_v1): a half-size square, the
+    ratios, and the geometric-mean square last except on the first layer."""
 
-    def __init__(self, sizes: tuple[float, float], ratios, step: float, alloc: int):
+    def __init__(
+        self, sizes: tuple[float, float], ratios, step: float, alloc: int, lite_first=None
+    ):
         super().__init__()
         small, large = sizes[0], float(np.sqrt(sizes[0] * sizes[1]))
-        shapes = [(small, small), (large, large)] + [
-            (small * np.sqrt(r), small / np.sqrt(r)) for r in ratios[1:]
-        ]
+        stretched = [(small * np.sqrt(r), small / np.sqrt(r)) for r in ratios[1:]]
+        if lite_first is None:
+            shapes = [(small, small), (large, large)] + stretched
+        else:
+            shapes = [(small / 2, small / 2)] + stretched + ([] if lite_first else [(large, large)])
         self.num_anchors = len(shapes)
         cy, cx = np.meshgrid(
             (np.arange(alloc) + 0.5) * step, (np.arange(alloc) + 0.5) * step, indexing="ij"
@@ -200,24 +330,33 @@ class SSD(HybridBlock):
         self, config: str, num_classes: int, sizes=None, nms_thresh=0.45, nms_topk=400, post_nms=100
     ):
         super().__init__()
+        if config not in CONFIGS:
+            raise ValueError(f"SSD config must be one of {sorted(CONFIGS)}, got {config!r}")
         backbone, _, default_sizes, ratios, steps = CONFIGS[config]
+        head = dict(_HEADS.get(config, {}))
+        kernel, lite = head.pop("predictor_kernel", 3), head.pop("lite_priors", False)
         sizes = default_sizes if sizes is None else sizes
         self.num_classes = num_classes
         self.nms_thresh, self.nms_topk, self.post_nms = nms_thresh, nms_topk, post_nms
         self.raw_outputs = False
         with self.name_scope():
-            self.features = (
-                VGGAtrous(backbone) if backbone.startswith("vgg") else _Expander(backbone)
-            )
+            if backbone.startswith("vgg"):
+                self.features = VGGAtrous(backbone)
+            elif backbone.endswith("_v1b"):
+                self.features = _ResNetV1bFeatures(int(backbone[len("resnet") : -4]), **head)
+            else:
+                self.features = _Expander(backbone, **head)
             self.class_predictors = nn.HybridSequential(prefix="")
             self.box_predictors = nn.HybridSequential(prefix="")
             self.anchor_generators = nn.HybridSequential(prefix="")
             alloc = 128
             for i, (r, step) in enumerate(zip(ratios, steps, strict=True)):
-                gen = _AnchorGenerator((sizes[i], sizes[i + 1]), r, step, alloc)
+                gen = _AnchorGenerator(
+                    (sizes[i], sizes[i + 1]), r, step, alloc, (i == 0) if lite else None
+                )
                 self.anchor_generators.add(gen)
-                self.class_predictors.add(_Predictor(gen.num_anchors * (num_classes + 1)))
-                self.box_predictors.add(_Predictor(gen.num_anchors * 4))
+                self.class_predictors.add(_Predictor(gen.num_anchors * (num_classes + 1), kernel))
+                self.box_predictors.add(_Predictor(gen.num_anchors * 4, kernel))
                 alloc = max(alloc // 2, 16)
 
     def hybrid_forward(self, F, x):  # noqa: N803
@@ -306,10 +445,43 @@ class SSD(HybridBlock):
             param._load_init(mapped[name], ctx or mx.cpu())
 
 
+_SYMBOL_PARAM = re.compile(
+    r"(.*?)(conv|batchnorm)(\d+)_(weight|bias|gamma|beta|running_mean|running_var)"
+)
+_BN_PARAMS = ("gamma", "beta", "running_mean", "running_var")
+
+
+def _symbol_layers(names: list[str]) -> dict[str, list[dict[str, str]]]:
+    """A symbol backbone's entries per layer kind, each kind in creation order: by name
+    prefix (in the order the file first shows it: stem, then stage by stage) and the layer's
+    index under it. The file's own order is the graph's, which can put a shortcut before the
+    body it is added to (GluonCV's basic v1 unit adds ``residual + x``)."""
+    prefixes: dict[str, int] = {}
+    layers: dict[str, dict[tuple[int, int], dict[str, str]]] = {"conv": {}, "batchnorm": {}}
+    for name in names:
+        m = _SYMBOL_PARAM.fullmatch(name)
+        if m is None:
+            raise AssertionError(f"unexpected backbone parameter {name}")
+        prefix, kind, index, param = m.groups()
+        prefixes.setdefault(prefix, len(prefixes))
+        layers[kind].setdefault((prefixes[prefix], int(index)), {})[param] = name
+    return {kind: [found[k] for k in sorted(found)] for kind, found in layers.items()}
+
+
+def _own_layers(names: list[str]) -> dict[str, list[dict[str, str]]]:
+    """This block's backbone entries per layer kind, in definition order."""
+    layers: dict[str, dict[str, dict[str, str]]] = {"conv": {}, "batchnorm": {}}
+    for name in names:
+        layer, param = name.rsplit(".", 1)
+        kind = "batchnorm" if param in _BN_PARAMS else "conv"
+        layers[kind].setdefault(layer, {})[param] = name
+    return {kind: list(found.values()) for kind, found in layers.items()}
+
+
 def _map_symbol_features(loaded: dict, net: SSD) -> dict:
-    """GluonCV's FeatureExpander stores the backbone by prefixed names (args first, then
-    running statistics) and its extra layers as expand_(trans_)conv/bn{i}; map both onto
-    this block's structural names, checking every shape."""
+    """GluonCV's FeatureExpander stores the backbone by prefixed names and its extra layers
+    as expand_(trans_)conv/bn{i}; map both onto this block's structural names, pairing
+    backbone layers kind by kind in creation order and checking every shape."""
     out = {k: v for k, v in loaded.items() if not k.startswith("features.")}
     feats = {k[len("features.") :]: v for k, v in loaded.items() if k.startswith("features.")}
     ours = {
@@ -317,18 +489,19 @@ def _map_symbol_features(loaded: dict, net: SSD) -> dict:
         for k, p in net._collect_params_with_prefix().items()
         if k.startswith("features.")
     }
-    base_args = [
-        k for k in ours if k.startswith("base.") and not k.endswith(("running_mean", "running_var"))
-    ]
-    base_aux = [
-        k for k in ours if k.startswith("base.") and k.endswith(("running_mean", "running_var"))
-    ]
-    src_base = [k for k in feats if not k.startswith("expand_")]
-    src_args = [k for k in src_base if not k.endswith(("running_mean", "running_var"))]
-    src_aux = [k for k in src_base if k.endswith(("running_mean", "running_var"))]
-    if len(src_args) != len(base_args) or len(src_aux) != len(base_aux):
-        raise AssertionError("backbone parameters do not match this model")
-    pairs = list(zip(base_args, src_args, strict=True)) + list(zip(base_aux, src_aux, strict=True))
+    own = _own_layers([k for k in ours if k.startswith("base.")])
+    theirs = _symbol_layers([k for k in feats if not k.startswith("expand_")])
+    pairs = []
+    for kind in ("conv", "batchnorm"):
+        if len(own[kind]) != len(theirs[kind]):
+            raise AssertionError(
+                f"backbone has {len(theirs[kind])} {kind} layers, this model "
+                f"{len(own[kind])}: the file is not for this model"
+            )
+        for mine, other in zip(own[kind], theirs[kind], strict=True):
+            if set(mine) != set(other):
+                raise AssertionError(f"{sorted(other.values())} do not fit {sorted(mine.values())}")
+            pairs += [(mine[p], other[p]) for p in mine]
     names = {
         "weight": "weight",
         "gamma": "gamma",
