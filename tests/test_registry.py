@@ -52,6 +52,9 @@ EXPECTED_DETECTORS = (
             ("512", "mobilenet1.0"),
         )
     ]
+    + [f"ssd_300_{b}_{d}" for b in ("mobilenet0.25", "resnet34_v1b") for d in ("voc", "coco")]
+    + ["ssd_300_mobilenet1.0_lite_coco", "ssd_512_resnet18_v1_voc", "ssd_512_resnet18_v1_coco"]
+    + ["ssd_512_resnet101_v2_voc", "ssd_512_resnet152_v2_voc"]
     + ["yolo3_mobilenet0.25_digits"]
     + [
         f"center_net_{b}_{d}"
@@ -66,10 +69,15 @@ EXPECTED_SEGMENTERS = [
     "fcn_resnet50_voc",
     "fcn_resnet101_voc",
     "fcn_resnet101_coco",
+    "fcn_resnet50_ade",
+    "fcn_resnet101_ade",
     "psp_resnet50_ade",
     *(f"psp_resnet101_{d}" for d in ("voc", "ade", "coco", "citys")),
     "deeplab_resnet50_ade",
     *(f"deeplab_resnet101_{d}" for d in ("voc", "ade", "coco", "citys")),
+    "deeplab_resnet152_voc",
+    "deeplab_resnet152_coco",
+    "deeplab_resnet50_citys",
 ]
 EXPECTED_POSE = [
     *(f"simple_pose_resnet{d}_v1b" for d in (18, 50, 101, 152)),
