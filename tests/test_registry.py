@@ -30,6 +30,7 @@ EXPECTED_MODELS = (
     + [f"se_resnet{d}_v{v}" for v in (1, 2) for d in (18, 34, 50, 101, 152)]
     + [f"{se}resnext{n}" for se in ("", "se_") for n in ("50_32x4d", "101_32x4d", "101_64x4d")]
     + ["resnext101e_64x4d", "se_resnext101e_64x4d"]
+    + ["resnet50_v1b_gn", "resnet101_v1b_gn", "senet_154", "senet_154e"]
     + ["shufflenet_v1", "shufflenet_v2", "xception", "xception71"]
     + [f"cifar_resnet{d}_v{v}" for v in (1, 2) for d in (20, 56, 110)]
     + [f"cifar_wideresnet{w}" for w in ("16_10", "28_10", "40_8")]

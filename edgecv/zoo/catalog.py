@@ -54,6 +54,14 @@ for _depth in (50, 101, 152):
         deep_stem=True,
         stem_width=64,
     )
+for _depth in (50, 101):
+    _classification(
+        f"resnet{_depth}_v1b_gn",
+        "resnet_v1b",
+        "resnet:resnet_v1b",
+        depth=_depth,
+        group_norm=True,
+    )
 for _version in (1, 2):
     for _depth in _RESNET_DEPTHS:
         _classification(
@@ -85,6 +93,8 @@ for _size in ("large", "small"):
     _classification(f"mobilenetv3_{_size}", "mobilenet_v3", "mobilenetv3:mobilenet_v3", size=_size)
 
 _classification("darknet53", "darknet", "darknet:darknet53")
+_classification("senet_154", "senet", "senet:senet_154", avg_down=False)
+_classification("senet_154e", "senet", "senet:senet_154", avg_down=True)
 
 _classification("alexnet", "alexnet", "vgg:alexnet")
 for _bn in ("", "_bn"):

@@ -41,14 +41,45 @@ def deep_stem(width: int) -> list[HybridBlock]:
     ]
 
 
-def projection(channels: int, stride: int, pool: bool) -> list[HybridBlock]:
-    """A residual unit's projection shortcut: strided 1x1 conv + BatchNorm, or (``pool``,
-    ResNet v1d's) a ``stride`` x ``stride`` average pool (ceil mode, padding not counted)
-    before an unstrided one."""
+def projection(
+    channels: int, stride: int, pool: bool, group_norm: bool = False
+) -> list[HybridBlock]:
+    """A residual unit's projection shortcut: strided 1x1 conv + BatchNorm (or GroupNorm),
+    or (``pool``, ResNet v1d's) a ``stride`` x ``stride`` average pool (ceil mode, padding
+    not counted) before an unstrided one."""
+    norm = GroupNorm(channels) if group_norm else nn.BatchNorm()
     if not pool:
-        return [nn.Conv2D(channels, 1, stride, use_bias=False), nn.BatchNorm()]
+        return [nn.Conv2D(channels, 1, stride, use_bias=False), norm]
     average = nn.AvgPool2D(stride, stride, ceil_mode=True, count_include_pad=False)
-    return [average, nn.Conv2D(channels, 1, 1, use_bias=False), nn.BatchNorm()]
+    return [average, nn.Conv2D(channels, 1, 1, use_bias=False), norm]
+
+
+class GroupNorm(HybridBlock):
+    """Group normalisation (Wu and He 2018) with a per-channel ``gamma`` and ``beta``, as
+    GluonCV's (MXNet 1.x's own GroupNorm op scales per group). Written with reshapes,
+    global average pools and broadcasts, which export to ONNX opset 13 and compile: ONNX
+    has no GroupNormalization before opset 18, and mx2onnx's ``mean`` (ReduceMean with an
+    ``axes`` attribute) fails its own check against the installed onnx's newer opset."""
+
+    def __init__(self, channels: int, groups: int = 32, eps: float = 1e-5):
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"GroupNorm: {channels} channels do not split into {groups} groups")
+        self.groups, self.eps = groups, eps
+        with self.name_scope():
+            self.gamma = self.params.get("gamma", shape=(channels,), init="ones")
+            self.beta = self.params.get("beta", shape=(channels,), init="zeros")
+
+    def hybrid_forward(self, F, x, gamma, beta):  # noqa: N803
+        def mean(y):  # over each group: (N, G, L, 1) -> (N, G, 1, 1)
+            return F.Pooling(y, kernel=(1, 1), pool_type="avg", global_pool=True)
+
+        grouped = x.reshape((0, self.groups, -1, 1))
+        centred = F.broadcast_sub(grouped, mean(grouped))
+        var = mean(F.square(centred))
+        y = F.broadcast_div(centred, F.sqrt(var + self.eps)).reshape_like(x)
+        y = F.broadcast_mul(y, gamma.reshape((1, -1, 1, 1)))
+        return F.broadcast_add(y, beta.reshape((1, -1, 1, 1)))
 
 
 def activation(kind: str) -> HybridBlock:

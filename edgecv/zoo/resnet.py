@@ -181,23 +181,28 @@ class _BlockV1b(HybridBlock):
         stride: int,
         downsample: HybridBlock | None,
         dilation: int = 1,
+        group_norm: bool = False,
     ):
         super().__init__()
         self.kind = kind
         d = dilation
+
+        def norm(channels: int) -> HybridBlock:
+            return layers.GroupNorm(channels) if group_norm else nn.BatchNorm()
+
         with self.name_scope():
             if kind == "basic":
                 self.conv1 = nn.Conv2D(planes, 3, stride, d, dilation=d, use_bias=False)
-                self.bn1 = nn.BatchNorm()
+                self.bn1 = norm(planes)
                 self.conv2 = nn.Conv2D(planes, 3, 1, d, dilation=d, use_bias=False)
-                self.bn2 = nn.BatchNorm()
+                self.bn2 = norm(planes)
             else:
                 self.conv1 = nn.Conv2D(planes, 1, use_bias=False)
-                self.bn1 = nn.BatchNorm()
+                self.bn1 = norm(planes)
                 self.conv2 = nn.Conv2D(planes, 3, stride, d, dilation=d, use_bias=False)
-                self.bn2 = nn.BatchNorm()
+                self.bn2 = norm(planes)
                 self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=False)
-                self.bn3 = nn.BatchNorm()
+                self.bn3 = norm(planes * 4)
             self.downsample = downsample
 
     def hybrid_forward(self, F, x):  # noqa: N803
@@ -214,7 +219,8 @@ class ResNetV1b(HybridBlock):
     ``deep_stem`` with ``stem_width`` 64 gives v1s. ``dilated``: layer3 and layer4 keep
     stride 1 and dilate their 3x3 convs by 2 and 4 (the first block of layer4 by 2), as the
     dilated backbones of FCN/PSPNet/DeepLab do: output stride 8 instead of 32.
-    ``strides``: each layer's first stride (SSD's ResNet-34 keeps layer3 at stride 1)."""
+    ``strides``: each layer's first stride (SSD's ResNet-34 keeps layer3 at stride 1).
+    ``group_norm``: GroupNorm (32 groups) for every BatchNorm (GluonCV's ``_gn`` models)."""
 
     def __init__(
         self,
@@ -225,17 +231,20 @@ class ResNetV1b(HybridBlock):
         stem_width: int = 32,
         dilated: bool = False,
         strides: tuple[int, int, int, int] = (1, 2, 2, 2),
+        group_norm: bool = False,
     ):
         super().__init__()
         kind, blocks = _layout(depth)
         expansion = 1 if kind == "basic" else 4
+        if group_norm and deep_stem:
+            raise ValueError("ResNet v1b: group_norm takes the plain 7x7 stem (GluonCV's _gn)")
         with self.name_scope():
             if deep_stem:
                 self.conv1 = nn.HybridSequential(prefix="conv1_")
                 self.conv1.add(*layers.deep_stem(stem_width))
             else:
                 self.conv1 = nn.Conv2D(64, 7, 2, 3, use_bias=False)
-            self.bn1 = nn.BatchNorm()
+            self.bn1 = layers.GroupNorm(64) if group_norm else nn.BatchNorm()
             self.relu = nn.Activation("relu")
             self.maxpool = nn.MaxPool2D(3, 2, 1)
             inplanes = 64
@@ -252,10 +261,12 @@ class ResNetV1b(HybridBlock):
                     if stride != 1 or inplanes != planes * expansion:
                         downsample = nn.HybridSequential(prefix="down_")
                         # (v1d pools in every stage's projection, a 1x1 pool in the first)
-                        downsample.add(*layers.projection(planes * expansion, stride, avg_down))
-                    layer.add(_BlockV1b(kind, planes, stride, downsample, first))
+                        downsample.add(
+                            *layers.projection(planes * expansion, stride, avg_down, group_norm)
+                        )
+                    layer.add(_BlockV1b(kind, planes, stride, downsample, first, group_norm))
                     for _ in range(count - 1):
-                        layer.add(_BlockV1b(kind, planes, 1, None, rest))
+                        layer.add(_BlockV1b(kind, planes, 1, None, rest, group_norm))
                 setattr(self, f"layer{stage + 1}", layer)
                 inplanes = planes * expansion
             self.avgpool = nn.GlobalAvgPool2D()
