@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "edgecv/error.h"
@@ -125,9 +126,7 @@ const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8"
 // oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises. (It
 // needs IEEE arithmetic as compiled here: -ffast-math would fold the two additions away.)
 int32_t Saturate(float v, int32_t lo, int32_t hi) {
-  const float l = static_cast<float>(lo), h = static_cast<float>(hi);
-  float c = v > l ? v : l;
-  c = c < h ? c : h;
+  const float c = std::min(static_cast<float>(hi), std::max(static_cast<float>(lo), v));
   return static_cast<int32_t>((c + 12582912.f) - 12582912.f);
 }
 
@@ -360,12 +359,18 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
     }
     Padded(l.srcf, static_cast<size_t>(count));
     float* out = l.srcf.data();
-    ForBlocks(count, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        out[i] = (q.src_signed ? static_cast<float>(static_cast<const int8_t*>(data)[i])
-                               : static_cast<float>(static_cast<const uint8_t*>(data)[i])) *
-                 q.in_scale;
-    });
+    const float scale = q.in_scale;
+    const auto dequantise = [&](auto* from) {
+      ForBlocks(count, [=](int64_t begin, int64_t end) {
+        const auto* src = from;
+        float* dst = out;
+        for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<float>(src[i]) * scale;
+      });
+    };
+    if (q.src_signed)
+      dequantise(static_cast<const int8_t*>(data));
+    else
+      dequantise(static_cast<const uint8_t*>(data));
     return;
   }
   const float* v = static_cast<const float*>(Data(x));
@@ -385,39 +390,90 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
   }
 }
 
-// Element i (NHWC) of the float path's result: residual, activation, output quantisation.
-// An NCHW output (float; its residual NCHW too) is written at its own index.
-void Finish(const Q8Layer& l, int64_t i, const void* r, void* out) {
-  const Geometry& g = l.g;
-  const Quant& q = l.q;
-  int64_t j = i;
-  if (g.dst_nchw) {
-    const int64_t c = g.out_c(), hw = g.out_h * g.out_w;
-    const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
-    j = (b * c + ci) * hw + p;
+// The float path's result (l.dst, NHWC) into the output: residual, activation, output
+// quantisation. An NCHW output (float; its residual NCHW too) is written at its own index.
+// One loop per residual order, activation, residual type and output type, with its settings
+// in arguments (locals): so that it vectorises (a store through an int8 pointer may alias
+// anything in memory, which would make the compiler reload settings read through a pointer).
+template <int64_t Order, int64_t Act, typename Res, typename Out>
+void EpilogueLoop(const float* dst, const Res* res, Out* y, int64_t begin, int64_t end,
+                  float res_scale, float out_step, float alpha, float beta) {
+  for (int64_t i = begin; i < end; ++i) {
+    float v = dst[i];
+    if constexpr (Order == 1) v += static_cast<float>(res[i]) * res_scale;
+    if constexpr (Act == kRelu) {     // Activate's, with alpha * v computed unconditionally:
+      const float leaky = alpha * v;  // GCC does not if-convert a float multiply (it could trap)
+      v = v > 0.f ? v : leaky;
+    } else if constexpr (Act == kClip) {
+      v = std::min(std::max(v, alpha), beta);
+    }
+    if constexpr (Order == 2) v += static_cast<float>(res[i]) * res_scale;
+    if constexpr (std::is_same_v<Out, float>)
+      y[i] = v;
+    else if constexpr (std::is_same_v<Out, uint8_t>)
+      y[i] = static_cast<uint8_t>(Saturate(v / out_step, 0, 255));
+    else
+      y[i] = static_cast<int8_t>(Saturate(v / out_step, -128, 127));
   }
-  float residual = 0.f;
-  if (r != nullptr)
-    residual = q.res_kind == 0 ? static_cast<const float*>(r)[j]
-               : q.res_kind == 1
-                   ? static_cast<float>(static_cast<const uint8_t*>(r)[j]) * q.res_scale
-                   : static_cast<float>(static_cast<const int8_t*>(r)[j]) * q.res_scale;
-  const float v = ActivateResidual(l.dst[i], residual, q.residual_order, q.act, q.alpha, q.beta);
-  if (q.out_kind == 0)
-    static_cast<float*>(out)[j] = v;
-  else if (q.out_kind == 1)
-    static_cast<uint8_t*>(out)[j] = static_cast<uint8_t>(Saturate(v / q.out_scale, 0, 255));
-  else
-    static_cast<int8_t*>(out)[j] = static_cast<int8_t>(Saturate(v / q.out_scale, -128, 127));
 }
 
-// The float path's result (l.dst, NHWC) into the output.
+template <typename Res, typename Out>
+void Epilogue(const Q8Layer& l, const Res* r, Out* out, int64_t count) {
+  const float* d = l.dst.data();
+  const Quant q = l.q;
+  const float res_scale = std::is_same_v<Res, float> ? 1.f : q.res_scale;
+  if (l.g.dst_nchw) {  // the graph's last layer: float, one pass with the index mapping
+    const int64_t c = l.g.out_c(), hw = l.g.out_h * l.g.out_w;
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t ci = i % c, p = (i / c) % hw, b = i / (c * hw);
+        const int64_t j = (b * c + ci) * hw + p;
+        const float residual = r != nullptr ? static_cast<float>(r[j]) * res_scale : 0.f;
+        const float v = ActivateResidual(d[i], residual, q.residual_order, q.act, q.alpha, q.beta);
+        if constexpr (std::is_same_v<Out, float>)
+          out[j] = v;
+        else  // (the settings check refuses quantised NCHW outputs)
+          out[j] =
+              static_cast<Out>(Saturate(v / q.out_scale, std::is_same_v<Out, uint8_t> ? 0 : -128,
+                                        std::is_same_v<Out, uint8_t> ? 255 : 127));
+      }
+    });
+    return;
+  }
+  const auto run = [&](auto order, auto act) {
+    constexpr int64_t kOrder = decltype(order)::value, kAct = decltype(act)::value;
+    ForBlocks(count, [&](int64_t begin, int64_t end) {
+      EpilogueLoop<kOrder, kAct>(d, r, out, begin, end, res_scale, q.out_scale, q.alpha, q.beta);
+    });
+  };
+  const auto with_act = [&](auto order) {
+    using None = std::integral_constant<int64_t, kNone>;
+    using Relu = std::integral_constant<int64_t, kRelu>;
+    using Clip = std::integral_constant<int64_t, kClip>;
+    if (q.act == kRelu) return run(order, Relu{});
+    if (q.act == kClip) return run(order, Clip{});
+    run(order, None{});
+  };
+  if (q.residual_order == 1) return with_act(std::integral_constant<int64_t, 1>{});
+  if (q.residual_order == 2) return with_act(std::integral_constant<int64_t, 2>{});
+  with_act(std::integral_constant<int64_t, 0>{});
+}
+
+template <typename Out>
+void EpilogueTo(const Q8Layer& l, const TensorView* res, Out* out, int64_t count) {
+  if (res == nullptr) return Epilogue(l, static_cast<const float*>(nullptr), out, count);
+  const void* r = Data(res);
+  if (l.q.res_kind == 0) return Epilogue(l, static_cast<const float*>(r), out, count);
+  if (l.q.res_kind == 1) return Epilogue(l, static_cast<const uint8_t*>(r), out, count);
+  Epilogue(l, static_cast<const int8_t*>(r), out, count);
+}
+
 void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y) {
-  const void* r = res != nullptr ? Data(res) : nullptr;
   void* out = Data(y);
-  ForBlocks(Count(y), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) Finish(l, i, r, out);
-  });
+  const int64_t count = Count(y);
+  if (l.q.out_kind == 0) return EpilogueTo(l, res, static_cast<float*>(out), count);
+  if (l.q.out_kind == 1) return EpilogueTo(l, res, static_cast<uint8_t*>(out), count);
+  EpilogueTo(l, res, static_cast<int8_t*>(out), count);
 }
 
 void Describe(const Q8Layer& l, KernelLayer* log) {
