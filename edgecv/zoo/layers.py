@@ -57,7 +57,8 @@ def projection(
 class GroupNorm(HybridBlock):
     """Group normalisation (Wu and He 2018) with a per-channel ``gamma`` and ``beta``, as
     GluonCV's (MXNet 1.x's own GroupNorm op scales per group). Written with reshapes,
-    global average pools and broadcasts, which export to ONNX opset 13 and compile: ONNX
+    global average pools, products and broadcasts, which export to ONNX opset 13 and
+    compile: ONNX
     has no GroupNormalization before opset 18, and mx2onnx's ``mean`` (ReduceMean with an
     ``axes`` attribute) fails its own check against the installed onnx's newer opset."""
 
@@ -76,7 +77,7 @@ class GroupNorm(HybridBlock):
 
         grouped = x.reshape((0, self.groups, -1, 1))
         centred = F.broadcast_sub(grouped, mean(grouped))
-        var = mean(F.square(centred))
+        var = mean(centred * centred)  # (mx2onnx writes square as Pow with an int64 2)
         y = F.broadcast_div(centred, F.sqrt(var + self.eps)).reshape_like(x)
         y = F.broadcast_mul(y, gamma.reshape((1, -1, 1, 1)))
         return F.broadcast_add(y, beta.reshape((1, -1, 1, 1)))
