@@ -293,7 +293,9 @@ def test_int8_arm_artifact_calls_xnnpack_integer_kernels(aarch64_build, held_out
     """rpi5 int8 by default (issue 20): every calibrated layer is an edgecv.xnnpack.conv2d_q8 /
     dense_q8 call, and no convolution or matmul is left in TVM-generated code (neither a float
     one behind a dequantize nor integer loops); calibrated and gated here on an x86 twin making
-    the same calls; under qemu, top-1 on all 359 held-out digits within 0.5 points of float."""
+    the same calls; under qemu, top-1 on all 359 held-out digits within 0.5 points of float
+    and within one image of the x86 twin's (XNNPACK's ARM and x86 microkernels may round a
+    requantisation tie differently)."""
     _, exe = aarch64_build
     data, listing, labels = held_out_digits
     art = compile_model(
@@ -318,6 +320,7 @@ def test_int8_arm_artifact_calls_xnnpack_integer_kernels(aarch64_build, held_out
     top1 = _top1_under_qemu(exe, art, listing, len(labels))
     acc = float((top1 == labels).mean() * 100)
     assert abs(acc - gate["float"]) <= 0.5, (acc, gate)
+    assert abs(acc - gate["int8"]) <= 100 / len(labels) + 1e-3, (acc, gate)
 
 
 def test_int8_arm_artifact_computes_in_integers_within_half_a_point(
