@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "edgecv/error.h"
@@ -92,9 +93,20 @@ struct EpilogueTask {
 void EpilogueTile(void* context, size_t start, size_t count) {
   const EpilogueTask& t = *static_cast<const EpilogueTask*>(context);
   const Layer& l = *t.layer;
-  for (size_t i = start; i < start + count; ++i)
-    t.y[i] = ActivateResidual(t.y[i], t.residual != nullptr ? t.residual[i] : 0.f, l.residual_order,
-                              l.act, l.alpha, l.beta);
+  const int64_t begin = static_cast<int64_t>(start), end = begin + static_cast<int64_t>(count);
+  const auto run = [&](auto order, auto act) {  // in place, EpilogueLoop's vectorised loops
+    EpilogueLoop<decltype(order)::value, decltype(act)::value>(t.y, t.residual, t.y, begin, end,
+                                                               1.f, 1.f, l.alpha, l.beta);
+  };
+  const auto with_act = [&](auto order) {
+    if (l.act == kRelu) return run(order, std::integral_constant<int64_t, kRelu>{});
+    if (l.act == kClip) return run(order, std::integral_constant<int64_t, kClip>{});
+    run(order, std::integral_constant<int64_t, kNone>{});
+  };
+  const int64_t order = t.residual != nullptr ? l.residual_order : 0;
+  if (order == 1) return with_act(std::integral_constant<int64_t, 1>{});
+  if (order == 2) return with_act(std::integral_constant<int64_t, 2>{});
+  with_act(std::integral_constant<int64_t, 0>{});
 }
 
 // the activation XNNPACK could not fuse and the residual add, over the pool's threads

@@ -6,10 +6,14 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#include "kernel_abi.h"
 
 namespace edgecv {
 namespace kernel {
@@ -50,6 +54,44 @@ const T* Readable(const T* data, size_t count, std::vector<T>& copy) {
   Padded(copy, count);
   std::memcpy(copy.data(), data, count * sizeof(T));
   return copy.data();
+}
+
+// v rounded half to even and clamped to [lo, hi] (|lo|, |hi| < 2^22; NaN: lo). Adding and
+// subtracting 1.5 * 2^23 rounds in the FPU's default mode (ties to even, as ONNX Runtime and
+// oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises. (It
+// needs IEEE arithmetic as compiled here: -ffast-math would fold the two additions away.)
+inline int32_t Saturate(float v, int32_t lo, int32_t hi) {
+  const float c = std::min(static_cast<float>(hi), std::max(static_cast<float>(lo), v));
+  return static_cast<int32_t>((c + 12582912.f) - 12582912.f);
+}
+
+// y[i] = the activation of dst[i] with the residual (times res_scale) added before it (Order
+// 1: ResNet) or after it (Order 2: Darknet), then stored as Out (uint8/int8: divided by
+// out_step, rounded, saturated). One loop per order, activation and types, settings in
+// arguments, so that it vectorises: a store through an int8 pointer may alias anything in
+// memory (settings read through a pointer would be reloaded every element), and GCC does not
+// if-convert float compares under -ftrapping-math (the XNNPACK kernel files are built with
+// -fno-trapping-math; edgecv never reads FP exception flags). dst may be y (in place).
+template <int64_t Order, int64_t Act, typename Res, typename Out>
+inline void EpilogueLoop(const float* dst, const Res* res, Out* y, int64_t begin, int64_t end,
+                         float res_scale, float out_step, float alpha, float beta) {
+  for (int64_t i = begin; i < end; ++i) {
+    float v = dst[i];
+    if constexpr (Order == 1) v += static_cast<float>(res[i]) * res_scale;
+    if constexpr (Act == kRelu) {     // Activate's, with alpha * v computed unconditionally:
+      const float leaky = alpha * v;  // GCC does not if-convert a float multiply (it could trap)
+      v = v > 0.f ? v : leaky;
+    } else if constexpr (Act == kClip) {
+      v = std::min(std::max(v, alpha), beta);
+    }
+    if constexpr (Order == 2) v += static_cast<float>(res[i]) * res_scale;
+    if constexpr (std::is_same_v<Out, float>)
+      y[i] = v;
+    else if constexpr (std::is_same_v<Out, uint8_t>)
+      y[i] = static_cast<uint8_t>(Saturate(v / out_step, 0, 255));
+    else
+      y[i] = static_cast<int8_t>(Saturate(v / out_step, -128, 127));
+  }
 }
 
 // Drops the int8 layers (xnnpack_int8.cc); ClearCache calls it.

@@ -121,15 +121,6 @@ const TensorView* CheckInput(const TensorView& x, const char* name, int ndim, bo
 
 const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8" : "s8"; }
 
-// v rounded half to even and clamped to [lo, hi] (|lo|, |hi| < 2^22; NaN: lo). Adding and
-// subtracting 1.5 * 2^23 rounds in the FPU's default mode (ties to even, as ONNX Runtime and
-// oneDNN round); unlike std::nearbyint, a libm call on baseline x86-64, it vectorises. (It
-// needs IEEE arithmetic as compiled here: -ffast-math would fold the two additions away.)
-int32_t Saturate(float v, int32_t lo, int32_t hi) {
-  const float c = std::min(static_cast<float>(hi), std::max(static_cast<float>(lo), v));
-  return static_cast<int32_t>((c + 12582912.f) - 12582912.f);
-}
-
 // f(begin, end) over blocks of [0, n): inline for small tensors, else over the pool's threads
 // (the loops inside run over plain pointers, so that the compiler vectorises them).
 template <typename F>
@@ -391,32 +382,8 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
 }
 
 // The float path's result (l.dst, NHWC) into the output: residual, activation, output
-// quantisation. An NCHW output (float; its residual NCHW too) is written at its own index.
-// One loop per residual order, activation, residual type and output type, with its settings
-// in arguments (locals): so that it vectorises (a store through an int8 pointer may alias
-// anything in memory, which would make the compiler reload settings read through a pointer).
-template <int64_t Order, int64_t Act, typename Res, typename Out>
-void EpilogueLoop(const float* dst, const Res* res, Out* y, int64_t begin, int64_t end,
-                  float res_scale, float out_step, float alpha, float beta) {
-  for (int64_t i = begin; i < end; ++i) {
-    float v = dst[i];
-    if constexpr (Order == 1) v += static_cast<float>(res[i]) * res_scale;
-    if constexpr (Act == kRelu) {     // Activate's, with alpha * v computed unconditionally:
-      const float leaky = alpha * v;  // GCC does not if-convert a float multiply (it could trap)
-      v = v > 0.f ? v : leaky;
-    } else if constexpr (Act == kClip) {
-      v = std::min(std::max(v, alpha), beta);
-    }
-    if constexpr (Order == 2) v += static_cast<float>(res[i]) * res_scale;
-    if constexpr (std::is_same_v<Out, float>)
-      y[i] = v;
-    else if constexpr (std::is_same_v<Out, uint8_t>)
-      y[i] = static_cast<uint8_t>(Saturate(v / out_step, 0, 255));
-    else
-      y[i] = static_cast<int8_t>(Saturate(v / out_step, -128, 127));
-  }
-}
-
+// quantisation (EpilogueLoop). An NCHW output (float; its residual NCHW too) is written at its
+// own index.
 template <typename Res, typename Out>
 void Epilogue(const Q8Layer& l, const Res* r, Out* out, int64_t count) {
   const float* d = l.dst.data();
