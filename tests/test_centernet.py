@@ -65,6 +65,7 @@ def _check(heat, wh, reg, k, threshold=0.0, stride=4):
         (5, 9, 7, 30, 0.0, 4),  # plateaus: tied neighbours are all peaks; ties by index
         (2, 1, 1, 5, 0.0, None),  # one cell: every class's only value is a peak
         (1, 5, 5, 1000, 0.0, None),  # k larger than the number of peaks
+        (4, 10, 10, 15, 0.0, 1),  # saturated: many more ties at 1.0 than k, lowest indices kept
     ],
 )
 def test_decode_matches_numpy(c, h, w, k, threshold, levels):
@@ -99,6 +100,8 @@ def test_decode_bad_input_is_refused():
         bad = heat.copy()
         bad[0, 2, 7, 7] = np.nan
         _runtime.decode_centernet(bad, wh, reg, 3)
+    with pytest.raises(InvalidInputError, match=r"probabilities in \[0, 1\] \(after the sigmoid\)"):
+        _runtime.decode_centernet(heat * 8 - 4, wh, reg, 3)  # logits: a model without its sigmoid
     with pytest.raises(InvalidInputError, match=r"heatmap has shape \(1, 3, 8, 8\), expected"):
         _runtime.decode_centernet(heat, wh, reg, 4)  # another class count
     with pytest.raises(InvalidInputError, match=r"wh has shape \(1, 2, 8, 7\)"):
@@ -158,7 +161,15 @@ def test_manifest_op_is_checked_against_the_outputs():
 
 @pytest.mark.parity
 @pytest.mark.usefixtures("seeded_mxnet")
-def test_gluoncv_forward_from_the_same_file_with_distinct_scores(tmp_path):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "center_net_resnet18_v1b_voc",
+        "center_net_mobilenetv3_small_duc_voc",
+        "center_net_dla34_voc",
+    ],
+)
+def test_gluoncv_forward_from_the_same_file_with_distinct_scores(tmp_path, name):
     """GluonCV's CenterNet and ours from one .params file, heads shaped as in the parity
     test so that scores are distinct and below 1 (saturated ones all tie at 1.0): the
     same ids, scores and boxes; and the C++ decode of our three maps gives them too."""
@@ -170,7 +181,6 @@ def test_gluoncv_forward_from_the_same_file_with_distinct_scores(tmp_path):
 
     from conftest import randomize_weights
 
-    name = "center_net_resnet18_v1b_voc"
     ref = gluoncv.model_zoo.get_model(name, pretrained=False, pretrained_base=False)
     x = mx.nd.array(np.random.RandomState(2).uniform(-1, 1, (1, 3, 96, 128)))
     ref(x)

@@ -57,22 +57,42 @@ std::vector<Detection> DecodeCenterNet(const Tensor& heatmap, const Tensor& wh, 
   CheckShape(heatmap, "heatmap", head.num_classes, h, w);
   CheckShape(wh, "wh", 2, h, w);
   CheckShape(reg, "reg", 2, h, w);
-  for (float v : heatmap.data)
+  for (float v : heatmap.data) {
     if (std::isnan(v)) ThrowInvalidInput("centernet_decode: the heatmap contains NaN");
-  // (score, index in class-major order) of every peak above the threshold
+    if (!(v >= 0.f && v <= 1.f))  // e.g. a model exported with logits (no sigmoid)
+      ThrowInvalidInput(
+          "centernet_decode: heatmap values must be probabilities in [0, 1] "
+          "(after the sigmoid), found " +
+          std::to_string(v));
+  }
+  // The K best peaks above the threshold as (score, index in class-major order): higher score
+  // first, then lower index. A heap of at most K holds them (the worst on top), so that memory
+  // stays O(K) when a flat or saturated map makes every cell a peak.
+  const auto before = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  const size_t topk = static_cast<size_t>(head.topk);
   std::vector<std::pair<float, int64_t>> peaks;
+  peaks.reserve(std::min<size_t>(topk, static_cast<size_t>(head.num_classes * cells)));
   for (int64_t c = 0; c < head.num_classes; ++c) {
     const float* map = heatmap.data.data() + c * cells;
     for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x)
-        if (map[y * w + x] > score_threshold && IsPeak(map, h, w, y, x))
-          peaks.emplace_back(map[y * w + x], c * cells + y * w + x);
+      for (int64_t x = 0; x < w; ++x) {
+        const std::pair<float, int64_t> peak{map[y * w + x], c * cells + y * w + x};
+        if (!(peak.first > score_threshold) || (peaks.size() == topk && !before(peak, peaks[0])) ||
+            !IsPeak(map, h, w, y, x))
+          continue;
+        if (peaks.size() == topk) {
+          std::pop_heap(peaks.begin(), peaks.end(), before);
+          peaks.back() = peak;
+        } else {
+          peaks.push_back(peak);
+        }
+        std::push_heap(peaks.begin(), peaks.end(), before);
+      }
   }
-  const size_t k = std::min(peaks.size(), static_cast<size_t>(std::max(head.topk, 0)));
-  std::partial_sort(peaks.begin(), peaks.begin() + static_cast<std::ptrdiff_t>(k), peaks.end(),
-                    [](const auto& a, const auto& b) {
-                      return a.first > b.first || (a.first == b.first && a.second < b.second);
-                    });
+  std::sort_heap(peaks.begin(), peaks.end(), before);
+  const size_t k = peaks.size();
   std::vector<Detection> dets;
   dets.reserve(k);
   const float stride = static_cast<float>(head.stride);
