@@ -445,12 +445,17 @@ def _detection_ops(
             raise InvalidInputError(
                 f"{where}: centernet needs three outputs: heatmap (after a sigmoid), wh, reg"
             )
-        peaks = int(post.get("peaks", 100))
+        peaks, stride = post.get("peaks", 100), post.get("stride", 4)
+        for key, value, high in (("peaks", peaks, 1 << 20), ("stride", stride, 4096)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise InvalidInputError(
+                    f"{where}: postprocess.{key} must be a whole number in 1..{high}, got {value!r}"
+                )
         op = {
             "op": "centernet_decode",
             "outputs": list(names),
             "num_classes": len(classes),
-            "stride": int(post.get("stride", 4)),
+            "stride": stride,
             "topk": peaks,
         }
         # no NMS unless asked for (IoU 1.0 suppresses nothing): the peaks are the detections

@@ -298,11 +298,22 @@ def test_bad_meta_is_refused_with_exit_code_3(tmp_path, case):
     assert not (Path("artifacts") / "tiny_classifier-x86_64-fp32").exists()
 
 
-def test_centernet_without_three_outputs_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ('["heatmap", "wh", "reg"]', '["heatmap", "wh"]', "three outputs"),
+        ("peaks = 20", "peaks = 3.7", "postprocess.peaks must be a whole number in 1..1048576"),
+        ("peaks = 20", "peaks = 0", "postprocess.peaks must be a whole number"),
+        ("stride = 4", 'stride = "4"', "postprocess.stride must be a whole number in 1..4096"),
+    ],
+    ids=["two-outputs", "fractional-peaks", "zero-peaks", "string-stride"],
+)
+def test_bad_centernet_meta_is_refused(tmp_path, old, new, message):
     meta = tmp_path / "meta.toml"
-    meta.write_text(CENTERNET_META.replace('["heatmap", "wh", "reg"]', '["heatmap", "wh"]'))
+    assert old in CENTERNET_META
+    meta.write_text(CENTERNET_META.replace(old, new))
     res = edgecv("compile", centernet(tmp_path / "cn.onnx"), "--meta", meta)
-    assert res.returncode == 3 and "three outputs" in res.stderr, res.stderr
+    assert res.returncode == 3 and message in res.stderr, res.stderr
 
 
 def test_yolo_outputs_that_the_model_lacks_are_refused(tmp_path):
