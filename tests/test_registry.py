@@ -55,7 +55,6 @@ EXPECTED_DETECTORS = (
     ]
     + [f"ssd_300_{b}_{d}" for b in ("mobilenet0.25", "resnet34_v1b") for d in ("voc", "coco")]
     + ["ssd_300_mobilenet1.0_lite_coco", "ssd_512_resnet18_v1_voc", "ssd_512_resnet18_v1_coco"]
-    + ["ssd_512_resnet101_v2_voc", "ssd_512_resnet152_v2_voc"]
     + ["yolo3_mobilenet0.25_digits"]
     + [
         f"center_net_{b}_{d}"

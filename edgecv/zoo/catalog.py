@@ -237,8 +237,8 @@ for _cfg, _datasets in (
     ("mobilenet1.0_lite_300", ("coco",)),
     ("resnet34_v1b_300", ("voc", "coco")),
     ("resnet18_v1_512", ("voc", "coco")),
-    ("resnet101_v2_512", ("voc",)),
-    ("resnet152_v2_512", ("voc",)),
+    # not yet ssd_512_resnet{101,152}_v2_voc (configs resnet{101,152}_v2_512): they agree with
+    # GluonCV, but their random-weight export check sits at float32's noise floor (README)
 ):
     _base, _size = _cfg.rsplit("_", 1)
     for _ds in _datasets:
