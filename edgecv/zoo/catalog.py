@@ -210,26 +210,28 @@ for _ds in ("coco", "voc"):
             ),
         )
 
+
+def _ssd(config: str, dataset: str) -> None:
+    """ssd_{size}_{base}_{dataset} for GluonCV's SSD preset ``{base}_{size}``."""
+    base, size = config.rsplit("_", 1)
+    name = f"ssd_{size}_{base}_{dataset}"
+    MODELS.add(
+        name,
+        ModelSpec(
+            name,
+            "detection",
+            "ssd",
+            "edgecv.zoo.ssd:ssd",
+            {"config": config, "dataset": dataset},
+            _SSD_DATA[int(size)],
+            dataset,
+        ),
+    )
+
+
 for _ds in ("voc", "coco"):
-    for _cfg, _size in (
-        ("vgg16_atrous_300", 300),
-        ("vgg16_atrous_512", 512),
-        ("resnet50_v1_512", 512),
-        ("mobilenet1.0_512", 512),
-    ):
-        _name = f"ssd_{_size}_{_cfg.rsplit('_', 1)[0] if not _cfg.startswith('vgg') else _cfg[:-4]}_{_ds}"
-        MODELS.add(
-            _name,
-            ModelSpec(
-                _name,
-                "detection",
-                "ssd",
-                "edgecv.zoo.ssd:ssd",
-                {"config": _cfg, "dataset": _ds},
-                _SSD_DATA[_size],
-                _ds,
-            ),
-        )
+    for _cfg in ("vgg16_atrous_300", "vgg16_atrous_512", "resnet50_v1_512", "mobilenet1.0_512"):
+        _ssd(_cfg, _ds)
 
 # GluonCV's further SSD presets (COCO anchors as VOC's for these)
 for _cfg, _datasets in (
@@ -240,21 +242,8 @@ for _cfg, _datasets in (
     # not yet ssd_512_resnet{101,152}_v2_voc (configs resnet{101,152}_v2_512): they agree with
     # GluonCV, but their random-weight export check sits at float32's noise floor (README)
 ):
-    _base, _size = _cfg.rsplit("_", 1)
     for _ds in _datasets:
-        _name = f"ssd_{_size}_{_base}_{_ds}"
-        MODELS.add(
-            _name,
-            ModelSpec(
-                _name,
-                "detection",
-                "ssd",
-                "edgecv.zoo.ssd:ssd",
-                {"config": _cfg, "dataset": _ds},
-                _SSD_DATA[int(_size)],
-                _ds,
-            ),
-        )
+        _ssd(_cfg, _ds)
 
 # CenterNet: ResNet v1b + transposed convs, MobileNetV3 + DUC or DLA-34 + aggregation
 # upsampling, trained at 512x512
