@@ -15,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "edgecv/error.h"
@@ -94,19 +93,11 @@ void EpilogueTile(void* context, size_t start, size_t count) {
   const EpilogueTask& t = *static_cast<const EpilogueTask*>(context);
   const Layer& l = *t.layer;
   const int64_t begin = static_cast<int64_t>(start), end = begin + static_cast<int64_t>(count);
-  const auto run = [&](auto order, auto act) {  // in place, EpilogueLoop's vectorised loops
-    EpilogueLoop<decltype(order)::value, decltype(act)::value>(t.y, t.residual, t.y, begin, end,
-                                                               1.f, 1.f, l.alpha, l.beta);
-  };
-  const auto with_act = [&](auto order) {
-    if (l.act == kRelu) return run(order, std::integral_constant<int64_t, kRelu>{});
-    if (l.act == kClip) return run(order, std::integral_constant<int64_t, kClip>{});
-    run(order, std::integral_constant<int64_t, kNone>{});
-  };
   const int64_t order = t.residual != nullptr ? l.residual_order : 0;
-  if (order == 1) return with_act(std::integral_constant<int64_t, 1>{});
-  if (order == 2) return with_act(std::integral_constant<int64_t, 2>{});
-  with_act(std::integral_constant<int64_t, 0>{});
+  WithOrderAndAct(order, l.act, [&](auto o, auto act) {  // in place
+    EpilogueLoop<decltype(o)::value, decltype(act)::value>(t.y, t.residual, t.y, begin, end, 1.f,
+                                                           1.f, l.alpha, l.beta);
+  });
 }
 
 // the activation XNNPACK could not fuse and the residual add, over the pool's threads

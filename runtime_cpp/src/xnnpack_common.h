@@ -94,6 +94,20 @@ inline void EpilogueLoop(const float* dst, const Res* res, Out* y, int64_t begin
   }
 }
 
+// f(order, act) with the residual order (0, 1, 2) and activation (kNone, kRelu, kClip) as
+// std::integral_constant: the run-time settings picking EpilogueLoop's instantiation.
+template <typename F>
+void WithOrderAndAct(int64_t order, int64_t act, F&& f) {
+  const auto with_act = [&](auto o) {
+    if (act == kRelu) return f(o, std::integral_constant<int64_t, kRelu>{});
+    if (act == kClip) return f(o, std::integral_constant<int64_t, kClip>{});
+    f(o, std::integral_constant<int64_t, kNone>{});
+  };
+  if (order == 1) return with_act(std::integral_constant<int64_t, 1>{});
+  if (order == 2) return with_act(std::integral_constant<int64_t, 2>{});
+  with_act(std::integral_constant<int64_t, 0>{});
+}
+
 // Drops the int8 layers (xnnpack_int8.cc); ClearCache calls it.
 void ClearInt8Cache();
 

@@ -301,7 +301,8 @@ xnn_operator_t MakeFloat(const Geometry& g, const int8_t* w, const std::vector<f
 }
 
 // f(i, j) for each of the layer input's `count` elements: i its NHWC index, j its index in x
-// (the graph's NCHW input: src_nchw; walked pixel by pixel, no division per element). f
+// (the graph's NCHW input: src_nchw; blocks of pixels walked channel by channel within each
+// image, no division per element). f
 // captures by value and is copied into each block: a store through an int8 pointer may alias
 // anything in memory, and a local copy keeps its pointers and scales in registers, so that
 // the loop vectorises.
@@ -407,23 +408,12 @@ void Epilogue(const Q8Layer& l, const Res* r, Out* out, int64_t count) {
     });
     return;
   }
-  const auto run = [&](auto order, auto act) {
-    constexpr int64_t kOrder = decltype(order)::value, kAct = decltype(act)::value;
+  WithOrderAndAct(q.residual_order, q.act, [&](auto order, auto act) {
     ForBlocks(count, [&](int64_t begin, int64_t end) {
-      EpilogueLoop<kOrder, kAct>(d, r, out, begin, end, res_scale, q.out_scale, q.alpha, q.beta);
+      EpilogueLoop<decltype(order)::value, decltype(act)::value>(d, r, out, begin, end, res_scale,
+                                                                 q.out_scale, q.alpha, q.beta);
     });
-  };
-  const auto with_act = [&](auto order) {
-    using None = std::integral_constant<int64_t, kNone>;
-    using Relu = std::integral_constant<int64_t, kRelu>;
-    using Clip = std::integral_constant<int64_t, kClip>;
-    if (q.act == kRelu) return run(order, Relu{});
-    if (q.act == kClip) return run(order, Clip{});
-    run(order, None{});
-  };
-  if (q.residual_order == 1) return with_act(std::integral_constant<int64_t, 1>{});
-  if (q.residual_order == 2) return with_act(std::integral_constant<int64_t, 2>{});
-  with_act(std::integral_constant<int64_t, 0>{});
+  });
 }
 
 template <typename Out>
