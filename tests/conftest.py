@@ -143,6 +143,9 @@ CI_CLASSIFIERS = {
     "cifar_wideresnet16_10": "its own builder: a stem BatchNorm with fixed affine terms "
     "before and an ordinary one after the first conv, wide v2 units",
     "cifar_resnext29_32x4d": "its own builder: ResNeXt units that project at every stage",
+    "resnest14": "split attention (radix-2 grouped 3x3 conv split in two, summed, globally "
+    "pooled, grouped 1x1 convs, softmax over the branches, broadcast multiply), 3x3 average "
+    "after the unstrided conv of a strided unit (resnest26..269: more units, wider stems)",
 }
 # Builders none of CI_CLASSIFIERS uses whose layers those cover all the same: the ordinary run
 # leaves them to the sweep, which records them (tests/sweep-result.json). Each is here because:
@@ -150,6 +153,16 @@ CI_COVERED_BUILDERS = {
     "edgecv.zoo.senet:senet_154": "SENet-154's grouped convs and 1x1-conv SE gates are "
     "se_resnext50_32x4d's, its average-pool projections resnet50_v1d's, its ceil-mode pool "
     "squeezenet1.0's; its 115 M parameters would cost CI minutes",
+}
+
+
+# Structural kwargs whose layers CI models run already: the ordinary run takes no further
+# representative for them (the sweep runs and records every name). Each is here because:
+CI_COVERED_KWARGS = {
+    "backbone": "another backbone behind the same head code is a classifier family with a "
+    "CI representative of its own (deeplab_resnest*_ade: split attention as resnest14's, "
+    "dilated convs, stride-1 projections and DeepLab's head as deeplab_resnet50_ade's; "
+    "deeplab_resnest50_ade would cost CI 35 s)",
 }
 
 
@@ -173,7 +186,11 @@ def zoo_models(task: str, ci: list[str] | None = None) -> list[str]:
     chosen = []
     for name in names:
         spec = MODELS.get(name)
-        key = (spec.family, spec.builder, frozenset(spec.kwargs) - SCALE_KWARGS)
+        key = (
+            spec.family,
+            spec.builder,
+            frozenset(spec.kwargs.keys() - SCALE_KWARGS - CI_COVERED_KWARGS.keys()),
+        )
         if key not in seen:
             seen.add(key)
             chosen.append(name)

@@ -31,6 +31,7 @@ EXPECTED_MODELS = (
     + [f"{se}resnext{n}" for se in ("", "se_") for n in ("50_32x4d", "101_32x4d", "101_64x4d")]
     + ["resnext101e_64x4d", "se_resnext101e_64x4d"]
     + ["resnet50_v1b_gn", "resnet101_v1b_gn", "senet_154", "senet_154e"]
+    + [f"resnest{d}" for d in (14, 26, 50, 101, 200, 269)]
     + ["shufflenet_v1", "shufflenet_v2", "xception", "xception71"]
     + [f"cifar_resnet{d}_v{v}" for v in (1, 2) for d in (20, 56, 110)]
     + [f"cifar_wideresnet{w}" for w in ("16_10", "28_10", "40_8")]
@@ -78,6 +79,7 @@ EXPECTED_SEGMENTERS = [
     "deeplab_resnet152_voc",
     "deeplab_resnet152_coco",
     "deeplab_resnet50_citys",
+    *(f"deeplab_resnest{d}_ade" for d in (50, 101, 200, 269)),
 ]
 EXPECTED_POSE = [
     *(f"simple_pose_resnet{d}_v1b" for d in (18, 50, 101, 152)),
@@ -127,7 +129,9 @@ def test_metadata_follows_the_schema():
         elif spec.classes == "cifar10":  # CIFAR-10's own 32x32 images, stretched
             assert d.resize == "stretch" and d.input_size == (32, 32)
         elif spec.task == "classification":  # 299: Inception v3 and Xception
-            assert d.resize == "short_crop" and d.input_size in ((224, 224), (299, 299))
+            # 256, 320, 416: ResNeSt-101/200/269, evaluated at growing crops
+            square = ((224, 224), (256, 256), (299, 299), (320, 320), (416, 416))
+            assert d.resize == "short_crop" and d.input_size in square
             assert d.resize_short >= d.input_size[0]
         elif spec.task == "segmentation":
             assert d.resize == "letterbox" and d.input_size == (480, 480)

@@ -95,6 +95,20 @@ for _size in ("large", "small"):
 _classification("darknet53", "darknet", "darknet:darknet53")
 _classification("senet_154", "senet", "senet:senet_154", avg_down=False)
 _classification("senet_154e", "senet", "senet:senet_154", avg_down=True)
+# ResNeSt: GluonCV's (and the ResNeSt authors') evaluation crop grows with depth, resized to
+# crop / 0.875 first (as inceptionv3's 299 from 342)
+for _depth, _crop in ((14, 224), (26, 224), (50, 224), (101, 256), (200, 320), (269, 416)):
+    MODELS.add(
+        f"resnest{_depth}",
+        ModelSpec(
+            f"resnest{_depth}",
+            "classification",
+            "resnest",
+            "edgecv.zoo.resnest:resnest",
+            {"depth": _depth},
+            DataConfig(input_size=(_crop, _crop), resize_short=-(-_crop * 8 // 7)),
+        ),
+    )
 
 _classification("alexnet", "alexnet", "vgg:alexnet")
 for _bn in ("", "_bn"):
@@ -297,6 +311,22 @@ for _head, _depth, _ds in (
             {"head": _head, "depth": _depth},
             _SEG_DATA,
             _SEG_CLASSES[_ds],
+        ),
+    )
+
+# DeepLabV3 on a dilated ResNeSt, ADE20K (GluonCV trained them at the same 480 crop)
+for _depth in (50, 101, 200, 269):
+    _name = f"deeplab_resnest{_depth}_ade"
+    MODELS.add(
+        _name,
+        ModelSpec(
+            _name,
+            "segmentation",
+            "deeplab",
+            "edgecv.zoo.segmentation:segmentation",
+            {"head": "deeplab", "depth": _depth, "backbone": "resnest"},
+            _SEG_DATA,
+            "ade20k",
         ),
     )
 

@@ -1,5 +1,5 @@
 """Semantic segmentation: FCN (Long et al. 2015), PSPNet (Zhao et al. 2017) and DeepLabV3
-(Chen et al. 2017) on a dilated ResNet v1s (output stride 8).
+(Chen et al. 2017) on a dilated ResNet v1s or ResNeSt (output stride 8).
 
 Attribute trees follow GluonCV's (backbone blocks copied onto the model as conv1, bn1,
 relu, maxpool, layer1..4; ``head``; ``auxlayer``), so its ``.params`` files load unchanged.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from mxnet.gluon import HybridBlock, nn
 from mxnet.gluon.contrib.nn import HybridConcurrent
 
+from .resnest import ResNeSt
 from .resnet import ResNetV1b
 
 PYRAMID_BINS = (1, 2, 3, 6)
@@ -155,10 +156,16 @@ class _DeepLabHead(HybridBlock):
 
 
 _HEADS = {"fcn": lambda classes: _FCNHead(2048, classes), "psp": _PSPHead, "deeplab": _DeepLabHead}
+# GluonCV's dilated backbones by family (resnetD: ResNet v1s, resnestD: ResNeSt)
+_BACKBONES = {
+    "resnet": lambda depth: ResNetV1b(depth, deep_stem=True, stem_width=64, dilated=True),
+    "resnest": lambda depth: ResNeSt(depth, dilated=True),
+}
 
 
 class SegmentationModel(HybridBlock):
-    """Dilated ResNet v1s + a head; forward: class scores (N, C, H, W) at input size."""
+    """Dilated ResNet v1s (or ResNeSt: ``backbone``) + a head; forward: class scores
+    (N, C, H, W) at input size."""
 
     def __init__(
         self,
@@ -167,14 +174,19 @@ class SegmentationModel(HybridBlock):
         classes: int,
         aux: bool = True,
         input_size: tuple[int, int] = (480, 480),
+        backbone: str = "resnet",
     ):
         super().__init__()
         if head not in _HEADS:
             raise ValueError(f"segmentation head must be one of {sorted(_HEADS)}, got {head!r}")
+        if backbone not in _BACKBONES:
+            raise ValueError(
+                f"segmentation backbone must be one of {sorted(_BACKBONES)}, got {backbone!r}"
+            )
         self.classes = classes
         self.training_outputs = False  # True: (scores, auxiliary scores), for training
         with self.name_scope():
-            base = ResNetV1b(depth, deep_stem=True, stem_width=64, dilated=True)
+            base = _BACKBONES[backbone](depth)
             for name, block in base.stem_and_layers().items():
                 setattr(self, name, block)
             self.head = _HEADS[head](classes)
