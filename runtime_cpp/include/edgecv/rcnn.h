@@ -1,0 +1,79 @@
+// Two-stage detection (Faster R-CNN, GluonCV's presets): the glue between the two compiled
+// graphs. Stage 1's RPN outputs → proposals (anchors, box decode, clip, min size, pre-NMS
+// top-k, NMS, post-NMS top-k); RoIAlign of the stride-16 features (MXNet's contrib.ROIAlign);
+// stage 2's per-RoI outputs → per-class boxes (decode, score cut, per-class top-k), which the
+// runtime's Nms (detection.h) then suppresses within each class.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "edgecv/detection.h"
+#include "edgecv/image.h"
+#include "edgecv/json.h"
+
+namespace edgecv {
+
+// The manifest's rpn_proposals op.
+struct RpnSettings {
+  int stride = 16;          // input pixels per feature cell
+  float base_size = 16.0f;  // anchor side at scale 1
+  std::vector<float> scales{2, 4, 8, 16, 32};
+  std::vector<float> ratios{0.5f, 1.0f, 2.0f};  // height / width
+  int pre_nms = 6000;                           // best proposals kept before NMS; <= 0: all
+  int post_nms = 300;                           // proposals kept after NMS (the RoIs, R)
+  float nms_threshold = 0.7f;                   // class-agnostic IoU threshold
+  float min_size = 16.0f;                       // x2 - x1 + 1 and y2 - y1 + 1 must reach it
+  float box_clip = -1.0f;  // log-size offsets capped here before exp; <= 0: no cap
+  int anchors_per_cell() const { return static_cast<int>(scales.size() * ratios.size()); }
+};
+RpnSettings ParseRpnSettings(const json::Value& op);  // Error(kInvalidArtifact) when out of range
+
+// The anchors of a height x width map as corners, (row, column, anchor) order, anchors
+// ratio-major: GluonCV's (rounded widths and heights of a stride-wide cell, scaled, the +1
+// pixel convention), shifted by (column, row) * stride. height * width * A * 4 floats.
+std::vector<float> RpnAnchors(const RpnSettings& s, int64_t height, int64_t width);
+
+// scores (1, A, H, W) objectness after the sigmoid, offsets (1, 4A, H, W) (dx, dy, dw, dh of
+// anchor a in channels 4a..4a+3) → at most post_nms proposals, best first (class_id 0): each
+// anchor's box decoded (centre moves by d * size, size by exp(d); widths x2 - x1), clipped to
+// [0, image_width] x [0, image_height], dropped when smaller than min_size, the pre_nms best
+// scoring above 0, then NMS. Error(kInvalidInput) for other shapes or NaN.
+std::vector<Detection> RpnProposals(const Tensor& scores, const Tensor& offsets,
+                                    const RpnSettings& s, int image_width, int image_height);
+
+// The manifest's roi_align op: MXNet's contrib.ROIAlign (position_sensitive off).
+struct RoiAlignSettings {
+  int pooled_height = 14, pooled_width = 14;
+  float spatial_scale = 1.0f / 16;
+  int sample_ratio = 2;  // samples per bin side; <= 0: ceil(bin size) (adaptive)
+  bool aligned = false;  // true: pixel centres at +0.5 (RoI shifted by -0.5 cell)
+};
+RoiAlignSettings ParseRoiAlign(const json::Value& op);
+
+// features (1, C, H, W), the RoIs' boxes (x1..y2 of each Detection, input pixels) → (rows, C,
+// pooled_height, pooled_width), rows >= rois.size(): the rows past the RoIs are zero (the
+// padding of a fixed-size stage-2 batch). Each bin averages sample_ratio^2 bilinear samples
+// at its sub-cell centres; a sample more than one cell outside the map is 0, one within a
+// cell is clamped to the border. Without `aligned` a RoI is at least one cell wide and high.
+Tensor RoiAlign(const Tensor& features, const std::vector<Detection>& rois,
+                const RoiAlignSettings& s, int64_t rows);
+
+// The manifest's rcnn_decode op.
+struct RcnnHead {
+  int num_classes = 0;
+  std::vector<float> stds{0.1f, 0.1f, 0.2f, 0.2f};  // offsets are multiplied by these
+  float box_clip = -1.0f;                           // as RpnSettings::box_clip
+  int topk = -1;  // per class, the best candidates kept for NMS; <= 0: all
+};
+RcnnHead ParseRcnnHead(const json::Value& op);
+
+// probs (R, C + 1) class probabilities with background first, offsets (R, 4C), the RoIs the
+// first rois.size() <= R rows were run on (the rest are padding: ignored) → per class, each
+// RoI's box decoded around it, those scoring above score_threshold, the topk best per class
+// (ties: lower RoI first). Error(kInvalidInput) for other shapes, NaN, or non-finite boxes.
+std::vector<Detection> DecodeRcnn(const Tensor& probs, const Tensor& offsets,
+                                  const std::vector<Detection>& rois, const RcnnHead& head,
+                                  float score_threshold);
+
+}  // namespace edgecv
