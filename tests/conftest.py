@@ -316,9 +316,10 @@ def scale_last_layer(net, last, x, spread: float = 3.0) -> None:
 
 
 def normalise_gates(net, x) -> int:
-    """Scale the two layers of every squeeze-and-excitation gate (a block's ``se``) so that
-    their outputs on ``x`` have unit standard deviation, in network order (data-dependent
-    initialisation, as LSUV: Mishkin & Matas 2016); returns the number of gates.
+    """Scale the two layers of every squeeze-and-excitation gate (a block's ``se``) and of
+    every split-attention gate (ResNeSt's ``fc1``, ``fc2``) so that their outputs on ``x``
+    have unit standard deviation, in network order (data-dependent initialisation, as LSUV:
+    Mishkin & Matas 2016); returns the number of gates.
 
     A trained gate's pre-activations are of order one. Random ones are not: fed by the
     growing residual stream they are small differences of large sums, and a gate that
@@ -326,21 +327,31 @@ def normalise_gates(net, x) -> int:
     the input moves the logits by 30% of their scale, and MXNet's float32 and float64
     outputs differ as much (as ONNX Runtime's and MXNet's do, block by block). With unit
     gates they agree to 1.5e-6 (se_resnet101_v1, se_resnet152_v2, se_resnext101_64x4d)."""
+    import mxnet as mx
     from mxnet.gluon import nn
+
+    from edgecv.zoo.resnest import SplitAttentionConv
 
     gates = []
 
     def visit(block) -> None:
         if isinstance(getattr(block, "se", None), nn.HybridSequential):
-            gates.append(block.se)
+            gates.append((block.se[0], block.se[2]))
+        if isinstance(block, SplitAttentionConv):
+            gates.append((block.fc1, block.fc2))
         for child in block._children.values():
             visit(child)
 
-    def unit_output(layer, inputs) -> None:  # Dense or 1x1 Conv2D on (N, C[, 1, 1])
-        a = inputs[0].asnumpy().reshape(inputs[0].shape[0], -1).astype(np.float64)
-        y = a @ layer.weight.data().asnumpy().reshape(layer.weight.shape[0], -1).T
-        if layer.bias is not None:
-            y = y + layer.bias.data().asnumpy()
+    def unit_output(layer, inputs) -> None:  # Dense or (grouped) 1x1 Conv2D on (N, C[, 1, 1])
+        if isinstance(layer, nn.Conv2D) and layer._kwargs["num_group"] > 1:
+            bias = layer.bias.data() if layer.bias is not None else None
+            y = mx.nd.Convolution(inputs[0], layer.weight.data(), bias, **layer._kwargs)
+            y = y.asnumpy().astype(np.float64)
+        else:
+            a = inputs[0].asnumpy().reshape(inputs[0].shape[0], -1).astype(np.float64)
+            y = a @ layer.weight.data().asnumpy().reshape(layer.weight.shape[0], -1).T
+            if layer.bias is not None:
+                y = y + layer.bias.data().asnumpy()
         factor = 1.0 / max(float(y.std()), 1e-12)
         layer.weight.set_data(layer.weight.data() * factor)
         if layer.bias is not None:
@@ -349,7 +360,7 @@ def normalise_gates(net, x) -> int:
     visit(net)
     if not gates:
         return 0
-    hooks = [gate[i].register_forward_pre_hook(unit_output) for gate in gates for i in (0, 2)]
+    hooks = [layer.register_forward_pre_hook(unit_output) for gate in gates for layer in gate]
     net(x)  # each gate scaled before it runs, so later ones see the scaled earlier ones
     for hook in hooks:
         hook.detach()
