@@ -1,5 +1,5 @@
 """The kernel settings ABI: records encoded in Python (edgecv.compile.kernel_abi) decode in
-C++ (runtime_cpp/src/kernel_abi.h) to the same fields by name; the layout is version 2's."""
+C++ (runtime_cpp/src/kernel_abi.h) to the same fields by name; the layout is version 3's."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ CONV = abi.Conv2d(
 RECORDS = {
     "conv2d": CONV,
     "conv2d_transpose": abi.Conv2d(1, 2, 3, 4, 5, 6, 7, 8, 9, abi.Activation(Act.RELU, 0.125)),
-    "conv2d_q8": abi.Conv2dQ8(CONV, 0.0625, True, Quant.UINT8, 0.25, Quant.INT8, 1.5),
+    "conv2d_q8": abi.Conv2dQ8(
+        CONV, 0.0625, False, Quant.UINT8_AS_INT8, 0.25, Quant.INT8, 1.5, input_as_int8=True
+    ),
     "dense": abi.Dense(abi.Activation(Act.RELU, 0.1875, 0.0)),
     "dense_q8": abi.DenseQ8(abi.Dense(abi.Activation(Act.CLIP, 1.25, 2.75)), 3.5, False, 2, 0.5),
     "pool2d": abi.Pool2d(Pool.AVG_EXCLUDE_PAD, 3, 4, 5, 6, 7, 8, 9, 10),
@@ -45,19 +47,19 @@ def _bits(x: float) -> int:
 
 
 @pytest.mark.unit
-def test_layout_is_version_2s():
-    """The positions artifacts of settings version 2 hold: changing them needs a new
+def test_layout_is_version_3s():
+    """The positions artifacts of settings version 3 hold: changing them needs a new
     version (kernel_abi.VERSION and kSettingsVersion)."""
-    assert abi.VERSION == 2
-    conv = [2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2, _bits(-0.375), _bits(6.5), 2, 1, 0]
+    assert abi.VERSION == 3
+    conv = [3, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2, _bits(-0.375), _bits(6.5), 2, 1, 0]
     assert abi.encode(CONV, key=99) == [*conv, 99]
-    q8 = [_bits(0.0625), 1, 1, _bits(0.25), 2, _bits(1.5)]
+    q8 = [_bits(0.0625), 0, 3, _bits(0.25), 2, _bits(1.5), 1]
     assert abi.encode(RECORDS["conv2d_q8"], key=98) == [*conv, *q8, 98]
-    dense = [2, 1, _bits(0.1875), 0]
+    dense = [3, 1, _bits(0.1875), 0]
     assert abi.encode(RECORDS["dense"], key=97) == [*dense, 97]
-    dense_q8 = [2, 2, _bits(1.25), _bits(2.75), _bits(3.5), 0, 2, _bits(0.5)]
+    dense_q8 = [3, 2, _bits(1.25), _bits(2.75), _bits(3.5), 0, 2, _bits(0.5), 0]
     assert abi.encode(RECORDS["dense_q8"], key=96) == [*dense_q8, 96]
-    assert abi.encode(RECORDS["pool2d"], key=95) == [2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 95]
+    assert abi.encode(RECORDS["pool2d"], key=95) == [3, 2, 3, 4, 5, 6, 7, 8, 9, 10, 95]
     for kind, record in RECORDS.items():
         assert len(abi.encode(record)) == abi.size(kind)
 
@@ -84,8 +86,8 @@ def test_python_round_trip(kind):
 @pytest.mark.unit
 def test_python_decode_refuses_other_layouts():
     values = abi.encode(RECORDS["dense"], key=1)
-    with pytest.raises(ValueError, match="version 3"):
-        abi.decode("dense", [3, *values[1:]])
+    with pytest.raises(ValueError, match="version 2"):
+        abi.decode("dense", [2, *values[1:]])
     with pytest.raises(ValueError, match="expected 5"):
         abi.decode("dense", [*values, 0])
 
@@ -108,11 +110,11 @@ def test_cpp_refuses_other_versions_and_lengths():
     from edgecv.errors import ArtifactError, InvalidInputError
 
     values = abi.encode(RECORDS["conv2d"], key=5)
-    with pytest.raises(ArtifactError, match="version 3, this runtime reads version 2"):
-        _runtime.decode_kernel_settings("conv2d", [3, *values[1:]])
+    with pytest.raises(ArtifactError, match="version 2, this runtime reads version 3"):
+        _runtime.decode_kernel_settings("conv2d", [2, *values[1:]])
     with pytest.raises(ArtifactError, match="16 settings values, expected 17"):
         _runtime.decode_kernel_settings("conv2d", values[:-1])
-    with pytest.raises(ArtifactError, match="expected 23"):  # float settings to the int8 kernel
+    with pytest.raises(ArtifactError, match="expected 24"):  # float settings to the int8 kernel
         _runtime.decode_kernel_settings("conv2d_q8", values)
     with pytest.raises(ArtifactError, match="no settings"):
         _runtime.decode_kernel_settings("pool2d", [])

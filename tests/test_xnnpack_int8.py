@@ -12,6 +12,8 @@ units in XNNPACK only. Float outputs: 1e-5 of the largest |value| (float summati
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -241,6 +243,30 @@ def test_conv2d_q8_matches_onednn_and_reference(conv, src, out_kind, act, residu
         integer = out_kind != Q.FLOAT and residual is None
         want_impl = "xnnpack qc8" if integer else "xnnpack f32 on int8 values"
         assert built["implementation"] == want_impl
+    # the same layer with its uint8 tensors stored as int8, v - 128 (what XNNPACK int8 graphs
+    # hand between layers): the same values, bit for bit, on either path
+    shift = {Q.UINT8: Q.UINT8_AS_INT8}
+    if src != "u8" and out_kind != Q.UINT8 and res_kind != Q.UINT8:
+        return
+    record = dataclasses.replace(
+        record,
+        output_kind=shift.get(out_kind, out_kind),
+        residual_kind=shift.get(res_kind, res_kind),
+        input_as_int8=src == "u8",
+    )
+    settings = kernel_abi.encode(record, content=[w, ws, b])
+    as_int8 = lambda a: (a ^ 0x80).view(np.int8) if a.dtype == np.uint8 else a  # noqa: E731
+    _runtime.kernel_layers(reset=True)
+    got_int8 = _call(
+        "edgecv.xnnpack.conv2d_q8",
+        [as_int8(x), w, ws, b, *map(as_int8, res_arrays)],
+        settings,
+        as_int8(out),
+    )
+    np.testing.assert_array_equal(got_int8, as_int8(got))
+    (built,) = [e for e in _runtime.kernel_layers() if e["kernel"] == "edgecv.xnnpack.conv2d_q8"]
+    assert built["src"] == ("u8 as s8" if src == "u8" else "s8" if signed else "u8")
+    assert built["dst"] == {Q.UINT8: "u8 as s8", Q.INT8: "s8", Q.FLOAT: "f32"}[out_kind]
 
 
 @pytest.mark.parametrize(
@@ -401,6 +427,23 @@ def test_dense_q8_matches_onednn_and_reference(signed, out_kind):
     (built,) = [e for e in _runtime.kernel_layers() if e["kernel"] == "edgecv.xnnpack.dense_q8"]
     integer = out_kind != Q.FLOAT
     assert built["implementation"] == ("xnnpack qc8" if integer else "xnnpack f32 on int8 values")
+    # uint8 tensors stored as int8, v - 128: the same values, bit for bit; oneDNN refuses them
+    if signed and out_kind != Q.UINT8:
+        return
+    shifted = dataclasses.replace(
+        record,
+        input_as_int8=not signed,
+        output_kind=Q.UINT8_AS_INT8 if out_kind == Q.UINT8 else out_kind,
+    )
+    settings = kernel_abi.encode(shifted, content=[w, ws, b])
+    as_int8 = lambda a: (a ^ 0x80).view(np.int8) if a.dtype == np.uint8 else a  # noqa: E731
+    args = [as_int8(x), w, ws, b]
+    out = as_int8(np.zeros((m, n), dtype))
+    np.testing.assert_array_equal(
+        _call("edgecv.xnnpack.dense_q8", args, settings, out), as_int8(got)
+    )
+    with pytest.raises(ValueError, match="XNNPACK's only|unknown output kind 3"):
+        _call("edgecv.dnnl.dense_q8", args, settings, out)
 
 
 def test_q8_kernels_refuse_bad_input():
@@ -435,13 +478,30 @@ def test_q8_kernels_refuse_bad_input():
         )
     with pytest.raises(ValueError, match="do not agree"):
         conv(f(1, 4, 4, 3), w, ones, f(8), settings(21), f(1, 4, 5, 8))
+    with pytest.raises(ValueError, match="cannot be a uint8 one stored as int8"):
+        conv(f(1, 4, 4, 3), w, ones, f(8), settings(25, input_as_int8=True), f(1, 4, 4, 8))
+    unsigned = kernel_abi.encode(
+        kernel_abi.Conv2dQ8(conv1x1, 0.1, False, input_as_int8=True), key=26
+    )
+    with pytest.raises(TypeError, match="calibrated for uint8 stored as int8"):
+        u8 = tvm.runtime.tensor(np.zeros((1, 4, 4, 3), np.uint8))
+        conv(u8, w, ones, f(8), tvm.runtime.ShapeTuple(unsigned), f(1, 4, 4, 8))
+    with pytest.raises(ValueError, match="unknown output kind 4"):
+        conv(
+            f(1, 4, 4, 3),
+            w,
+            ones,
+            f(8),
+            settings(27, output_kind=4, output_scale=0.1),
+            f(1, 4, 4, 8),
+        )
 
 
 def test_int8_graph_matches_onnxruntime_qdq(tmp_path):
     """test_int8.py's parity graph offloaded to XNNPACK: signed NCHW graph input, uint8
-    through a max pool (TVM's, on the quantised tensor), a uint8 residual, a grouped conv,
-    uint8 and int8 tensors handed between int8 layers, a dense layer; against ONNX
-    Runtime's literal QDQ result with 8-bit weights."""
+    (stored as int8, v - 128) through a max pool (TVM's, on the quantised tensor), a uint8
+    residual, a grouped conv, uint8 and int8 tensors handed between int8 layers, a dense
+    layer; against ONNX Runtime's literal QDQ result with 8-bit weights."""
     from test_int8 import run_qdq_graph
 
     stats, built = run_qdq_graph(tmp_path, "xnnpack", 8)
@@ -450,7 +510,11 @@ def test_int8_graph_matches_onnxruntime_qdq(tmp_path):
     assert sorted(b["kernel"] for b in built) == ["edgecv.xnnpack.conv2d_q8"] * 5 + [
         "edgecv.xnnpack.dense_q8"
     ]
-    assert {b["src"] for b in built} == {"s8", "u8"}
-    assert [b["residual"] for b in built].count("u8") == 1  # c2 adds c1's uint8 output
+    # uint8 tensors between the int8 layers are stored as int8, v - 128, TVM's max pool
+    # included ("u8 as s8"); layers quantising a float input read it as uint8 ("u8")
+    assert [b["src"] for b in built].count("u8 as s8") == 2
+    assert {b["src"] for b in built} == {"s8", "u8", "u8 as s8"}
+    assert "u8" not in {b["dst"] for b in built} | {b["residual"] for b in built}
+    assert [b["residual"] for b in built].count("u8 as s8") == 1  # c2 adds c1's uint8 output
     # c1, c3, c4 write quantised tensors with no residual: XNNPACK's qc8 operator
     assert [b["implementation"] for b in built].count("xnnpack qc8") == 3

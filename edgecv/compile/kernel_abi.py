@@ -28,7 +28,7 @@ import numpy as np
 # The layout's version: the first value of every settings array. Bump it with any change of
 # a record below (and kSettingsVersion in kernel_abi.h); artifacts of another version are
 # refused by the runtime.
-VERSION = 2
+VERSION = 3
 KEY_MASK = (1 << 62) - 1  # keys are positive int64 (TVM shape values)
 
 
@@ -54,6 +54,9 @@ class Quant(IntEnum):
     FLOAT = 0
     UINT8 = 1
     INT8 = 2
+    # a uint8 tensor (its calibrated range is >= 0) stored as int8, v - 128 (zero point -128):
+    # XNNPACK's int8 operators take and give it as it is (XNNPACK int8 graphs only)
+    UINT8_AS_INT8 = 3
 
 
 class Pool(IntEnum):
@@ -94,7 +97,8 @@ class Conv2d:
 class Conv2dQ8:
     """``conv2d_q8``: the float layer's settings, then how its tensors are quantised (the
     input always: uint8, or int8 when signed; output and residual: :class:`Quant`; scales
-    are the float value of one step, 0 for a float tensor)."""
+    are the float value of one step, 0 for a float tensor; ``input_as_int8``: a uint8
+    input arrives stored as :attr:`Quant.UINT8_AS_INT8`)."""
 
     conv: Conv2d
     input_scale: float
@@ -103,6 +107,7 @@ class Conv2dQ8:
     output_scale: float = 0.0
     residual_kind: int = Quant.FLOAT
     residual_scale: float = 0.0
+    input_as_int8: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class DenseQ8:
     input_signed: bool
     output_kind: int = Quant.FLOAT
     output_scale: float = 0.0
+    input_as_int8: bool = False
 
 
 @dataclass(frozen=True)

@@ -124,11 +124,19 @@ def offloadable_pools(func: Any) -> dict[Any, kernel_abi.Pool2d]:
     }
 
 
-def _quant(q: tuple[float, bool] | None) -> tuple[kernel_abi.Quant, float]:
-    """(kind, scale) of a tensor an int8 layer writes or reads: (scale, signed), None: float."""
+def _quant(q: tuple[float, bool] | None, as_int8: bool) -> tuple[kernel_abi.Quant, float]:
+    """(kind, scale) of a tensor an int8 layer writes or reads: (scale, signed), None: float;
+    ``as_int8``: a uint8 one stored as int8."""
     if q is None:
         return kernel_abi.Quant.FLOAT, 0.0
-    return (kernel_abi.Quant.INT8 if q[1] else kernel_abi.Quant.UINT8), q[0]
+    if q[1]:
+        return kernel_abi.Quant.INT8, q[0]
+    return (kernel_abi.Quant.UINT8_AS_INT8 if as_int8 else kernel_abi.Quant.UINT8), q[0]
+
+
+def quantised_dtype(q: tuple[float, bool], as_int8: bool) -> str:
+    """The storage type of a quantised tensor (scale, signed)."""
+    return "int8" if q[1] or as_int8 else "uint8"
 
 
 def q8_settings(
@@ -138,14 +146,24 @@ def q8_settings(
     arrays: list[np.ndarray],
     out: tuple[float, bool] | None = None,
     residual: tuple[float, bool] | None = None,
+    *,
+    input_quantised: bool = False,
+    as_int8: bool = False,
 ) -> list[int]:
     """The int8 kernel's settings array: the float layer's settings, the input's scale and
     sign, how output (and, for convolutions, residual) are stored, keyed by all of it and the
-    quantised weights."""
-    out_kind, out_scale = _quant(out)
+    quantised weights. ``as_int8`` (XNNPACK): uint8 tensors between int8 layers are stored as
+    int8, v - 128 (``Quant.UINT8_AS_INT8``); ``input_quantised``: the input arrives so (else
+    it is float, quantised by the kernel)."""
+    out_kind, out_scale = _quant(out, as_int8)
+    in_as_int8 = as_int8 and input_quantised and not signed
     if isinstance(layer, kernel_abi.Dense):  # dense layers take no residual
-        record: kernel_abi.Settings = kernel_abi.DenseQ8(layer, scale, signed, out_kind, out_scale)
+        record: kernel_abi.Settings = kernel_abi.DenseQ8(
+            layer, scale, signed, out_kind, out_scale, in_as_int8
+        )
     else:
-        res_kind, res_scale = _quant(residual)
-        record = kernel_abi.Conv2dQ8(layer, scale, signed, out_kind, out_scale, res_kind, res_scale)
+        res_kind, res_scale = _quant(residual, as_int8)
+        record = kernel_abi.Conv2dQ8(
+            layer, scale, signed, out_kind, out_scale, res_kind, res_scale, in_as_int8
+        )
     return kernel_abi.encode(record, content=arrays)

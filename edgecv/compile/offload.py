@@ -64,6 +64,7 @@ from .kernel_calls import (
     layer_record,
     offloadable_pools,
     q8_settings,
+    quantised_dtype,
 )
 from .layer_plan import (
     folded_weights,
@@ -163,6 +164,13 @@ def offload(
     if library != "dnnl":
         pools = {}
     stats["int8_outputs"] = sum(q is not None for q in out_q)
+    # XNNPACK's int8 operators take int8 only: its uint8 tensors are kept as int8, v - 128
+    # (TVM's max pools stay right on them: the shift preserves order, and the type's lowest
+    # value, their padding, is uint8's 0 shifted)
+    as_int8 = library == "xnnpack"
+    quantised_vars = {
+        layer.end.var for layer, q in zip(layers, out_q, strict=True) if q is not None
+    } | set(pool_q)
 
     @relax.expr_functor.mutator
     class Rewrite(relax.PyExprMutator):  # type: ignore[misc]
@@ -178,7 +186,7 @@ def offload(
                     binding.var.ty
                     if q is None
                     else relax.TensorType(
-                        list(static_shape(binding.var)), "int8" if q[1] else "uint8"
+                        list(static_shape(binding.var)), quantised_dtype(q, False)
                     )
                 )
                 settings = relax.ShapeExpr(kernel_abi.encode(pool))
@@ -200,14 +208,21 @@ def offload(
             else:
                 wq, wscale = quantize_weights(weight)
                 settings = q8_settings(
-                    layer_record(layer), q[0], q[1], [wq, wscale, bias], out, residual_q[i]
+                    layer_record(layer),
+                    q[0],
+                    q[1],
+                    [wq, wscale, bias],
+                    out,
+                    residual_q[i],
+                    input_quantised=layer.data in quantised_vars,
+                    as_int8=as_int8,
                 )
                 weights = [relax.const(wq), relax.const(wscale), relax.const(bias)]
                 kernel = KERNELS_Q8[library][layer.kind]
                 stats["int8"] += 1
                 if out is not None:  # handed to the next int8 layers already quantised
                     out_ty = relax.TensorType(
-                        list(static_shape(binding.var)), "int8" if out[1] else "uint8"
+                        list(static_shape(binding.var)), quantised_dtype(out, as_int8)
                     )
             summary[i] = layer_summary(i, layer, float_key, weight, q is not None)
             args = [self.visit_expr(layer.data), *weights]

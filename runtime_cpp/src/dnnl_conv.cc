@@ -90,6 +90,8 @@ void Convolve(const char* name, const Keyed<Settings>& settings, const LayerTens
   const Conv2dSettings& c = s.conv;
   CheckResidual(c.residual, has_residual, name);
   UseThreads();
+  if (s.input_as_int8)
+    ThrowInvalidArtifact(std::string(name) + ": a uint8 input stored as int8 (XNNPACK's only)");
   const LayerArgs a = CheckLayerArgs(t, name, kInt8, 4, 5, s.input_signed);
   const TensorView *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
   if (s.residual_kind != 0 && !has_residual)

@@ -20,6 +20,8 @@ void InnerProduct(const char* name, const Keyed<Settings>& settings, const Layer
   const DenseQ8Settings s = AsQ8(settings.settings);  // float layers: every tensor float
   const ActivationSettings& act = s.dense.act;
   UseThreads();
+  if (s.input_as_int8)
+    ThrowInvalidArtifact(std::string(name) + ": a uint8 input stored as int8 (XNNPACK's only)");
   const LayerArgs a = CheckLayerArgs(t, name, kInt8, 2, 2, s.input_signed);
   const TensorView *x = a.x, *w = a.w, *w_scale = a.w_scale, *b = a.b;
   const TensorView* y = CheckQuantised(t.y, "output", 2, s.output_kind);

@@ -176,6 +176,9 @@ dims NchwDims(const TensorView* t, bool is_nchw) {
 }
 
 const TensorView* CheckQuantised(const TensorView& t, const char* what, int ndim, int64_t kind) {
+  if (kind < 0 || kind > 2)  // 3 (uint8 stored as int8) is XNNPACK's only
+    ThrowInvalidArtifact(std::string("edgecv.dnnl: unknown ") + what + " kind " +
+                         std::to_string(kind));
   if (kind == 0) return CheckTensor(t, what, ndim);
   return CheckTensor(t, what, ndim, kind == 2 ? kInt : kUInt, 8);
 }

@@ -18,11 +18,12 @@ namespace edgecv {
 namespace kernel {
 
 // The layout's version (VERSION in kernel_abi.py): bumped with any change of a record.
-constexpr int64_t kSettingsVersion = 2;
+constexpr int64_t kSettingsVersion = 3;
 
 enum Activation : int64_t { kNone = 0, kRelu = 1, kClip = 2 };
 // residual: 0 none, 1 add then activate (ResNet), 2 activate then add (Darknet)
-// quantised tensors (output_kind, residual_kind): 0 float, 1 uint8, 2 int8
+// quantised tensors (output_kind, residual_kind): 0 float, 1 uint8, 2 int8, 3 uint8 stored as
+// int8, v - 128 (XNNPACK int8 graphs only; input_as_int8: the input so)
 enum PoolKind : int64_t { kMaxPool = 0, kAvgIncludePad = 1, kAvgExcludePad = 2 };
 
 // Fields(record, visit) calls visit(name, field) for each field in the layout's order; the
@@ -75,6 +76,7 @@ struct Conv2dQ8Settings {
   float output_scale = 0;
   int64_t residual_kind = 0;
   float residual_scale = 0;
+  bool input_as_int8 = false;  // a uint8 input stored as int8, v - 128
   template <typename Self, typename Visit>
   static void Fields(Self& s, Visit&& v) {
     v("conv", s.conv);
@@ -84,6 +86,7 @@ struct Conv2dQ8Settings {
     v("output_scale", s.output_scale);
     v("residual_kind", s.residual_kind);
     v("residual_scale", s.residual_scale);
+    v("input_as_int8", s.input_as_int8);
   }
 };
 
@@ -102,6 +105,7 @@ struct DenseQ8Settings {
   bool input_signed = false;
   int64_t output_kind = 0;
   float output_scale = 0;
+  bool input_as_int8 = false;
   template <typename Self, typename Visit>
   static void Fields(Self& s, Visit&& v) {
     v("dense", s.dense);
@@ -109,6 +113,7 @@ struct DenseQ8Settings {
     v("input_signed", s.input_signed);
     v("output_kind", s.output_kind);
     v("output_scale", s.output_scale);
+    v("input_as_int8", s.input_as_int8);
   }
 };
 

@@ -4,7 +4,8 @@
 //   edgecv.xnnpack.dense_q8(x, w, w_scale, bias, settings, out)   x [M, K], w [N, K]
 // int8 weights with a float scale per output channel, the input float (quantised here with
 // the settings' scale) or already uint8/int8 at that scale, zero points 0; the output float
-// or uint8/int8 at its scale; residual float or quantised.
+// or uint8/int8 at its scale; residual float or quantised. A uint8 tensor may also be stored
+// as int8, v - 128 (kind 3, input_as_int8: what XNNPACK int8 graphs hand between layers).
 //
 // The integer layers run XNNPACK's qc8 convolution (int8 activations, int8 weights with
 // per-channel scales, int32 accumulation, requantisation and clamp fused). A dense layer is
@@ -13,7 +14,8 @@
 // requantising the weights to one scale would lose the per-channel precision calibration
 // was judged with. qc8 takes int8 activations only: a uint8 tensor v is handed over as
 // v - 128 (zero point -128; the padding XNNPACK adds is then the zero point, i.e. uint8 0),
-// and a uint8 output is written at zero point -128 and shifted back.
+// and a uint8 output is written at zero point -128 and shifted back. Between XNNPACK layers
+// the compiler keeps such tensors as int8 v - 128 (kind 3), so that neither shift is needed.
 //
 // qc8 writes only quantised int8 and fuses no residual add. A layer that adds a quantised
 // residual before its activation (ResNet) and writes a quantised output runs qc8 into an int8
@@ -67,6 +69,7 @@ struct Geometry {
 struct Quant {
   float in_scale = 0, out_scale = 0, res_scale = 0;
   bool src_signed = false;
+  bool in_as_int8 = false;  // a uint8 input stored as int8, v - 128
   int64_t out_kind = 0, res_kind = 0, residual_order = 0;
   int64_t act = kNone;
   float alpha = 0, beta = 0;
@@ -98,28 +101,40 @@ float Positive(float scale, const char* what) {
   return scale;
 }
 
+// Tensor kinds: 0 float, 1 uint8, 2 int8, 3 uint8 stored as int8 (v - 128).
+constexpr int64_t kUInt8AsInt8 = 3;
+
+bool OnUInt8Grid(int64_t kind) { return kind == 1 || kind == kUInt8AsInt8; }
+
 void CheckKind(int64_t kind, const char* what) {
-  if (kind < 0 || kind > 2)
+  if (kind < 0 || kind > kUInt8AsInt8)
     ThrowInvalidArtifact(std::string("edgecv.xnnpack: unknown ") + what + " kind " +
                          std::to_string(kind));
 }
 
 const TensorView* CheckKindTensor(const TensorView& t, const char* what, int ndim, int64_t kind) {
   if (kind == 0) return CheckTensor(t, what, ndim);
-  return CheckTensor(t, what, ndim, kind == 2 ? kInt : kUInt, 8);
+  return CheckTensor(t, what, ndim, kind == 1 ? kUInt : kInt, 8);
 }
 
-// The input: float, or uint8/int8 as the layer was calibrated.
-const TensorView* CheckInput(const TensorView& x, const char* name, int ndim, bool src_signed) {
+// The input: float, or uint8/int8 as the layer was calibrated (uint8 as int8: as_int8).
+const TensorView* CheckInput(const TensorView& x, const char* name, int ndim, bool src_signed,
+                             bool as_int8) {
   if (x.dtype.bits != 8) return CheckTensor(x, "input", ndim);
-  if ((x.dtype.code == kInt) != src_signed)
+  const bool stored_signed = src_signed || as_int8;
+  if ((x.dtype.code == kInt) != stored_signed)
     throw DataTypeError(std::string(name) + ": input is " +
                         (x.dtype.code == kInt ? "int8" : "uint8") +
-                        " but the layer was calibrated for " + (src_signed ? "int8" : "uint8"));
-  return CheckTensor(x, "input", ndim, src_signed ? kInt : kUInt, 8);
+                        " but the layer was calibrated for " +
+                        (src_signed ? "int8"
+                         : as_int8  ? "uint8 stored as int8"
+                                    : "uint8"));
+  return CheckTensor(x, "input", ndim, stored_signed ? kInt : kUInt, 8);
 }
 
-const char* TypeName(int64_t kind) { return kind == 0 ? "f32" : kind == 1 ? "u8" : "s8"; }
+const char* TypeName(int64_t kind) {
+  return kind == 0 ? "f32" : kind == 1 ? "u8" : kind == 2 ? "s8" : "u8 as s8";
+}
 
 // f(begin, end) over blocks of [0, n): inline for small tensors, else over the pool's threads
 // (the loops inside run over plain pointers, so that the compiler vectorises them).
@@ -199,8 +214,8 @@ bool MidQuantisation(const Quant& q, int32_t out_zero, int32_t lo, int32_t hi, f
                      int32_t* zero) {
   const double out_min = (lo - out_zero) * static_cast<double>(q.out_scale);
   const double out_max = (hi - out_zero) * static_cast<double>(q.out_scale);
-  const double res_min = q.res_kind == 1 ? 0.0 : -128.0 * q.res_scale;
-  const double res_max = (q.res_kind == 1 ? 255.0 : 127.0) * q.res_scale;
+  const double res_min = OnUInt8Grid(q.res_kind) ? 0.0 : -128.0 * q.res_scale;
+  const double res_max = (OnUInt8Grid(q.res_kind) ? 255.0 : 127.0) * q.res_scale;
   const double c_min = out_min - res_max, c_max = out_max - res_min;
   const double step = (c_max - c_min) / 254.0;
   if (!(step > 0) || step > kMaxMidSteps * q.out_scale) return false;
@@ -272,7 +287,7 @@ bool MakeInteger(Q8Layer& l, const int8_t* w, const std::vector<float>& w_scale,
                                    q.res_scale, 0, q.out_scale, static_cast<uint8_t>(lo + 128),
                                    static_cast<uint8_t>(hi + 128), 0, &add);
   else
-    status = xnn_create_add_nd_qs8(s8(conv_zero), conv_scale, s8(q.res_kind == 1 ? -128 : 0),
+    status = xnn_create_add_nd_qs8(s8(conv_zero), conv_scale, s8(q.res_kind == 2 ? 0 : -128),
                                    q.res_scale, s8(out_zero), q.out_scale, s8(lo), s8(hi), 0, &add);
   if (status == xnn_status_unsupported_parameter) {  // scale ratios outside [2^-10, 2^8)
     l.op.reset();
@@ -344,7 +359,7 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
   if (x->dtype.bits == 8) {
     const void* data = Data(x);
     if (l.integer) {
-      if (q.src_signed) return;  // taken as it is (RunLayer)
+      if (q.src_signed || q.in_as_int8) return;  // taken as it is (RunLayer)
       Padded(l.src8, static_cast<size_t>(count));
       FlipSign(data, l.src8.data(), count);
       return;
@@ -352,17 +367,17 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
     Padded(l.srcf, static_cast<size_t>(count));
     float* out = l.srcf.data();
     const float scale = q.in_scale;
-    const auto dequantise = [&](auto* from) {
+    const auto dequantise = [&](auto* from, float zero) {
       ForBlocks(count, [=](int64_t begin, int64_t end) {
         const auto* src = from;
         float* dst = out;
-        for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<float>(src[i]) * scale;
+        for (int64_t i = begin; i < end; ++i) dst[i] = (static_cast<float>(src[i]) - zero) * scale;
       });
     };
-    if (q.src_signed)
-      dequantise(static_cast<const int8_t*>(data));
+    if (q.src_signed || q.in_as_int8)
+      dequantise(static_cast<const int8_t*>(data), q.in_as_int8 ? -128.f : 0.f);
     else
-      dequantise(static_cast<const uint8_t*>(data));
+      dequantise(static_cast<const uint8_t*>(data), 0.f);
     return;
   }
   const float* v = static_cast<const float*>(Data(x));
@@ -416,21 +431,34 @@ void Epilogue(const Q8Layer& l, const Res* r, Out* out, int64_t count) {
   });
 }
 
+// r: the residual's data (nullptr: none) as float, uint8 (kinds 1 and 3: see FloatEpilogue)
+// or int8.
 template <typename Out>
-void EpilogueTo(const Q8Layer& l, const TensorView* res, Out* out, int64_t count) {
-  if (res == nullptr) return Epilogue(l, static_cast<const float*>(nullptr), out, count);
-  const void* r = Data(res);
+void EpilogueTo(const Q8Layer& l, const void* r, Out* out, int64_t count) {
+  if (r == nullptr) return Epilogue(l, static_cast<const float*>(nullptr), out, count);
   if (l.q.res_kind == 0) return Epilogue(l, static_cast<const float*>(r), out, count);
-  if (l.q.res_kind == 1) return Epilogue(l, static_cast<const uint8_t*>(r), out, count);
+  if (OnUInt8Grid(l.q.res_kind)) return Epilogue(l, static_cast<const uint8_t*>(r), out, count);
   Epilogue(l, static_cast<const int8_t*>(r), out, count);
 }
 
-void FloatEpilogue(const Q8Layer& l, const TensorView* res, const TensorView* y) {
+// The float path's (rare) uint8 tensors stored as int8 are handled as uint8: the residual
+// shifted back into a buffer first, the output written as uint8 and shifted in place.
+void FloatEpilogue(Q8Layer& l, const TensorView* res, const TensorView* y) {
   void* out = Data(y);
   const int64_t count = Count(y);
-  if (l.q.out_kind == 0) return EpilogueTo(l, res, static_cast<float*>(out), count);
-  if (l.q.out_kind == 1) return EpilogueTo(l, res, static_cast<uint8_t*>(out), count);
-  EpilogueTo(l, res, static_cast<int8_t*>(out), count);
+  const void* r = res == nullptr ? nullptr : Data(res);
+  if (r != nullptr && l.q.res_kind == kUInt8AsInt8) {
+    Padded(l.res8, static_cast<size_t>(count));
+    FlipSign(r, l.res8.data(), count);
+    r = l.res8.data();
+  }
+  if (l.q.out_kind == 0) return EpilogueTo(l, r, static_cast<float*>(out), count);
+  if (OnUInt8Grid(l.q.out_kind)) {
+    EpilogueTo(l, r, static_cast<uint8_t*>(out), count);
+    if (l.q.out_kind == kUInt8AsInt8) FlipSign(out, out, count);
+    return;
+  }
+  EpilogueTo(l, r, static_cast<int8_t*>(out), count);
 }
 
 void Describe(const Q8Layer& l, KernelLayer* log) {
@@ -438,7 +466,7 @@ void Describe(const Q8Layer& l, KernelLayer* log) {
                         : l.add == nullptr ? "xnnpack qc8"
                         : l.add_unsigned   ? "xnnpack qc8 + qu8 add"
                                            : "xnnpack qc8 + qs8 add";
-  log->src_type = l.q.src_signed ? "s8" : "u8";
+  log->src_type = l.q.src_signed ? "s8" : l.q.in_as_int8 ? "u8 as s8" : "u8";
   log->weights_type = "s8";
   log->dst_type = TypeName(l.q.out_kind);
   log->residual_type = l.q.residual_order != 0 ? TypeName(l.q.res_kind) : "none";
@@ -500,7 +528,7 @@ void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, 
                wd = static_cast<size_t>(g.w);
   if (l.integer) {
     const int8_t* src =
-        x->dtype.bits == 8 && q.src_signed
+        x->dtype.bits == 8 && (q.src_signed || q.in_as_int8)
             ? Readable(static_cast<const int8_t*>(Data(x)), static_cast<size_t>(Count(x)), l.src8)
             : l.src8.data();
     int8_t* dst = static_cast<int8_t*>(Data(y));
@@ -524,11 +552,14 @@ void RunLayer(const char* name, int64_t key, const Geometry& g, const Quant& q, 
   FloatEpilogue(l, res, y);
 }
 
-Quant QuantOf(float in_scale, bool src_signed, int64_t out_kind, float out_scale,
+Quant QuantOf(float in_scale, bool src_signed, bool as_int8, int64_t out_kind, float out_scale,
               const ActivationSettings& act) {
   Quant q;
   q.in_scale = Positive(in_scale, "input scale");
+  if (src_signed && as_int8)
+    ThrowInvalidArtifact("edgecv.xnnpack: an int8 input cannot be a uint8 one stored as int8");
   q.src_signed = src_signed;
+  q.in_as_int8 = as_int8;
   CheckKind(out_kind, "output");
   q.out_kind = out_kind;
   q.out_scale = out_kind == 0 ? 1.f : Positive(out_scale, "output scale");
@@ -547,14 +578,15 @@ void Conv2dQ8(const char* name, const Keyed<Conv2dQ8Settings>& settings, const L
   const Conv2dSettings& c = s.conv;
   const bool has_residual = t.residual.has_value();
   CheckResidual(c.residual, has_residual, name);
-  Quant q = QuantOf(s.input_scale, s.input_signed, s.output_kind, s.output_scale, c.act);
+  Quant q =
+      QuantOf(s.input_scale, s.input_signed, s.input_as_int8, s.output_kind, s.output_scale, c.act);
   CheckKind(s.residual_kind, "residual");
   if (s.residual_kind != 0 && !has_residual)
     ThrowInvalidInput(std::string(name) + ": a quantised residual but no residual");
   q.res_kind = s.residual_kind;
   q.res_scale = s.residual_kind == 0 ? 0.f : Positive(s.residual_scale, "residual scale");
   q.residual_order = c.residual;
-  const TensorView* x = CheckInput(t.x, name, 4, s.input_signed);
+  const TensorView* x = CheckInput(t.x, name, 4, s.input_signed, s.input_as_int8);
   const TensorView* w = CheckTensor(t.w, "weights", 5, kInt, 8);
   const TensorView* ws = CheckTensor(*t.w_scale, "weight scales", 1);
   const TensorView* b = CheckTensor(t.bias, "bias", 1);
@@ -605,9 +637,9 @@ void Conv2dQ8(const char* name, const Keyed<Conv2dQ8Settings>& settings, const L
 
 void DenseQ8(const char* name, const Keyed<DenseQ8Settings>& settings, const LayerTensors& t) {
   const DenseQ8Settings& s = settings.settings;
-  const Quant q =
-      QuantOf(s.input_scale, s.input_signed, s.output_kind, s.output_scale, s.dense.act);
-  const TensorView* x = CheckInput(t.x, name, 2, s.input_signed);
+  const Quant q = QuantOf(s.input_scale, s.input_signed, s.input_as_int8, s.output_kind,
+                          s.output_scale, s.dense.act);
+  const TensorView* x = CheckInput(t.x, name, 2, s.input_signed, s.input_as_int8);
   const TensorView* w = CheckTensor(t.w, "weights", 2, kInt, 8);
   const TensorView* ws = CheckTensor(*t.w_scale, "weight scales", 1);
   const TensorView* b = CheckTensor(t.bias, "bias", 1);
