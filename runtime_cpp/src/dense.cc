@@ -138,17 +138,22 @@ PoseCrop PersonCrop(const Box& box, int input_width, int input_height, float sca
 Image CropResize(const ImageView& image, const PoseCrop& crop, int out_width, int out_height) {
   CheckImage(image);
   if (out_width <= 0 || out_height <= 0) ThrowInvalidInput("crop to an empty size");
+  if (!std::isfinite(crop.x0) || !std::isfinite(crop.y0) || !std::isfinite(crop.width) ||
+      !std::isfinite(crop.height))
+    ThrowInvalidInput("person crop has a non-finite position or size");
   const int c = image.channels;
   Image out{out_width, out_height, c, image.order, {}};
   out.pixels.assign(static_cast<size_t>(out_width) * out_height * c, 0);
   const double sx = crop.width / out_width, sy = crop.height / out_height;
   for (int v = 0; v < out_height; ++v) {
-    const double fy = crop.y0 + v * sy;
+    // more than a pixel outside the image reads 0 however far: clamped there, a huge crop (a
+    // huge box or scale) converts to an integer in range and samples as it would
+    const double fy = std::clamp(crop.y0 + v * sy, -2.0, image.height + 1.0);
     const int64_t y0 = static_cast<int64_t>(std::floor(fy));
     const float wy = static_cast<float>(fy - static_cast<double>(y0));
     uint8_t* dst = out.pixels.data() + static_cast<size_t>(v) * out_width * c;
     for (int u = 0; u < out_width; ++u) {
-      const double fx = crop.x0 + u * sx;
+      const double fx = std::clamp(crop.x0 + u * sx, -2.0, image.width + 1.0);
       const int64_t x0 = static_cast<int64_t>(std::floor(fx));
       const float wx = static_cast<float>(fx - static_cast<double>(x0));
       for (int k = 0; k < c; ++k) {

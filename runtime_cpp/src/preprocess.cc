@@ -10,6 +10,13 @@ namespace edgecv {
 
 namespace {
 
+// The largest network input side and short-side resize a manifest may ask for, and the most
+// pixels the short-side resize may make of an image (a 1:10000 strip resized to 256 would be
+// 2.56M rows): beyond them a manifest or an image would only make the runtime allocate
+// gigabytes (fuzz_preprocess found both).
+constexpr int64_t kMaxSide = 8192;
+constexpr int64_t kMaxResizedPixels = int64_t{1} << 26;
+
 // Taps for each destination coordinate of a resize, with OpenCV's INTER_LINEAR conventions
 // (half-pixel centres, clamp at the borders).
 std::vector<BilinearTap> Taps(int src, int dst) {
@@ -33,6 +40,10 @@ Image Colored(Image image) { return image.channels == 3 ? image : ToColor(image.
 }  // namespace
 
 BilinearTap TapAt(double position, int64_t size) {
+  // outside the samples (however far) or NaN: the border, before the conversion to an integer,
+  // which overflows there (fuzz_dense found a NaN geometry reaching it)
+  if (!(position >= 0)) return {0, std::min<int64_t>(1, size - 1), 0.0f};
+  if (position >= static_cast<double>(size - 1)) return {size - 1, size - 1, 0.0f};
   int64_t i = static_cast<int64_t>(std::floor(position));
   double w = position - static_cast<double>(i);
   if (i < 0) {
@@ -89,6 +100,10 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
   if (input_shape.size() != 4 || input_shape[1] != 3)
     ThrowInvalidArtifact("preprocess: model input must be (N, 3, H, W), got " +
                          ShapeString(input_shape));
+  if (input_shape[2] < 1 || input_shape[2] > kMaxSide || input_shape[3] < 1 ||
+      input_shape[3] > kMaxSide)
+    ThrowInvalidArtifact("preprocess: model input " + ShapeString(input_shape) + " must be 1.." +
+                         std::to_string(kMaxSide) + " pixels a side");
   input_shape_ = input_shape;
   out_h_ = static_cast<int>(input_shape[2]);
   out_w_ = static_cast<int>(input_shape[3]);
@@ -104,8 +119,11 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
   for (const json::Value& op : ops.AsArray()) {
     const std::string& name = op.At("op").AsString();
     if (name == "resize_short") {
-      resize_short_ = static_cast<int>(op.At("size").AsInt());
-      if (resize_short_ <= 0) ThrowInvalidArtifact("preprocess: resize_short size must be > 0");
+      const int64_t short_side = op.At("size").AsInt();
+      if (short_side < 1 || short_side > kMaxSide)
+        ThrowInvalidArtifact("preprocess: resize_short size must be in 1.." +
+                             std::to_string(kMaxSide));
+      resize_short_ = static_cast<int>(short_side);
       if (op.At("interpolation").AsString() != "linear")
         ThrowInvalidArtifact("preprocess: only linear interpolation is supported");
     } else if (name == "center_crop") {
@@ -126,14 +144,23 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
       check_size(op);
       mode_ = Mode::kPersonCrop;
       crop_scale_ = static_cast<float>(op.At("scale").AsNumber());
-      if (!(crop_scale_ > 0)) ThrowInvalidArtifact("preprocess: person_crop scale must be > 0");
+      // SimpleBaseline's 1.25 give or take: far outside, the crop's geometry is no longer
+      // finite (fuzz_preprocess found a denormal scale doing so)
+      if (!(crop_scale_ >= 0.01f && crop_scale_ <= 100.0f))
+        ThrowInvalidArtifact("preprocess: person_crop scale must be in [0.01, 100], not " +
+                             std::to_string(crop_scale_));
       geometry = true;
     } else if (name == "normalize") {
       std::vector<float> mean = json::AsFloats(op.At("mean")), std = json::AsFloats(op.At("std"));
       if (mean.size() != 3 || std.size() != 3)
         ThrowInvalidArtifact("preprocess: normalize needs 3 mean and 3 std values");
       for (int k = 0; k < 3; ++k) {
-        if (!(std[k] > 0)) ThrowInvalidArtifact("preprocess: std must be positive");
+        // bounded so that no 8-bit pixel normalises to infinity (fuzz_preprocess found a
+        // denormal std doing so)
+        if (!(std[k] >= 1e-6f && std[k] <= 1e6f))
+          ThrowInvalidArtifact("preprocess: std must be positive, in [1e-6, 1e6]");
+        if (!(std::fabs(mean[k]) <= 1e6f))
+          ThrowInvalidArtifact("preprocess: mean must be in [-1e6, 1e6]");
         mean_[k] = mean[k];
         std_[k] = std[k];
       }
@@ -166,15 +193,20 @@ Image Preprocessor::Transform(const ImageView& image, Geometry* geometry) const 
     g.offset_y = -crop.y0 * g.scale_y;
   } else if (mode_ == Mode::kShortCrop) {
     // keep the aspect ratio; the long side is truncated like MXNet's keep-ratio resize
-    int w = image.width, h = image.height;
+    int64_t w = image.width, h = image.height;
     if (w < h) {
-      h = static_cast<int>(static_cast<int64_t>(h) * resize_short_ / w);
+      h = h * resize_short_ / w;
       w = resize_short_;
     } else {
-      w = static_cast<int>(static_cast<int64_t>(w) * resize_short_ / h);
+      w = w * resize_short_ / h;
       h = resize_short_;
     }
-    Image resized = ResizeBilinear(image, w, h);
+    if (w * h > kMaxResizedPixels)
+      ThrowInvalidInput("image is " + std::to_string(image.width) + "x" +
+                        std::to_string(image.height) + " pixels: resized to a short side of " +
+                        std::to_string(resize_short_) + " it would be " + std::to_string(w) + "x" +
+                        std::to_string(h) + ", more than the runtime resizes to");
+    Image resized = ResizeBilinear(image, static_cast<int>(w), static_cast<int>(h));
     out = CenterCrop(resized.view(), out_w_, out_h_);
     g.scale_x = static_cast<float>(w) / image.width;
     g.scale_y = static_cast<float>(h) / image.height;

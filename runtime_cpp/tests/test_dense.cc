@@ -35,6 +35,9 @@ int main() {
   g.offset_x = -1.0f;  // image column 0 falls left of the network input
   CHECK(SegmentLabels(two, g).labels[0] == kUnseenLabel);
 
+  g.scale_x = std::numeric_limits<float>::quiet_NaN();  // nothing of the image is seen
+  CHECK(SegmentLabels(two, g).labels == std::vector<int32_t>(16, kUnseenLabel));
+
   Image colors = Colorize(LabelMap{3, 1, {1, 15, 255}});
   CHECK(colors.pixels == (std::vector<uint8_t>{128, 0, 0, 192, 128, 128, 224, 224, 192}));
 
@@ -45,6 +48,17 @@ int main() {
                PersonCrop({10, 10, 10, 20}, 192, 256, 1.25f, 640, 480));
   EXPECT_THROW(ErrorKind::kInvalidInput, "outside",
                PersonCrop({700, 10, 720, 20}, 192, 256, 1.25f, 640, 480));
+
+  // a crop far larger than the image (a huge box or person_crop scale: fuzz_preprocess found
+  // the float -> integer conversion of its sample positions overflowing): the image shrinks
+  // to a dot, the rest reads 0; a non-finite crop is refused
+  const Image gray{16, 16, 1, ColorOrder::kRGB, std::vector<uint8_t>(256, 200)};
+  const Image dot = CropResize(gray.view(), PoseCrop{-8.3e25f, -8.3e25f, 1.7e26f, 1.7e26f}, 8, 8);
+  CHECK(dot.pixels == std::vector<uint8_t>(64, 0));
+  CHECK(CropResize(gray.view(), PoseCrop{-4, -4, 24, 24}, 6, 6).pixels[3 * 6 + 3] == 200);
+  EXPECT_THROW(
+      ErrorKind::kInvalidInput, "non-finite",
+      CropResize(gray.view(), PoseCrop{0, 0, std::numeric_limits<float>::infinity(), 8}, 8, 8));
 
   // a peak at (3, 2) of a 6x5 heatmap, right and lower neighbours higher: +0.25 on both axes
   Tensor hm{{1, 1, 5, 6}, std::vector<float>(30, 0.0f)};

@@ -1,6 +1,7 @@
 #include "edgecv/preprocess.h"
 
 #include <cmath>
+#include <limits>
 
 #include "check.h"
 
@@ -93,5 +94,43 @@ int main() {
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "'sharpen' is not supported",
                Preprocessor(bad, {1, 3, 8, 8}));
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "(N, 3, H, W)", Preprocessor(ops, {1, 8, 8}));
+
+  // what fuzz_preprocess found: sizes that made the runtime allocate gigabytes, a std that
+  // normalises pixels to infinity, a person_crop scale of infinity
+  const auto with = [](const std::string& geometry_op, const std::string& normalize = "") {
+    return json::Value::Parse("[" + geometry_op + R"(, {"op": "normalize", "mean": [0, 0, 0], )" +
+                              (normalize.empty() ? R"("std": [1, 1, 1])" : normalize) +
+                              R"(, "color": "RGB", "layout": "NCHW"}])");
+  };
+  const std::string resize = R"({"op": "resize", "size": [8, 8]})";
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "1..8192 pixels a side",
+               Preprocessor(with(R"({"op": "resize", "size": [8, 100000]})"), {1, 3, 8, 100000}));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "1..8192 pixels a side",
+               Preprocessor(with(resize), {1, 3, 0, 8}));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "resize_short size must be in 1..8192",
+               Preprocessor(with(R"({"op": "resize_short", "size": 4294967304,
+                                     "interpolation": "linear"},
+                                    {"op": "center_crop", "size": [8, 8]})"),
+                            {1, 3, 8, 8}));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "std must be positive",
+               Preprocessor(with(resize, R"("std": [1, 1e-40, 1])"), {1, 3, 8, 8}));
+  EXPECT_THROW(
+      ErrorKind::kInvalidArtifact, "mean must be",
+      Preprocessor(with(resize, R"("std": [1, 1, 1], "mean": [1e30, 0, 0])"), {1, 3, 8, 8}));
+  for (const char* scale : {"1e300", "1e-40", "0"})
+    EXPECT_THROW(
+        ErrorKind::kInvalidArtifact, "person_crop scale must be in [0.01, 100]",
+        Preprocessor(
+            with(std::string(R"({"op": "person_crop", "size": [8, 8], "scale": )") + scale + "}"),
+            {1, 3, 8, 8}));
+  const Preprocessor short_side(with(R"({"op": "resize_short", "size": 4096,
+                                         "interpolation": "linear"},
+                                        {"op": "center_crop", "size": [8, 8]})"),
+                                {1, 3, 8, 8});
+  const Image strip{8, 200, 1, ColorOrder::kRGB, std::vector<uint8_t>(8 * 200, 5)};
+  EXPECT_THROW(ErrorKind::kInvalidInput, "more than the runtime resizes to",
+               short_side.Run(strip.view()));
+  CHECK(TapAt(std::numeric_limits<double>::quiet_NaN(), 4).i0 == 0);
+  CHECK(TapAt(1e300, 4).i0 == 3 && TapAt(-1e300, 4).i0 == 0);
   return Finish("test_preprocess");
 }
