@@ -9,6 +9,7 @@
 #include "edgecv/kernels.h"
 #include "edgecv/postprocess_plan.h"
 #include "edgecv/predictor.h"
+#include "edgecv/rcnn.h"
 #include "edgecv/sha256.h"
 // the kernel settings records (no TVM in them): for the ABI's round-trip test
 #include "../src/kernel_abi.h"
@@ -112,6 +113,96 @@ Tensor ToTensor(const py::array_t<float, py::array::c_style | py::array::forceca
   t.shape.assign(a.shape(), a.shape() + a.ndim());
   t.data.assign(a.data(), a.data() + a.size());
   return t;
+}
+
+// Faster R-CNN's glue (rcnn.h), as far as the tests reach it: the settings as keywords.
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+RpnSettings RpnFrom(int stride, double base_size, std::vector<double> scales,
+                    std::vector<double> ratios) {
+  RpnSettings s;
+  s.stride = stride;
+  s.base_size = base_size;
+  s.scales = std::move(scales);
+  s.ratios = std::move(ratios);
+  if (s.stride < 1 || s.scales.empty() || s.ratios.empty())
+    ThrowInvalidInput("rpn: stride must be >= 1, scales and ratios not empty");
+  return s;
+}
+
+std::vector<Detection> RoisFrom(const FloatArray& rois) {
+  if (rois.ndim() != 2 || rois.shape(1) != 4) ThrowInvalidInput("rois must be (N, 4) corners");
+  std::vector<Detection> out(static_cast<size_t>(rois.shape(0)));
+  for (py::ssize_t i = 0; i < rois.shape(0); ++i)
+    out[static_cast<size_t>(i)] = {
+        0, 1.0f, rois.at(i, 0), rois.at(i, 1), rois.at(i, 2), rois.at(i, 3)};
+  return out;
+}
+
+void AddRcnn(py::module_& m) {
+  m.def(
+      "rpn_anchors",
+      [](int stride, double base_size, std::vector<double> scales, std::vector<double> ratios,
+         int64_t height, int64_t width) {
+        const RpnSettings s = RpnFrom(stride, base_size, std::move(scales), std::move(ratios));
+        if (height < 1 || width < 1) ThrowInvalidInput("rpn_anchors: the map must not be empty");
+        return ToArray(
+            Tensor{{height * width * s.anchors_per_cell(), 4}, RpnAnchors(s, height, width)});
+      },
+      py::arg("stride"), py::arg("base_size"), py::arg("scales"), py::arg("ratios"),
+      py::arg("height"), py::arg("width"),
+      "Anchors (H * W * A, 4) of an H x W map, (row, column, anchor) order");
+  m.def(
+      "rpn_proposals",
+      [](FloatArray scores, FloatArray offsets, int image_width, int image_height, int stride,
+         double base_size, std::vector<double> scales, std::vector<double> ratios, int pre_nms,
+         int post_nms, float nms_threshold, float min_size, float box_clip) {
+        RpnSettings s = RpnFrom(stride, base_size, std::move(scales), std::move(ratios));
+        s.pre_nms = pre_nms;
+        s.post_nms = post_nms;
+        s.nms_threshold = nms_threshold;
+        s.min_size = min_size;
+        s.box_clip = box_clip;
+        return DetectionArrays(
+            RpnProposals(ToTensor(scores), ToTensor(offsets), s, image_width, image_height));
+      },
+      py::arg("scores"), py::arg("offsets"), py::arg("image_width"), py::arg("image_height"),
+      py::arg("stride") = 16, py::arg("base_size") = 16.0,
+      py::arg("scales") = std::vector<double>{2, 4, 8, 16, 32},
+      py::arg("ratios") = std::vector<double>{0.5, 1, 2}, py::arg("pre_nms") = 6000,
+      py::arg("post_nms") = 300, py::arg("nms_threshold") = 0.7f, py::arg("min_size") = 16.0f,
+      py::arg("box_clip") = -1.0f,
+      "RPN maps (1, A, H, W), (1, 4A, H, W) → proposals (ids 0, scores, boxes), best first");
+  m.def(
+      "roi_align",
+      [](FloatArray features, FloatArray rois, std::pair<int, int> pooled_size, float spatial_scale,
+         int sample_ratio, bool aligned, int64_t rows) {
+        const std::vector<Detection> r = RoisFrom(rois);
+        const RoiAlignSettings s{pooled_size.first, pooled_size.second, spatial_scale, sample_ratio,
+                                 aligned};
+        return ToArray(RoiAlign(ToTensor(features), r, s, rows < 0 ? rois.shape(0) : rows));
+      },
+      py::arg("features"), py::arg("rois"), py::arg("pooled_size") = std::pair<int, int>{14, 14},
+      py::arg("spatial_scale") = 1.0f / 16, py::arg("sample_ratio") = 2, py::arg("aligned") = false,
+      py::arg("rows") = -1,
+      "features (1, C, H, W), rois (N, 4) → (rows or N, C, ph, pw), MXNet ROIAlign's rules");
+  m.def(
+      "decode_rcnn",
+      [](FloatArray probs, FloatArray offsets, FloatArray rois, int num_classes,
+         std::vector<float> stds, float box_clip, int topk, float score_threshold) {
+        RcnnHead head;
+        head.num_classes = num_classes;
+        head.stds = std::move(stds);
+        head.box_clip = box_clip;
+        head.topk = topk;
+        return DetectionArrays(
+            DecodeRcnn(ToTensor(probs), ToTensor(offsets), RoisFrom(rois), head, score_threshold));
+      },
+      py::arg("probs"), py::arg("offsets"), py::arg("rois"), py::arg("num_classes"),
+      py::arg("stds") = std::vector<float>{0.1f, 0.1f, 0.2f, 0.2f}, py::arg("box_clip") = -1.0f,
+      py::arg("topk") = -1, py::arg("score_threshold") = 0.01f,
+      "Stage 2's (R, C + 1) probabilities and (R, 4C) offsets for the RoIs (N <= R, 4) → per-class "
+      "candidates (ids, scores, boxes) for the runtime's nms");
 }
 
 PoseCrop ToCrop(const std::vector<float>& v) {
@@ -597,4 +688,5 @@ PYBIND11_MODULE(_runtime, m) {
       py::arg("boxes"), py::arg("scores"), py::arg("ids"), py::arg("iou_threshold") = 0.45f,
       py::arg("score_threshold") = 0.0f, py::arg("topk") = -1, py::arg("max_detections") = -1,
       py::arg("class_agnostic") = false);
+  AddRcnn(m);
 }

@@ -75,13 +75,13 @@ RpnSettings ParseRpnSettings(const json::Value& op) {
   const char* name = "rpn_proposals";
   RpnSettings s;
   s.stride = Whole(op, name, "stride", 1, 4096);
-  s.base_size = static_cast<float>(Number(op, name, "base_size", 1e-3, 1e5));
-  s.scales = json::AsFloats(op.At("scales"));
-  s.ratios = json::AsFloats(op.At("ratios"));
-  for (const auto* list : {&s.scales, &s.ratios}) {
+  s.base_size = Number(op, name, "base_size", 1e-3, 1e5);
+  for (auto [field, list] : {std::pair{"scales", &s.scales}, std::pair{"ratios", &s.ratios}}) {
+    list->clear();
+    for (const json::Value& v : op.At(field).AsArray()) list->push_back(v.AsNumber());
     if (list->empty()) ThrowInvalidArtifact("rpn_proposals: scales and ratios must not be empty");
-    for (float v : *list)
-      if (!(v > 0.0f && v < 1e5f))
+    for (double v : *list)
+      if (!(v > 0.0 && v < 1e5))
         ThrowInvalidArtifact("rpn_proposals: scales and ratios must be positive, not " +
                              std::to_string(v));
   }
@@ -97,10 +97,10 @@ std::vector<float> RpnAnchors(const RpnSettings& s, int64_t height, int64_t widt
   // one cell's anchors, ratio-major; np.round's half-to-even is nearbyint's default mode
   const double stride = s.stride, centre = (stride - 1) / 2;
   std::vector<double> cell;
-  for (float ratio : s.ratios) {
+  for (double ratio : s.ratios) {
     const double w = std::nearbyint(std::sqrt(stride * stride / ratio));
     const double h = std::nearbyint(w * ratio);
-    for (float scale : s.scales) {
+    for (double scale : s.scales) {
       const double f = scale * s.base_size / stride;
       const double hw = (w * f - 1) / 2, hh = (h * f - 1) / 2;
       cell.insert(cell.end(), {centre - hw, centre - hh, centre + hw, centre + hh});

@@ -16,14 +16,16 @@ namespace edgecv {
 
 // The manifest's rpn_proposals op.
 struct RpnSettings {
-  int stride = 16;          // input pixels per feature cell
-  float base_size = 16.0f;  // anchor side at scale 1
-  std::vector<float> scales{2, 4, 8, 16, 32};
-  std::vector<float> ratios{0.5f, 1.0f, 2.0f};  // height / width
-  int pre_nms = 6000;                           // best proposals kept before NMS; <= 0: all
-  int post_nms = 300;                           // proposals kept after NMS (the RoIs, R)
-  float nms_threshold = 0.7f;                   // class-agnostic IoU threshold
-  float min_size = 16.0f;                       // x2 - x1 + 1 and y2 - y1 + 1 must reach it
+  int stride = 16;  // input pixels per feature cell
+  // double, as GluonCV computes anchors: a ratio's float rounding can move a half-pixel
+  // rounding (0.3f * 15 rounds to 5, 0.3 * 15 to 4)
+  double base_size = 16.0;  // anchor side at scale 1
+  std::vector<double> scales{2, 4, 8, 16, 32};
+  std::vector<double> ratios{0.5, 1.0, 2.0};  // height / width
+  int pre_nms = 6000;                         // best proposals kept before NMS; <= 0: all
+  int post_nms = 300;                         // proposals kept after NMS (the RoIs, R)
+  float nms_threshold = 0.7f;                 // class-agnostic IoU threshold
+  float min_size = 16.0f;                     // x2 - x1 + 1 and y2 - y1 + 1 must reach it
   float box_clip = -1.0f;  // log-size offsets capped here before exp; <= 0: no cap
   int anchors_per_cell() const { return static_cast<int>(scales.size() * ratios.size()); }
 };
