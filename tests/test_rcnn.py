@@ -346,3 +346,26 @@ def test_stages_joined_by_cpp_glue_reproduce_the_forward(tmp_path):
     cand = _runtime.decode_rcnn(probs, box_offsets, rois, c.classes, topk=c.nms_topk)
     got = _runtime.nms(cand[2], cand[1], cand[0], iou_threshold=c.nms_threshold)
     assert_same_detections(got, _gluon_detections(*ref(x), drop_padding=True), atol=1e-3)
+
+
+@pytest.mark.parity
+@pytest.mark.usefixtures("seeded_mxnet")
+@pytest.mark.filterwarnings("ignore:Parameter .*anchors is not used")  # the proposals' constant
+def test_stage_graphs_export_to_onnx(tmp_path):
+    """The two deployable graphs export on their own (static shapes: 64x64 image, R = 4) and
+    ONNX Runtime agrees with MXNet (export_onnx's check, 1e-4 of each output's scale), with
+    the shapes the C++ glue expects between them."""
+    from edgecv.export import export_onnx
+
+    net = rcnn.faster_rcnn("voc", rpn_post_nms=4)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    stage1, stage2 = net.stages()
+    one = export_onnx(stage1, tmp_path / "stage1.onnx", (1, 3, 64, 64))
+    two = export_onnx(stage2, tmp_path / "stage2.onnx", (4, 1024, 14, 14))
+    onnx = pytest.importorskip("onnx")
+    shapes = [
+        [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in onnx.load(str(r.path)).graph.output]
+        for r in (one, two)
+    ]  # fmt: skip
+    assert shapes == [[[1, 1024, 4, 4], [1, 15, 4, 4], [1, 60, 4, 4]], [[4, 21], [4, 80]]]

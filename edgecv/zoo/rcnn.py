@@ -144,18 +144,23 @@ class _RPN(HybridBlock):
 
 
 class _Stage(HybridBlock):
-    """One deployable graph of ``net``: ``"1"``, image → (features, RPN scores, RPN
-    offsets); ``"2"``, pooled RoI features (R, 1024, 14, 14) → class probabilities (R, C + 1)
-    with background first, box offsets (R, 4C). The network is held, not a child: its
-    parameters keep their own names."""
+    """One deployable graph of ``net`` on its blocks (shared children: the same parameters,
+    exported with the graph): ``"1"``, image → (features, RPN scores, RPN offsets); ``"2"``,
+    pooled RoI features (R, 1024, 14, 14) → class probabilities (R, C + 1) with background
+    first, box offsets (R, 4C)."""
+
+    _BLOCKS = {"1": ("features", "rpn"), "2": ("top_features", "class_predictor", "box_predictor")}
 
     def __init__(self, net: FasterRCNN, stage: str):
-        super().__init__()
-        self._net, self._stage = [net], stage
+        super().__init__(prefix=f"{net.prefix}stage{stage}_")
+        self._stage = stage
+        for name in self._BLOCKS[stage]:
+            setattr(self, name, getattr(net, name))
 
     def hybrid_forward(self, F, x):  # noqa: N803
-        net = self._net[0]
-        return net.stage1(F, x) if self._stage == "1" else net.stage2(F, x)
+        return (
+            FasterRCNN.stage1(self, F, x) if self._stage == "1" else FasterRCNN.stage2(self, F, x)
+        )
 
 
 class FasterRCNN(HybridBlock):
@@ -184,6 +189,7 @@ class FasterRCNN(HybridBlock):
         parameters."""
         return _Stage(self, "1"), _Stage(self, "2")
 
+    # stage1 and stage2 read only the blocks _Stage shares, so that they also run on a _Stage
     def stage1(self, F, x):  # noqa: N803
         """Image → stride-16 features, RPN objectness (1, A, H, W), RPN offsets (1, 4A, H, W)."""
         features = self.features(x)
