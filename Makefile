@@ -7,6 +7,7 @@
 #               tests/sweep-result.json, which `make test` checks against the catalog
 #   make sweep-missing  only the models that record lacks or saw fail, merged into it
 #   make unit   the unit tier alone, on the source tree (numpy only; tests/test_tiers.py proves it)
+#   make fuzz   the C++ fuzz harnesses (runtime_cpp/fuzz) for FUZZ_SECONDS each (make test: 25 s)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -21,7 +22,7 @@ BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" apache-tvm==0.27.0.post
 SOURCES := $(shell find edgecv runtime_cpp targets calibration -type f -not -name '*.pyc') pyproject.toml CMakeLists.txt
 CPP_SOURCES := $(shell find runtime_cpp -type f \( -name '*.cc' -o -name '*.h' \))
 
-.PHONY: demo test sweep sweep-missing unit lint install install-test clean cross-tools kernel-libs wheels wheel-deps
+.PHONY: demo test sweep sweep-missing unit fuzz lint install install-test clean cross-tools kernel-libs fuzz-tools wheels wheel-deps
 
 # Cross-compiling for aarch64 (ARM targets; the test suite runs their artifacts under qemu):
 # Debian's cross toolchain and qemu-user, and TVM's runtime libraries for aarch64 (from the
@@ -36,6 +37,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # oneDNN: x86 artifacts run their convolutions and dense layers in it (runtime_cpp/src/dnnl_*.cc);
 # XNNPACK: ARM artifacts (and x86 ones with --kernels xnnpack) in it (kernels_xnnpack.cc)
 KERNEL_PACKAGES := libdnnl-dev libxnnpack-dev libpthreadpool-dev
+# the fuzz harnesses (libFuzzer) and the sanitizer builds of tests/test_sanitizers.py: Debian's
+# clang and its compiler runtimes (the sanitizer builds themselves use GCC)
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+FUZZ_SECONDS ?= 300
 # The runtime-only wheels (packaging/runtime/): an arm64 CPython 3.11 (Debian's packages,
 # unpacked: its headers build the aarch64 module, qemu-aarch64 runs it in the tests), NumPy's
 # aarch64 wheel for that Python, and patchelf (bundling the libraries with $ORIGIN run paths)
@@ -70,6 +75,9 @@ sweep-missing: $(VENV)/.installed-test
 unit: $(VENV)/.installed-test
 	PYTHONPATH=$(CURDIR) $(BIN)/python -m pytest -p no:cacheprovider -q -m unit
 
+fuzz: $(VENV)/.installed-test
+	EDGECV_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -p no:cacheprovider -q tests/test_sanitizers.py -k test_fuzz
+
 install: $(VENV)/.installed
 
 $(BIN)/python:
@@ -85,7 +93,7 @@ $(VENV)/.installed: $(BIN)/python $(SOURCES) | kernel-libs
 	touch $@
 
 # GluonCV is a test-only reference; --no-deps keeps it from upgrading numpy or pulling torch
-$(VENV)/.installed-test: $(VENV)/.installed | cross-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked wheel-deps
+$(VENV)/.installed-test: $(VENV)/.installed | cross-tools fuzz-tools $(CROSS_RUNTIME)/VERSIONS $(CROSS_XNNPACK)/.unpacked wheel-deps
 	$(BIN)/pip install -q ".[test]" --no-build-isolation "numpy<1.24"
 	$(BIN)/pip install -q --no-deps gluoncv==0.10.5.post0
 	touch $@
@@ -94,6 +102,11 @@ kernel-libs:
 	@test -f /usr/include/oneapi/dnnl/dnnl.hpp -a -f /usr/include/xnnpack.h -a -f /usr/include/pthreadpool.h || \
 	  { $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KERNEL_PACKAGES); }
+
+fuzz-tools:
+	@command -v clang++-14 >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_PACKAGES); }
 
 cross-tools:
 	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || \
