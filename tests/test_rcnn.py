@@ -7,11 +7,13 @@ Small maps and few RoIs (``rpn_post_nms``) keep it to seconds."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from edgecv import _runtime
-from edgecv.errors import InvalidInputError
+from edgecv.errors import ArtifactError, InvalidInputError
 
 pytestmark = pytest.mark.cpp
 
@@ -346,6 +348,41 @@ def test_stages_joined_by_cpp_glue_reproduce_the_forward(tmp_path):
     cand = _runtime.decode_rcnn(probs, box_offsets, rois, c.classes, topk=c.nms_topk)
     got = _runtime.nms(cand[2], cand[1], cand[0], iou_threshold=c.nms_threshold)
     assert_same_detections(got, _gluon_detections(*ref(x), drop_padding=True), atol=1e-3)
+
+
+@pytest.mark.parity
+@pytest.mark.usefixtures("seeded_mxnet")
+def test_detect_two_stage_in_chunks_reproduces_the_forward(tmp_path):
+    """The runtime's own glue (DetectTwoStage, configured by the model's manifest ops) with
+    the Gluon stage 2 run on chunks of 5 RoIs (12 RoIs: three runs, the last padded):
+    GluonCV's detections less its padding RoIs' boxes. Then the errors: no proposal (no
+    stage-2 run), a stage 2 of another class count, NaN from stage 2."""
+    ref, net, x = _gluoncv_pair(tmp_path)
+    stage1, stage2 = net.stages()
+    outputs = [o.asnumpy() for o in stage1(x)]
+    ops = json.dumps(net.deploy_ops())
+    runs = []
+
+    def head(pooled):
+        runs.append(pooled.shape)
+        return [o.asnumpy() for o in stage2(mx.nd.array(pooled))]
+
+    got = _runtime.detect_two_stage(outputs, x.shape[3], x.shape[2], 5, head, ops)
+    assert runs == [(5, 1024, 14, 14)] * 3
+    assert_same_detections(got, _gluon_detections(*ref(x), drop_padding=True), atol=1e-3)
+
+    runs.clear()
+    none = [outputs[0], np.zeros_like(outputs[1]), outputs[2]]
+    assert len(_runtime.detect_two_stage(none, x.shape[3], x.shape[2], 5, head, ops)[0]) == 0
+    assert not runs
+    with pytest.raises(ArtifactError, match="stage 2 must return"):
+        _runtime.detect_two_stage(
+            outputs, x.shape[3], x.shape[2], 5, lambda p: [o[:, :11] for o in head(p)], ops
+        )
+    with pytest.raises(InvalidInputError, match="NaN"):
+        _runtime.detect_two_stage(
+            outputs, x.shape[3], x.shape[2], 5, lambda p: [o * np.nan for o in head(p)], ops
+        )
 
 
 @pytest.mark.parity

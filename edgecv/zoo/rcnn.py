@@ -189,6 +189,50 @@ class FasterRCNN(HybridBlock):
         parameters."""
         return _Stage(self, "1"), _Stage(self, "2")
 
+    def deploy_ops(self) -> list[dict]:
+        """The glue between the stages as the manifest's postprocess ops, which the C++
+        runtime parses (``rpn_proposals``, ``roi_align``, ``rcnn_decode``, then its ``nms``
+        within each class: scores above 0.01, all kept, as GluonCV's forward returns)."""
+        c = self.config
+        clip = c.box_clip if c.box_clip is not None else -1.0
+        return [
+            {
+                "op": "rpn_proposals",
+                "stride": STRIDE,
+                "base_size": c.base_size,
+                "scales": list(c.scales),
+                "ratios": list(c.ratios),
+                "pre_nms": c.rpn_pre_nms,
+                "post_nms": min(c.rpn_post_nms, c.rpn_pre_nms),
+                "nms_threshold": c.rpn_nms_threshold,
+                "min_size": c.rpn_min_size,
+                "box_clip": clip,
+            },
+            {
+                "op": "roi_align",
+                "pooled_height": c.roi_size,
+                "pooled_width": c.roi_size,
+                "spatial_scale": 1.0 / STRIDE,
+                "sample_ratio": ROI_SAMPLE_RATIO,
+                "aligned": False,
+            },
+            {
+                "op": "rcnn_decode",
+                "num_classes": c.classes,
+                "stds": list(BOX_STDS),
+                "box_clip": clip,
+                "topk": c.nms_topk,
+            },
+            {
+                "op": "nms",
+                "iou_threshold": c.nms_threshold,
+                "score_threshold": SCORE_CUT,
+                "topk": -1,
+                "max_detections": -1,
+                "class_agnostic": False,
+            },
+        ]
+
     # stage1 and stage2 read only the blocks _Stage shares, so that they also run on a _Stage
     def stage1(self, F, x):  # noqa: N803
         """Image → stride-16 features, RPN objectness (1, A, H, W), RPN offsets (1, 4A, H, W)."""

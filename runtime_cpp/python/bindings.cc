@@ -203,6 +203,41 @@ void AddRcnn(py::module_& m) {
       py::arg("topk") = -1, py::arg("score_threshold") = 0.01f,
       "Stage 2's (R, C + 1) probabilities and (R, 4C) offsets for the RoIs (N <= R, 4) → per-class "
       "candidates (ids, scores, boxes) for the runtime's nms");
+  m.def(
+      "detect_two_stage",
+      [](std::vector<FloatArray> stage1, int image_width, int image_height, int64_t batch,
+         py::function stage2, const std::string& ops) {
+        // ops: the manifest's postprocess ops (JSON), one each of rpn_proposals, roi_align,
+        // rcnn_decode and nms
+        const json::Value doc = json::Value::Parse(ops);
+        std::map<std::string, const json::Value*> by_name;
+        for (const json::Value& op : doc.AsArray()) by_name[op.At("op").AsString()] = &op;
+        for (const char* name : {"rpn_proposals", "roi_align", "rcnn_decode", "nms"})
+          if (!by_name.count(name)) ThrowInvalidArtifact(std::string("no ") + name + " op");
+        const RcnnPlan plan{ParseRpnSettings(*by_name["rpn_proposals"]),
+                            ParseRoiAlign(*by_name["roi_align"]),
+                            ParseRcnnHead(*by_name["rcnn_decode"])};
+        const json::Value& n = *by_name["nms"];
+        NmsOptions nms{static_cast<float>(n.At("iou_threshold").AsNumber()),
+                       static_cast<float>(n.At("score_threshold").AsNumber()),
+                       static_cast<int>(n.At("topk").AsInt()),
+                       static_cast<int>(n.At("max_detections").AsInt()),
+                       n.At("class_agnostic").AsBool()};
+        std::vector<Tensor> outputs;
+        for (const FloatArray& a : stage1) outputs.push_back(ToTensor(a));
+        const RcnnStage2 run = [&](const Tensor& pooled) {
+          std::vector<Tensor> out;
+          for (py::handle o : stage2(ToArray(pooled)))
+            out.push_back(ToTensor(o.cast<FloatArray>()));
+          return out;
+        };
+        return DetectionArrays(
+            DetectTwoStage(outputs, image_width, image_height, batch, run, plan, nms));
+      },
+      py::arg("stage1"), py::arg("image_width"), py::arg("image_height"), py::arg("batch"),
+      py::arg("stage2"), py::arg("ops"),
+      "Stage 1's outputs [features, RPN scores, RPN offsets] → proposals → RoIAlign in chunks of "
+      "batch → stage2(pooled) → (probabilities, offsets) → decode + NMS: (ids, scores, boxes)");
 }
 
 PoseCrop ToCrop(const std::vector<float>& v) {

@@ -275,4 +275,44 @@ std::vector<Detection> DecodeRcnn(const Tensor& probs, const Tensor& offsets,
   return out;
 }
 
+std::vector<Detection> DetectTwoStage(const std::vector<Tensor>& stage1, int image_width,
+                                      int image_height, int64_t batch, const RcnnStage2& stage2,
+                                      const RcnnPlan& plan, const NmsOptions& nms) {
+  if (stage1.size() != 3)
+    ThrowInvalidArtifact("two-stage detection: stage 1 has " + std::to_string(stage1.size()) +
+                         " outputs, expected 3 (features, RPN scores, RPN offsets)");
+  if (batch < 1) ThrowInvalidArtifact("two-stage detection: the stage-2 batch must be >= 1");
+  const Tensor& features = stage1[0];
+  if (features.shape.size() != 4 || stage1[1].shape.size() != 4 ||
+      features.shape[2] != stage1[1].shape[2] || features.shape[3] != stage1[1].shape[3])
+    ThrowInvalidArtifact("two-stage detection: stage 1's features " + ShapeString(features.shape) +
+                         " and RPN scores " + ShapeString(stage1[1].shape) +
+                         " are not maps of the same size");
+  const std::vector<Detection> rois =
+      RpnProposals(stage1[1], stage1[2], plan.rpn, image_width, image_height);
+  if (rois.empty()) return {};
+  const int64_t n = static_cast<int64_t>(rois.size()), k = plan.head.num_classes;
+  // every RoI's stage-2 rows, the chunks' padding left out
+  Tensor probs{{n, k + 1}, {}}, offsets{{n, 4 * k}, {}};
+  probs.data.reserve(static_cast<size_t>(n * (k + 1)));
+  offsets.data.reserve(static_cast<size_t>(n * 4 * k));
+  for (int64_t first = 0; first < n; first += batch) {
+    const int64_t count = std::min(batch, n - first);
+    const std::vector<Detection> chunk(rois.begin() + first, rois.begin() + first + count);
+    const std::vector<Tensor> out = stage2(RoiAlign(features, chunk, plan.roi, batch));
+    if (out.size() != 2 || out[0].shape != std::vector<int64_t>{batch, k + 1} ||
+        out[1].shape != std::vector<int64_t>{batch, 4 * k} ||
+        out[0].data.size() != static_cast<size_t>(batch * (k + 1)) ||
+        out[1].data.size() != static_cast<size_t>(batch * 4 * k))
+      ThrowInvalidArtifact("two-stage detection: stage 2 must return " +
+                           ShapeString({batch, k + 1}) + " probabilities and " +
+                           ShapeString({batch, 4 * k}) + " box offsets for " + std::to_string(k) +
+                           " classes");
+    probs.data.insert(probs.data.end(), out[0].data.begin(), out[0].data.begin() + count * (k + 1));
+    offsets.data.insert(offsets.data.end(), out[1].data.begin(),
+                        out[1].data.begin() + count * 4 * k);
+  }
+  return Nms(DecodeRcnn(probs, offsets, rois, plan.head, nms.score_threshold), nms);
+}
+
 }  // namespace edgecv

@@ -122,6 +122,52 @@ int main() {
   inf.data[2] = 1e30f;
   EXPECT_THROW(ErrorKind::kInvalidInput, "not finite", DecodeRcnn(probs, inf, rois, head, 0.1f));
 
+  // the two stages joined: 3 proposals through a stage 2 of batch 2 (two runs, the second
+  // padded), one class scoring 0.5 with zero offsets: the proposals come back as detections
+  RcnnPlan plan;
+  plan.rpn = OneAnchor(1.0f);
+  plan.roi = {2, 2, 1.0f / 16, 2, false};
+  plan.head.num_classes = 1;
+  const std::vector<Tensor> stage1{Tensor{{1, 1, 2, 2}, {1, 2, 3, 4}}, scores,
+                                   Tensor{{1, 4, 2, 2}, std::vector<float>(16, 0.0f)}};
+  int runs = 0;
+  bool padded = false;
+  RcnnStage2 stage2 = [&](const Tensor& pooled) {
+    ++runs;
+    CHECK(pooled.shape == (std::vector<int64_t>{2, 1, 2, 2}));
+    padded = pooled.data[4] == 0.0f && pooled.data[7] == 0.0f;
+    return std::vector<Tensor>{Tensor{{2, 2}, {0.5f, 0.5f, 0.5f, 0.5f}},
+                               Tensor{{2, 4}, std::vector<float>(8, 0.0f)}};
+  };
+  NmsOptions nms;
+  nms.iou_threshold = 0.5f;
+  dets = DetectTwoStage(stage1, 32, 32, 2, stage2, plan, nms);
+  CHECK(runs == 2 && padded && dets.size() == 3);
+  CHECK(dets[0].class_id == 0 && dets[0].score == 0.5f && dets[0].x2 == 15.0f);
+  // no proposal: no stage-2 run
+  runs = 0;
+  const std::vector<Tensor> empty{stage1[0], Tensor{{1, 1, 2, 2}, std::vector<float>(4, 0.0f)},
+                                  stage1[2]};
+  CHECK(DetectTwoStage(empty, 32, 32, 2, stage2, plan, nms).empty() && runs == 0);
+  // graphs that disagree
+  plan.head.num_classes = 2;
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "stage 2 must return",
+               DetectTwoStage(stage1, 32, 32, 2, stage2, plan, nms));
+  plan.head.num_classes = 1;
+  const std::vector<Tensor> mismatched{Tensor{{1, 1, 3, 2}, std::vector<float>(6)}, scores,
+                                       stage1[2]};
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "not maps of the same size",
+               DetectTwoStage(mismatched, 32, 32, 2, stage2, plan, nms));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "expected 3",
+               DetectTwoStage({stage1[0]}, 32, 32, 2, stage2, plan, nms));
+  RcnnStage2 nan_head = [&](const Tensor&) {
+    return std::vector<Tensor>{
+        Tensor{{2, 2}, {0.5f, std::numeric_limits<float>::quiet_NaN(), 0.5f, 0.5f}},
+        Tensor{{2, 4}, std::vector<float>(8, 0.0f)}};
+  };
+  EXPECT_THROW(ErrorKind::kInvalidInput, "NaN",
+               DetectTwoStage(stage1, 32, 32, 2, nan_head, plan, nms));
+
   // the manifest ops
   const RpnSettings parsed = ParseRpnSettings(json::Value::Parse(
       R"({"stride": 16, "base_size": 16, "scales": [2, 4], "ratios": [1], "pre_nms": 6000,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "edgecv/detection.h"
@@ -77,5 +78,22 @@ RcnnHead ParseRcnnHead(const json::Value& op);
 std::vector<Detection> DecodeRcnn(const Tensor& probs, const Tensor& offsets,
                                   const std::vector<Detection>& rois, const RcnnHead& head,
                                   float score_threshold);
+
+// The glue of a two-stage artifact between its graphs, as the predictor runs it: stage 1's
+// outputs (features (1, C, H, W), RPN scores (1, A, H, W), offsets (1, 4A, H, W)) →
+// proposals → RoIAlign in chunks of `batch` RoIs (the stage-2 graph's fixed batch; the last
+// chunk zero-padded) → `stage2` on each chunk, which returns (probabilities (batch, K + 1),
+// offsets (batch, 4K)) → per-class decode over all RoIs → `nms`. No proposal: no stage-2 run,
+// no detection. Error(kInvalidArtifact) when the graphs disagree (map sizes, channel counts,
+// stage-2 output shapes), Error(kInvalidInput) for NaN or bad sizes.
+struct RcnnPlan {
+  RpnSettings rpn;
+  RoiAlignSettings roi;
+  RcnnHead head;
+};
+using RcnnStage2 = std::function<std::vector<Tensor>(const Tensor& pooled)>;
+std::vector<Detection> DetectTwoStage(const std::vector<Tensor>& stage1, int image_width,
+                                      int image_height, int64_t batch, const RcnnStage2& stage2,
+                                      const RcnnPlan& plan, const NmsOptions& nms);
 
 }  // namespace edgecv
