@@ -367,9 +367,11 @@ def test_residual_layer_edge_cases(case):
     assert built["implementation"] == want_impl
 
 
-def test_nchw_float_input_quantised_across_blocks():
+@pytest.mark.parametrize("out_kind", [Q.INT8, Q.FLOAT], ids=["qc8", "float-path"])
+def test_nchw_float_input_quantised_across_blocks(out_kind):
     """The graph's NCHW float input quantised into NHWC by blocks of pixels that cross from
-    one image to the next (batch 2, 3 channels, 150x150: blocks of 21845 pixels)."""
+    one image to the next (batch 2, 3 channels, 150x150: blocks of 21845 pixels, converted in
+    runs of 256 per channel), for the integer operator and for the float path."""
     rng = np.random.RandomState(9)
     n, cin, hw, cout, in_scale = 2, 3, 150, 4, 0.02
     xq = rng.randint(0, 256, (n, hw, hw, cin))
@@ -380,14 +382,15 @@ def test_nchw_float_input_quantised_across_blocks():
     ws = rng.uniform(0.002, 0.01, cout).astype(np.float32)
     b = rng.uniform(-0.5, 0.5, cout).astype(np.float32)
     ref = _ref_conv(xq, w, ws, b, in_scale, 1, 0, 1)
-    out_scale = float(np.abs(ref).max()) / 127
+    out_scale = float(np.abs(ref).max()) / 127 if out_kind == Q.INT8 else 0.0
     conv = kernel_abi.Conv2d(1, 1, 0, 0, 0, 0, 1, 1, 1, src_nchw=True)
-    record = kernel_abi.Conv2dQ8(conv, in_scale, False, Q.INT8, out_scale)
+    record = kernel_abi.Conv2dQ8(conv, in_scale, False, out_kind, out_scale)
     settings = kernel_abi.encode(record, content=[w, ws, b])
+    dtype = np.int8 if out_kind == Q.INT8 else np.float32
     got = _call(
-        "edgecv.xnnpack.conv2d_q8", [x_nchw, w, ws, b], settings, np.zeros(ref.shape, np.int8)
+        "edgecv.xnnpack.conv2d_q8", [x_nchw, w, ws, b], settings, np.zeros(ref.shape, dtype)
     )
-    _compare(got, _finish(ref, A.NONE, 0.0, 0, Q.INT8, out_scale), Q.INT8, "nchw")
+    _compare(got, _finish(ref, A.NONE, 0.0, 0, out_kind, out_scale), out_kind, "nchw")
 
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -315,33 +315,40 @@ xnn_operator_t MakeFloat(const Geometry& g, const int8_t* w, const std::vector<f
   return op;
 }
 
-// f(i, j) for each of the layer input's `count` elements: i its NHWC index, j its index in x
-// (the graph's NCHW input: src_nchw; blocks of pixels walked channel by channel within each
-// image, no division per element). f
-// captures by value and is copied into each block: a store through an int8 pointer may alias
-// anything in memory, and a local copy keeps its pointers and scales in registers, so that
-// the loop vectorises.
-template <typename F>
-void ForNhwc(const Geometry& g, int64_t count, const F& f) {
+// out[i] = value(v[j]) for each of the layer input's `count` elements: i its NHWC index, j its
+// index in v (the graph's NCHW input: src_nchw). `value` is copied into each block: a store
+// through an int8 pointer may alias anything in memory, and a local copy keeps its scales in
+// registers, so that the loops vectorise. An NCHW input is walked in runs of pixels of one
+// channel: converted contiguously into a small buffer (vectorised), then stored at the
+// channel's stride.
+template <typename T, typename F>
+void ToNhwc(const Geometry& g, const float* v, T* out, int64_t count, const F& value) {
   if (!g.src_nchw) {
     ForBlocks(count, [&](int64_t begin, int64_t end) {
-      F fn = f;
-      for (int64_t i = begin; i < end; ++i) fn(i, i);
+      F fn = value;
+      for (int64_t i = begin; i < end; ++i) out[i] = fn(v[i]);
     });
     return;
   }
   const int64_t c = g.in_c(), hw = g.h * g.w;
   if (c == 0) return;
+  constexpr int64_t kRun = 256;
   const int64_t pixels_per_block = std::max<int64_t>(1, (int64_t{1} << 16) / c);
   ForBlocks(
       count / c,
       [&](int64_t begin, int64_t end) {  // pixels
-        F fn = f;
+        F fn = value;
+        T run[kRun];
         for (int64_t px = begin; px < end;) {  // the block's part in one image, channel by channel
           const int64_t image = px / hw, stop = std::min(end, (image + 1) * hw);
           for (int64_t ci = 0; ci < c; ++ci) {
-            const int64_t from = (image * c + ci) * hw - image * hw;
-            for (int64_t p = px; p < stop; ++p) fn(p * c + ci, from + p);
+            const float* from = v + (image * c + ci) * hw - image * hw;
+            for (int64_t p0 = px; p0 < stop; p0 += kRun) {
+              const int64_t n = std::min(kRun, stop - p0);
+              for (int64_t k = 0; k < n; ++k) run[k] = fn(from[p0 + k]);
+              T* to = out + p0 * c + ci;
+              for (int64_t k = 0; k < n; ++k) to[k * c] = run[k];
+            }
           }
           px = stop;
         }
@@ -384,16 +391,12 @@ void PrepareInput(Q8Layer& l, const TensorView* x) {
   const float scale = q.in_scale;
   if (l.integer) {
     Padded(l.src8, static_cast<size_t>(count));
-    int8_t* out = l.src8.data();
-    ForNhwc(g, count, [=](int64_t i, int64_t j) {
-      out[i] = static_cast<int8_t>(Saturate(v[j] / scale, lo, hi) - shift);
-    });
+    ToNhwc(g, v, l.src8.data(), count,
+           [=](float x) { return static_cast<int8_t>(Saturate(x / scale, lo, hi) - shift); });
   } else {
     Padded(l.srcf, static_cast<size_t>(count));
-    float* out = l.srcf.data();
-    ForNhwc(g, count, [=](int64_t i, int64_t j) {
-      out[i] = static_cast<float>(Saturate(v[j] / scale, lo, hi)) * scale;
-    });
+    ToNhwc(g, v, l.srcf.data(), count,
+           [=](float x) { return static_cast<float>(Saturate(x / scale, lo, hi)) * scale; });
   }
 }
 
