@@ -2,8 +2,9 @@
 proposals, RoIAlign, the second stage's per-class decode) against NumPy references written
 here and against MXNet's own operators (contrib.ROIAlign, box_decode, box_nms, through the
 Gluon model's methods); the Gluon model (edgecv/zoo/rcnn.py) against GluonCV's forward from the
-same parameter file; and the two stages joined by the C++ glue against the Gluon forward.
-Small maps and few RoIs (``rpn_post_nms``) keep it to seconds."""
+same parameter file; and the two stages (Gluon, then exported and compiled by TVM) joined by
+the C++ glue against the Gluon forward. Small maps and few RoIs (``rpn_post_nms``) keep it to
+about 35 s, 20 of them the TVM build."""
 
 from __future__ import annotations
 
@@ -385,24 +386,55 @@ def test_detect_two_stage_in_chunks_reproduces_the_forward(tmp_path):
         )
 
 
-@pytest.mark.parity
+@pytest.mark.integration
 @pytest.mark.usefixtures("seeded_mxnet")
 @pytest.mark.filterwarnings("ignore:Parameter .*anchors is not used")  # the proposals' constant
-def test_stage_graphs_export_to_onnx(tmp_path):
-    """The two deployable graphs export on their own (static shapes: 64x64 image, R = 4) and
-    ONNX Runtime agrees with MXNet (export_onnx's check, 1e-4 of each output's scale), with
-    the shapes the C++ glue expects between them."""
+def test_compiled_stages_with_cpp_glue_reproduce_the_forward(tmp_path):
+    """The deployable pipeline: both stage graphs exported (ONNX Runtime checked against
+    MXNet by export_onnx) and compiled by edgecv's TVM build (static shapes: 96x96 image,
+    stage-2 batch 4), run by the C++ engine with the C++ glue between them (8 RoIs: two
+    stage-2 runs): the Gluon forward's detections, less its padding RoIs' boxes."""
+    from edgecv.compile.build import run_network
+    from edgecv.compile.options import choose_kernels
+    from edgecv.compile.tvm_process import build_library
     from edgecv.export import export_onnx
+    from edgecv.targets import resolve_target
 
-    net = rcnn.faster_rcnn("voc", rpn_post_nms=4)
+    from conftest import randomize_weights
+
+    size, batch = 96, 4
+    net = rcnn.faster_rcnn("voc", rpn_post_nms=8)
     net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 64, 64)))
-    stage1, stage2 = net.stages()
-    one = export_onnx(stage1, tmp_path / "stage1.onnx", (1, 3, 64, 64))
-    two = export_onnx(stage2, tmp_path / "stage2.onnx", (4, 1024, 14, 14))
-    onnx = pytest.importorskip("onnx")
-    shapes = [
-        [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in onnx.load(str(r.path)).graph.output]
-        for r in (one, two)
-    ]  # fmt: skip
-    assert shapes == [[[1, 1024, 4, 4], [1, 15, 4, 4], [1, 60, 4, 4]], [[4, 21], [4, 80]]]
+    x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, (1, 3, size, size)))
+    net(x)
+    randomize_weights(net, seed=3)
+    stages = dict(zip(("stage1", "stage2"), net.stages(), strict=True))
+    shapes = {"stage1": (1, 3, size, size), "stage2": (batch, 1024, 14, 14)}
+    target = resolve_target("x86_64")
+    kernels = choose_kernels("auto", target)
+    params = {}
+    for name, block in stages.items():
+        export_onnx(block, tmp_path / f"{name}.onnx", shapes[name])
+        params[name], _ = build_library(
+            tmp_path / f"{name}.onnx", target.tvm, tmp_path / f"{name}.so",
+            tmp_path / f"{name}.weights", target.linker, kernels,
+        )  # fmt: skip
+
+    def run(name, a):
+        lib, weights = tmp_path / f"{name}.so", tmp_path / f"{name}.weights"
+        return run_network(lib, weights, params[name], np.ascontiguousarray(a, np.float32))
+
+    stage1 = run("stage1", x.asnumpy())
+    assert [o.shape for o in stage1] == [(1, 1024, 6, 6), (1, 15, 6, 6), (1, 60, 6, 6)]
+    runs = []
+
+    def stage2(pooled):
+        runs.append(pooled.shape)
+        return run("stage2", pooled)
+
+    ops = json.dumps(net.deploy_ops())
+    got = _runtime.detect_two_stage(stage1, size, size, batch, stage2, ops)
+    assert runs == [(batch, 1024, 14, 14)] * 2
+    want = _gluon_detections(*net(x), drop_padding=True)
+    assert len(want[0]) > 10
+    assert_same_detections(got, want, atol=1e-3, score_atol=1e-4)
