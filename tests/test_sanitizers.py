@@ -132,6 +132,8 @@ def test_fuzz(fuzzers, harness, tmp_path):
     corpus = tmp_path / "corpus"  # what this run finds; the seeds stay as they are
     corpus.mkdir()
     dirs = [d for d in (FUZZ / "corpus" / harness, FUZZ / "regressions" / harness) if d.is_dir()]
+    words = FUZZ / f"{harness}.dict"  # tokens the mutations would hardly hit byte by byte
+    dictionary = [f"-dict={words}"] if words.is_file() else []
     res = subprocess.run(
         [
             fuzzers / "runtime_cpp" / "fuzz" / f"fuzz_{harness}",
@@ -141,6 +143,7 @@ def test_fuzz(fuzzers, harness, tmp_path):
             "-max_len=4096",
             "-print_final_stats=1",
             f"-artifact_prefix={tmp_path}/",
+            *dictionary,
             corpus,
             *dirs,
         ],

@@ -56,7 +56,12 @@ std::vector<Detection> Nms(std::vector<Detection> candidates, const NmsOptions& 
 
 Yolo3Head ParseYolo3Head(const json::Value& op) {
   Yolo3Head h;
-  h.num_classes = static_cast<int>(op.At("num_classes").AsInt());
+  // bounded before it becomes an int: 5 + classes must not overflow (fuzz_manifest)
+  const int64_t classes = op.At("num_classes").AsInt();
+  if (classes < 1 || classes > kMaxClasses)
+    ThrowInvalidArtifact("yolo3_decode: num_classes must be in 1.." + std::to_string(kMaxClasses) +
+                         ", not " + std::to_string(classes));
+  h.num_classes = static_cast<int>(classes);
   for (const json::Value& s : op.At("strides").AsArray()) {
     // a stride divides the input size (postprocess_plan.cc): 0 would be a division by zero
     if (s.AsInt() <= 0 || s.AsInt() > 4096)
@@ -75,6 +80,9 @@ Yolo3Head ParseYolo3Head(const json::Value& op) {
 
 std::vector<Detection> DecodeYolo3(const std::vector<const Tensor*>& outputs, const Yolo3Head& head,
                                    float score_threshold) {
+  if (head.num_classes < 1 || head.num_classes > kMaxClasses ||
+      head.anchors.size() != head.strides.size())
+    ThrowInvalidInput("yolo3_decode: num_classes, strides and anchors are inconsistent");
   if (outputs.size() != head.strides.size())
     ThrowInvalidInput("yolo3_decode: expected " + std::to_string(head.strides.size()) +
                       " outputs, got " + std::to_string(outputs.size()));
@@ -115,6 +123,10 @@ std::vector<Detection> DecodeYolo3(const std::vector<const Tensor*>& outputs, co
 
 std::vector<Detection> DecodeSsd(const Tensor& class_logits, const Tensor& box_offsets,
                                  const SsdHead& head, float score_threshold) {
+  // no classes would leave every prior's softmax empty (fuzz_manifest: a read past the end)
+  if (head.num_classes < 1 || head.num_classes > kMaxClasses || head.variances.size() != 4)
+    ThrowInvalidInput("ssd_decode: num_classes must be in 1.." + std::to_string(kMaxClasses) +
+                      " with 4 variances");
   const int64_t n = static_cast<int64_t>(head.priors.size() / 4);
   const int c1 = head.num_classes + 1;
   if (class_logits.shape != std::vector<int64_t>{1, n, c1})

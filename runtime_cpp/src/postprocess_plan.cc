@@ -54,7 +54,11 @@ void Yolo3Decode(const std::string&, const json::Value& op, const Context& c,
 
 void SsdDecode(const std::string&, const json::Value& op, const Context& c, PostprocessPlan* plan) {
   plan->decoder = PostprocessPlan::Decoder::kSsd;
-  plan->ssd.num_classes = static_cast<int>(op.At("num_classes").AsInt());
+  const int64_t classes = op.At("num_classes").AsInt();
+  if (classes < 1 || classes > kMaxClasses)  // fuzz_manifest: -1 read past an empty softmax
+    ThrowInvalidArtifact("ssd_decode: num_classes must be in 1.." + std::to_string(kMaxClasses) +
+                         ", not " + std::to_string(classes));
+  plan->ssd.num_classes = static_cast<int>(classes);
   plan->ssd.variances = json::AsFloats(op.At("variances"));
   if (plan->ssd.variances.size() != 4) ThrowInvalidArtifact("ssd_decode: 4 variances are required");
   plan->decoder_outputs = {c.OutputIndex(op.At("class_output").AsString()),

@@ -102,5 +102,9 @@ int main() {
   CHECK(dets[0].x1 == 40 && dets[0].y1 == 30 && dets[0].x2 == 60 && dets[0].y2 == 70);
   Tensor bad{{1, 2, 2}, {0, 0, 0, 0}};
   EXPECT_THROW(ErrorKind::kInvalidInput, "class output has shape", DecodeSsd(bad, box, ssd, 0.01f));
+  SsdHead none = ssd;  // no classes: each prior's softmax would be empty
+  none.num_classes = 0;
+  EXPECT_THROW(ErrorKind::kInvalidInput, "num_classes must be in 1..65536",
+               DecodeSsd(Tensor{{1, 1, 1}, {0.0f}}, box, none, 0.01f));
   return Finish("test_detection");
 }

@@ -76,6 +76,18 @@ int main() {
   PostprocessPlan s = Parse("detection", ssd, ssd_out, priors);
   CHECK(s.decoder == PostprocessPlan::Decoder::kSsd && asked == 20 && s.ssd.priors.size() == 20);
   EXPECT_THROW(kArtifact, "priors file is not listed", Parse("detection", ssd, ssd_out));
+  // num_classes out of range (fuzz_manifest: -1 made an empty softmax read past its row,
+  // 2^31 - 1 overflowed 5 + C and C + 1)
+  for (const char* classes : {"-1", "0", "2147483647"}) {
+    const auto with = [&](std::string ops, const std::string& was) {
+      return ops.replace(ops.find(was), was.size(), std::string("\"num_classes\": ") + classes);
+    };
+    EXPECT_THROW(kArtifact, "ssd_decode: num_classes must be in 1..65536",
+                 Parse("detection", with(ssd, "\"num_classes\": 2"), ssd_out, priors));
+    const std::string bad = with(yolo, "\"num_classes\": 3");
+    EXPECT_THROW(kArtifact, "yolo3_decode: num_classes must be in 1..65536",
+                 Parse("detection", bad, {{"s8", {1, 16, 8, 8}, "float32"}}));
+  }
 
   // segmentation and pose: a dense output of the op's channel count
   const std::string seg = R"([{"op": "segment", "output": "scores", "num_classes": 21}])";

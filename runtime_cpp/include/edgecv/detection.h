@@ -24,6 +24,9 @@ struct NmsOptions {
   bool class_agnostic = false;    // false: only boxes of the same class suppress each other
 };
 
+// The most classes a detection head may have (a manifest's num_classes beyond it is refused).
+constexpr int kMaxClasses = 1 << 16;
+
 float IoU(const Detection& a, const Detection& b);
 
 // Keep the best candidates: score filter, top-k, greedy suppression, best first.
