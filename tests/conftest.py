@@ -146,6 +146,10 @@ CI_CLASSIFIERS = {
     "resnest14": "split attention (radix-2 grouped 3x3 conv split in two, summed, globally "
     "pooled, grouped 1x1 convs, softmax over the branches, broadcast multiply), 3x3 average "
     "after the unstrided conv of a strided unit (resnest26..269: more units, wider stems)",
+    "cifar_residualattentionnet56": "attention masks: max-pool hourglasses upsampled by "
+    "bilinear resizes of scale 2 (aligned corners), sigmoid, (1 + mask) x trunk; "
+    "pre-activation units projecting their activated input (residualattentionnet56..452: "
+    "the same modules behind resnet18_v1's stem, more of them, one more pooling level)",
 }
 # Builders none of CI_CLASSIFIERS uses whose layers those cover all the same: the ordinary run
 # leaves them to the sweep, which records them (tests/sweep-result.json). Each is here because:
@@ -153,6 +157,12 @@ CI_COVERED_BUILDERS = {
     "edgecv.zoo.senet:senet_154": "SENet-154's grouped convs and 1x1-conv SE gates are "
     "se_resnext50_32x4d's, its average-pool projections resnet50_v1d's, its ceil-mode pool "
     "squeezenet1.0's; its 115 M parameters would cost CI minutes",
+    "edgecv.zoo.dla:dla34": "DLA-34's basic blocks, max-pool downsamples and concatenating "
+    "1x1 roots are resnet18_v1's and densenet121's layers; its head (global pools of every "
+    "level, concatenated, dense) is theirs too",
+    "edgecv.zoo.residual_attention:residual_attention": "the ImageNet Residual Attention "
+    "Networks run cifar_residualattentionnet56's module code (one more pooling level) behind "
+    "resnet18_v1's 7x7 stem and max pool",
 }
 
 

@@ -29,6 +29,8 @@ def _in_gluoncv(task: str) -> list[str]:
 # families whose GluonCV network ends in a fixed-size average pool (ours pool globally):
 # compared at the one input size GluonCV's accepts
 _REFERENCE_SIZE = {"squeezenet": 224, "densenet": 224, "googlenet": 224, "inception_v3": 299}
+# ... and whose masks also resize to sizes fixed for that input
+_REFERENCE_SIZE.update({"residual_attention": 224, "cifar_residual_attention": 32})
 
 
 def _parameter_shapes(net) -> dict[str, tuple[int, ...]]:

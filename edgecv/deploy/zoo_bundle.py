@@ -18,8 +18,10 @@ MIN_INPUT = 32
 
 def size_multiple(spec: ModelSpec) -> int:
     """The input sides a model accepts are multiples of this (strided heads, pooling)."""
-    if spec.family in ("yolo3", "center_net") or spec.task == "pose":
+    if spec.family in ("yolo3", "center_net", "residual_attention") or spec.task == "pose":
         return 32
+    if spec.family == "cifar_residual_attention":  # its masks pool twice, then upsample x2
+        return 4
     if spec.task == "segmentation":
         return 8
     return 1

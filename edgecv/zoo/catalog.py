@@ -93,6 +93,7 @@ for _size in ("large", "small"):
     _classification(f"mobilenetv3_{_size}", "mobilenet_v3", "mobilenetv3:mobilenet_v3", size=_size)
 
 _classification("darknet53", "darknet", "darknet:darknet53")
+_classification("dla34", "dla", "dla:dla34")
 _classification("senet_154", "senet", "senet:senet_154", avg_down=False)
 _classification("senet_154e", "senet", "senet:senet_154", avg_down=True)
 # ResNeSt: GluonCV's (and the ResNeSt authors') evaluation crop grows with depth, resized to
@@ -194,6 +195,27 @@ for _name, _family, _builder, _kw in (
             _family,
             f"edgecv.zoo.cifar:{_builder}",
             _kw,
+            _CIFAR_DATA,
+            "cifar10",
+        ),
+    )
+# Residual Attention Networks: GluonCV's seven ImageNet depths (224) and three CIFAR-10 ones
+for _depth in (56, 92, 128, 164, 200, 236, 452):
+    _classification(
+        f"residualattentionnet{_depth}",
+        "residual_attention",
+        "residual_attention:residual_attention",
+        depth=_depth,
+    )
+for _depth in (56, 92, 452):
+    MODELS.add(
+        f"cifar_residualattentionnet{_depth}",
+        ModelSpec(
+            f"cifar_residualattentionnet{_depth}",
+            "classification",
+            "cifar_residual_attention",
+            "edgecv.zoo.residual_attention:cifar_residual_attention",
+            {"depth": _depth},
             _CIFAR_DATA,
             "cifar10",
         ),

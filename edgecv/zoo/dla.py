@@ -1,5 +1,6 @@
-"""Deep Layer Aggregation (Yu et al. 2018) as CenterNet's DLA-34 backbone, with its
-iterative deep aggregation (IDA) upsampling to a quarter of the input, GluonCV layout.
+"""Deep Layer Aggregation (Yu et al. 2018): GluonCV's DLA-34 ImageNet classifier (``dla34``)
+and CenterNet's DLA-34 backbone, with its iterative deep aggregation (IDA) upsampling to a
+quarter of the input, GluonCV layout.
 
 DLA-34: a 7x7 stem, two conv levels (strides 1, 2), then four aggregation trees (strides 4,
 8, 16, 32; 64, 128, 256, 512 channels) of residual basic blocks whose outputs a 1x1 "root"
@@ -121,6 +122,27 @@ class DLA(HybridBlock):
             x = getattr(self, f"level{level}")(x)
             outputs.append(x)
         return outputs
+
+
+class DLAClassifier(DLA):
+    """GluonCV's ``dla34``: every level's output averaged globally, the six concatenated
+    (16 + 32 + ... + 512 = 1008 values) and one dense layer (``fc``) to class scores. (The
+    DLA paper classifies from the last level alone; GluonCV's weights need all six.)"""
+
+    def __init__(self, classes: int = 1000, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.global_avg_pool = nn.GlobalAvgPool2D()
+            self.fc = nn.Dense(classes)
+
+    def hybrid_forward(self, F, x):  # noqa: N803
+        pooled = [F.flatten(self.global_avg_pool(level)) for level in super().hybrid_forward(F, x)]
+        return self.fc(F.concat(*pooled, dim=1))
+
+
+def dla34(classes: int = 1000) -> DLAClassifier:
+    """DLA-34 (levels 1, 1, 1, 2, 2, 1; 16 to 512 channels) as an ImageNet classifier."""
+    return DLAClassifier(classes)
 
 
 class _ConvBnRelu(HybridBlock):
