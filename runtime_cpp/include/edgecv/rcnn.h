@@ -12,6 +12,7 @@
 #include "edgecv/detection.h"
 #include "edgecv/image.h"
 #include "edgecv/json.h"
+#include "edgecv/roi_align.h"
 
 namespace edgecv {
 
@@ -45,22 +46,8 @@ std::vector<float> RpnAnchors(const RpnSettings& s, int64_t height, int64_t widt
 std::vector<Detection> RpnProposals(const Tensor& scores, const Tensor& offsets,
                                     const RpnSettings& s, int image_width, int image_height);
 
-// The manifest's roi_align op: MXNet's contrib.ROIAlign (position_sensitive off).
-struct RoiAlignSettings {
-  int pooled_height = 14, pooled_width = 14;
-  float spatial_scale = 1.0f / 16;
-  int sample_ratio = 2;  // samples per bin side; <= 0: ceil(bin size) (adaptive)
-  bool aligned = false;  // true: pixel centres at +0.5 (RoI shifted by -0.5 cell)
-};
+// The manifest's roi_align op (roi_align.h); Error(kInvalidArtifact) when out of range.
 RoiAlignSettings ParseRoiAlign(const json::Value& op);
-
-// features (1, C, H, W), the RoIs' boxes (x1..y2 of each Detection, input pixels) → (rows, C,
-// pooled_height, pooled_width), rows >= rois.size(): the rows past the RoIs are zero (the
-// padding of a fixed-size stage-2 batch). Each bin averages sample_ratio^2 bilinear samples
-// at its sub-cell centres; a sample more than one cell outside the map is 0, one within a
-// cell is clamped to the border. Without `aligned` a RoI is at least one cell wide and high.
-Tensor RoiAlign(const Tensor& features, const std::vector<Detection>& rois,
-                const RoiAlignSettings& s, int64_t rows);
 
 // The manifest's rcnn_decode op.
 struct RcnnHead {
