@@ -103,10 +103,13 @@ kernel-libs:
 	  { $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KERNEL_PACKAGES); }
 
+# quiet: dpkg's per-package lines go to build/apt-fuzz-tools.log, shown only if it fails
 fuzz-tools:
 	@command -v clang++-14 >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || \
-	  { $(SUDO) apt-get update -qq && \
-	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_PACKAGES); }
+	  { echo "installing $(FUZZ_PACKAGES)"; mkdir -p build; \
+	    { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq $(FUZZ_PACKAGES); } > build/apt-fuzz-tools.log 2>&1 || \
+	    { cat build/apt-fuzz-tools.log; exit 1; }; }
 
 cross-tools:
 	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || \
