@@ -327,8 +327,9 @@ def scale_last_layer(net, last, x, spread: float = 3.0) -> None:
 
 def normalise_gates(net, x) -> int:
     """Scale the two layers of every squeeze-and-excitation gate (a block's ``se``) and of
-    every split-attention gate (ResNeSt's ``fc1``, ``fc2``) so that their outputs on ``x``
-    have unit standard deviation, in network order (data-dependent initialisation, as LSUV:
+    every split-attention gate (ResNeSt's ``fc1``, ``fc2``) and attention mask head (the
+    Residual Attention Networks' two 1x1 convs before the sigmoid, on whole maps) so that their
+    outputs on ``x`` have unit standard deviation, in network order (data-dependent initialisation, as LSUV:
     Mishkin & Matas 2016); returns the number of gates.
 
     A trained gate's pre-activations are of order one. Random ones are not: fed by the
@@ -340,6 +341,7 @@ def normalise_gates(net, x) -> int:
     import mxnet as mx
     from mxnet.gluon import nn
 
+    from edgecv.zoo.residual_attention import AttentionModule
     from edgecv.zoo.resnest import SplitAttentionConv
 
     gates = []
@@ -349,11 +351,15 @@ def normalise_gates(net, x) -> int:
             gates.append((block.se[0], block.se[2]))
         if isinstance(block, SplitAttentionConv):
             gates.append((block.fc1, block.fc2))
+        if isinstance(block, AttentionModule):  # the sigmoid mask head's two 1x1 convs
+            head = getattr(block, f"softmax{max(2 * block.levels, 2)}_blocks")
+            gates.append((head[2], head[5]))
         for child in block._children.values():
             visit(child)
 
     def unit_output(layer, inputs) -> None:  # Dense or (grouped) 1x1 Conv2D on (N, C[, 1, 1])
-        if isinstance(layer, nn.Conv2D) and layer._kwargs["num_group"] > 1:
+        grouped = isinstance(layer, nn.Conv2D) and layer._kwargs["num_group"] > 1
+        if grouped or inputs[0].shape[2:] not in ((), (1, 1)):  # (a mask head's: spatial)
             bias = layer.bias.data() if layer.bias is not None else None
             y = mx.nd.Convolution(inputs[0], layer.weight.data(), bias, **layer._kwargs)
             y = y.asnumpy().astype(np.float64)
