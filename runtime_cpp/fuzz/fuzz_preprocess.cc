@@ -43,12 +43,13 @@ int64_t Size(edgecv::fuzz::Input& in, int64_t small) {
   }
 }
 
-std::string Ops(edgecv::fuzz::Input& in, int64_t h, int64_t w) {
+std::string Ops(edgecv::fuzz::Input& in, int64_t h, int64_t w, int64_t* short_side) {
   const std::string size = "[" + std::to_string(h) + ", " + std::to_string(w) + "]";
   std::string ops = "[";
   switch (in.Byte() % 4) {
     case 0:
-      ops += R"({"op": "resize_short", "size": )" + std::to_string(Size(in, 160)) +
+      *short_side = Size(in, 160);
+      ops += R"({"op": "resize_short", "size": )" + std::to_string(*short_side) +
              R"(, "interpolation": "linear"}, {"op": "center_crop", "size": )" + size + "}";
       break;
     case 1:
@@ -78,13 +79,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   edgecv::fuzz::Input in(data, size);
   const int64_t h = Size(in, 96), w = Size(in, 96);
   edgecv::Preprocessor pre;
+  int64_t short_side = 0;
   try {
-    pre = edgecv::Preprocessor(edgecv::json::Value::Parse(Ops(in, h, w)), {1, 3, h, w});
+    pre =
+        edgecv::Preprocessor(edgecv::json::Value::Parse(Ops(in, h, w, &short_side)), {1, 3, h, w});
   } catch (const Error& e) {
     FUZZ_ASSERT(e.kind() == ErrorKind::kInvalidArtifact);
     return 0;
   }
   FUZZ_ASSERT(pre.width() == w && pre.height() == h);
+  // sizes the constructor accepts up to 8192 are checked above, run only when small: a
+  // 8192x8192 input takes seconds and a gigabyte under ASan, and would make the fuzzer's
+  // time and memory limits fire on valid work
+  if (h * w > (int64_t{1} << 20) || short_side > 1024) return 0;
 
   edgecv::ImageView image;
   image.width = in.Int(0, 200);
