@@ -37,8 +37,8 @@ EXPECTED_MODELS = (
     + [f"cifar_wideresnet{w}" for w in ("16_10", "28_10", "40_8")]
     + ["cifar_resnext29_32x4d", "cifar_resnext29_16x64d"]
     + ["dla34"]
-    + [f"residualattentionnet{d}" for d in (56, 92, 128, 164, 200, 236, 452)]
-    + [f"cifar_residualattentionnet{d}" for d in (56, 92, 452)]
+    + [f"residualattentionnet{d}" for d in (56, 92, 128, 164, 200, 236)]
+    + [f"cifar_residualattentionnet{d}" for d in (56, 92)]
     + ["mobilenet0.25_digits"]  # trained by edgecv on the digits dataset
 )
 EXPECTED_DETECTORS = (

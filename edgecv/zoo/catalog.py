@@ -199,15 +199,17 @@ for _name, _family, _builder, _kw in (
             "cifar10",
         ),
     )
-# Residual Attention Networks: GluonCV's seven ImageNet depths (224) and three CIFAR-10 ones
-for _depth in (56, 92, 128, 164, 200, 236, 452):
+# Residual Attention Networks: GluonCV's ImageNet depths (224) and CIFAR-10 ones (32), but
+# 452 (zoo/residual_attention.py builds it): with random weights its residual stream reaches
+# 1e26 and the sweep's parity check has no finite output scale to compare at (not listed yet)
+for _depth in (56, 92, 128, 164, 200, 236):
     _classification(
         f"residualattentionnet{_depth}",
         "residual_attention",
         "residual_attention:residual_attention",
         depth=_depth,
     )
-for _depth in (56, 92, 452):
+for _depth in (56, 92):
     MODELS.add(
         f"cifar_residualattentionnet{_depth}",
         ModelSpec(
