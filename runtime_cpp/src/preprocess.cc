@@ -137,7 +137,12 @@ Preprocessor::Preprocessor(const json::Value& ops, const std::vector<int64_t>& i
       if (mode_ == Mode::kLetterbox) {
         std::vector<int64_t> pad = json::AsShape(op.At("pad_value"));
         if (pad.size() != 3) ThrowInvalidArtifact("preprocess: letterbox pad_value needs 3 values");
-        for (int k = 0; k < 3; ++k) pad_[k] = static_cast<uint8_t>(std::min<int64_t>(pad[k], 255));
+        for (int k = 0; k < 3; ++k) {
+          if (pad[k] > 255)  // (AsShape refuses negative values)
+            ThrowInvalidArtifact("preprocess: letterbox pad_value must be in 0..255, not " +
+                                 std::to_string(pad[k]));
+          pad_[k] = static_cast<uint8_t>(pad[k]);
+        }
       }
       geometry = true;
     } else if (name == "person_crop") {

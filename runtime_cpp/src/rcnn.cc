@@ -20,6 +20,13 @@ double Number(const json::Value& op, const char* op_name, const char* field, dou
   return v;
 }
 
+// A tensor's values fill its shape (a C++ caller's Tensor may not).
+void CheckFilled(const Tensor& t, const std::string& what) {
+  if (t.data.size() != static_cast<size_t>(Tensor::NumElements(t.shape)))
+    ThrowInvalidInput(what + " hold " + std::to_string(t.data.size()) + " values for shape " +
+                      ShapeString(t.shape));
+}
+
 int Whole(const json::Value& op, const char* op_name, const char* field, int low, int high) {
   const double v = Number(op, op_name, field, low, high);
   if (v != std::floor(v))
@@ -103,6 +110,8 @@ std::vector<Detection> RpnProposals(const Tensor& scores, const Tensor& offsets,
                       ", expected " + ShapeString({1, 4 * a, h, w}));
   if (image_width < 1 || image_height < 1)
     ThrowInvalidInput("rpn_proposals: the image size must be positive");
+  CheckFilled(scores, "rpn_proposals: scores");
+  CheckFilled(offsets, "rpn_proposals: offsets");
   const std::vector<float> anchors = RpnAnchors(s, h, w);
   const float bound[4] = {static_cast<float>(image_width), static_cast<float>(image_height),
                           static_cast<float>(image_width), static_cast<float>(image_height)};
@@ -137,7 +146,7 @@ RoiAlignSettings ParseRoiAlign(const json::Value& op) {
   RoiAlignSettings s;
   s.pooled_height = Whole(op, name, "pooled_height", 1, 1024);
   s.pooled_width = Whole(op, name, "pooled_width", 1, 1024);
-  s.spatial_scale = static_cast<float>(Number(op, name, "spatial_scale", 1e-6, 1e3));
+  s.spatial_scale = static_cast<float>(Number(op, name, "spatial_scale", 1e-6, 1.0));
   s.sample_ratio = Whole(op, name, "sample_ratio", 0, 64);
   s.aligned = op.At("aligned").AsBool();
   return s;
@@ -172,6 +181,8 @@ std::vector<Detection> DecodeRcnn(const Tensor& probs, const Tensor& offsets,
   if (static_cast<int64_t>(rois.size()) > r)
     ThrowInvalidInput("rcnn_decode: " + std::to_string(rois.size()) + " RoIs for " +
                       std::to_string(r) + " rows");
+  CheckFilled(probs, "rcnn_decode: class probabilities");
+  CheckFilled(offsets, "rcnn_decode: box offsets");
   const std::vector<float>& sd = head.stds;
   std::vector<Detection> out;
   std::vector<Detection> cls;

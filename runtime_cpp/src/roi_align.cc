@@ -18,8 +18,9 @@ struct Sample {
 };
 
 Sample BilinearSample(int64_t height, int64_t width, float y, float x) {
-  Sample s;
-  if (y < -1.0f || y > static_cast<float>(height) || x < -1.0f || x > static_cast<float>(width))
+  Sample s;  // (written so that a NaN position is outside too)
+  if (!(y >= -1.0f && y <= static_cast<float>(height) && x >= -1.0f &&
+        x <= static_cast<float>(width)))
     return s;
   y = std::max(y, 0.0f);
   x = std::max(x, 0.0f);
@@ -49,11 +50,16 @@ Sample BilinearSample(int64_t height, int64_t width, float y, float x) {
   return s;
 }
 
+// The sample table of one RoI is bins x samples per bin entries (14 x 14 x 2 x 2 = 784 for
+// GluonCV's settings); a bound keeps a hostile RoI or spatial scale from asking for gigabytes.
+constexpr int64_t kMaxSamplesPerRoi = int64_t{1} << 20;
+
 }  // namespace
 
 Tensor RoiAlign(const Tensor& features, const std::vector<Detection>& rois,
                 const RoiAlignSettings& s, int64_t rows) {
-  if (features.shape.size() != 4 || features.shape[0] != 1 ||
+  if (features.shape.size() != 4 || features.shape[0] != 1 || features.shape[2] < 1 ||
+      features.shape[3] < 1 ||
       features.data.size() != static_cast<size_t>(Tensor::NumElements(features.shape)))
     ThrowInvalidInput("roi_align: features have shape " + ShapeString(features.shape) +
                       ", expected (1, C, H, W)");
@@ -78,6 +84,8 @@ Tensor RoiAlign(const Tensor& features, const std::vector<Detection>& rois,
       rh = std::max(rh, 1.0f);
     }
     const float bw = rw / static_cast<float>(pw), bh = rh / static_cast<float>(ph);
+    if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(bw) || !std::isfinite(bh))
+      ThrowInvalidInput("roi_align: a RoI is not finite at the features' scale");
     // adaptive sampling: ceil(bin size) samples per side, bounded (a RoI of 1e9 pixels
     // would otherwise ask for that many)
     const float sh = s.sample_ratio > 0 ? static_cast<float>(s.sample_ratio) : std::ceil(bh);
@@ -86,6 +94,9 @@ Tensor RoiAlign(const Tensor& features, const std::vector<Detection>& rois,
       ThrowInvalidInput("roi_align: a RoI too large for adaptive sampling (" + std::to_string(sh) +
                         " x " + std::to_string(sw) + " samples per bin)");
     const int gh = static_cast<int>(sh), gw = static_cast<int>(sw);
+    if (bins * gh * gw > kMaxSamplesPerRoi)
+      ThrowInvalidInput("roi_align: " + std::to_string(bins * gh * gw) +
+                        " samples for one RoI (at most " + std::to_string(kMaxSamplesPerRoi) + ")");
     const float count = static_cast<float>(std::max(gh * gw, 1));
     // the samples' positions and weights once per RoI (bin-major), then every channel
     std::vector<Sample> samples;

@@ -117,6 +117,10 @@ int main() {
   EXPECT_THROW(
       ErrorKind::kInvalidArtifact, "mean must be",
       Preprocessor(with(resize, R"("std": [1, 1, 1], "mean": [1e30, 0, 0])"), {1, 3, 8, 8}));
+  EXPECT_THROW(
+      ErrorKind::kInvalidArtifact, "pad_value must be in 0..255, not 300",
+      Preprocessor(with(R"({"op": "letterbox", "size": [8, 8], "pad_value": [300, 0, 0]})"),
+                   {1, 3, 8, 8}));
   for (const char* scale : {"1e300", "1e-40", "0"})
     EXPECT_THROW(
         ErrorKind::kInvalidArtifact, "person_crop scale must be in [0.01, 100]",

@@ -69,6 +69,9 @@ int main() {
   Tensor nan = scores;
   nan.data[1] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_THROW(ErrorKind::kInvalidInput, "NaN", RpnProposals(nan, offsets, one, 32, 32));
+  Tensor short_scores{{1, 1, 2, 2}, {0.1f}};  // a C++ caller's tensor shorter than its shape
+  EXPECT_THROW(ErrorKind::kInvalidInput, "scores hold 1 values",
+               RpnProposals(short_scores, offsets, one, 32, 32));
 
   // stage 2: two classes, two RoIs plus a padding row
   RcnnHead head;
@@ -91,6 +94,8 @@ int main() {
   Tensor inf = deltas;
   inf.data[2] = 1e30f;
   EXPECT_THROW(ErrorKind::kInvalidInput, "not finite", DecodeRcnn(probs, inf, rois, head, 0.1f));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "box offsets hold 3 values",
+               DecodeRcnn(probs, Tensor{{3, 8}, {0, 0, 0}}, rois, head, 0.1f));
 
   // the two stages joined: 3 proposals through a stage 2 of batch 2 (two runs, the second
   // padded), one class scoring 0.5 with zero offsets: the proposals come back as detections
@@ -151,6 +156,10 @@ int main() {
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "whole number",
                ParseRoiAlign(json::Value::Parse(
                    R"({"pooled_height": 14.5, "pooled_width": 14, "spatial_scale": 0.0625,
+                       "sample_ratio": 2, "aligned": false})")));
+  EXPECT_THROW(ErrorKind::kInvalidArtifact, "spatial_scale",
+               ParseRoiAlign(json::Value::Parse(
+                   R"({"pooled_height": 14, "pooled_width": 14, "spatial_scale": 1000,
                        "sample_ratio": 2, "aligned": false})")));
   EXPECT_THROW(ErrorKind::kInvalidArtifact, "stds",
                ParseRcnnHead(json::Value::Parse(

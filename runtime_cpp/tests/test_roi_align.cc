@@ -41,5 +41,16 @@ int main() {
                RoiAlign(Tensor{{4, 4}, std::vector<float>(16)}, {}, ra, 0));
   EXPECT_THROW(ErrorKind::kInvalidInput, "not finite",
                RoiAlign(ramp, {{0, 1.0f, 0, 0, std::numeric_limits<float>::infinity(), 1}}, ra, 1));
+  // hostile RoIs and maps (review): finite RoIs whose size overflows at the features' scale
+  // (a NaN bin position once read at a wild address), a map of no rows, a sample table of
+  // gigabytes
+  ra = {2, 2, 1.0f, 2, false};
+  EXPECT_THROW(ErrorKind::kInvalidInput, "not finite at the features' scale",
+               RoiAlign(ramp, {{0, 1.0f, -3e38f, 0, 3e38f, 10}}, ra, 1));
+  EXPECT_THROW(ErrorKind::kInvalidInput, "features have shape",
+               RoiAlign(Tensor{{1, 1, 0, 4}, {}}, {{0, 1.0f, -16, -16, -8, -8}}, ra, 1));
+  ra = {64, 64, 1.0f, 64, false};
+  EXPECT_THROW(ErrorKind::kInvalidInput, "samples for one RoI",
+               RoiAlign(ramp, {{0, 1.0f, 0, 0, 2, 2}}, ra, 1));
   return Finish("test_roi_align");
 }
