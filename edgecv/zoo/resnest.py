@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from mxnet.gluon import HybridBlock, nn
 
-from . import layers
+from . import layers, resnet
 
 # depth -> (units per stage, deep-stem width, dropout before fc), GluonCV's presets
 _PRESETS = {
@@ -172,15 +172,10 @@ class ResNeSt(HybridBlock):
             self.fc = nn.Dense(classes, in_units=inplanes)
 
     def stem_and_layers(self) -> dict[str, HybridBlock]:
-        """conv1, bn1, relu, maxpool, layer1..4 by name, in order: what dense-prediction
-        models build on."""
-        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        return {name: getattr(self, name) for name in names}
+        return resnet.stem_and_layers(self)
 
     def hybrid_forward(self, F, x):  # noqa: N803
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = self.flat(self.avgpool(x))
+        x = self.flat(self.avgpool(resnet.trunk(self, x)))
         if self.drop is not None:
             x = self.drop(x)
         return self.fc(x)

@@ -274,15 +274,23 @@ class ResNetV1b(HybridBlock):
             self.fc = nn.Dense(classes, in_units=inplanes)
 
     def stem_and_layers(self) -> dict[str, HybridBlock]:
-        """conv1, bn1, relu, maxpool, layer1..4 by name, in order: what dense-prediction
-        models build on."""
-        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        return {name: getattr(self, name) for name in names}
+        return stem_and_layers(self)
 
     def hybrid_forward(self, F, x):  # noqa: N803
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.flat(self.avgpool(x)))
+        return self.fc(self.flat(self.avgpool(trunk(self, x))))
+
+
+def stem_and_layers(net: HybridBlock) -> dict[str, HybridBlock]:
+    """conv1, bn1, relu, maxpool, layer1..4 of a v1b-style network (ResNetV1b, ResNeSt) by
+    name, in order: what dense-prediction models build on."""
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    return {name: getattr(net, name) for name in names}
+
+
+def trunk(net: HybridBlock, x):  # x: an MXNet symbol or array
+    """``x`` through a v1b-style network's stem and its four stages."""
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
 
 
 def resnet_v1(depth: int, classes: int = 1000, squeeze_excite: bool = False) -> ResNetV1V2:
