@@ -69,6 +69,11 @@ def _finish(v, act, residual, order, out_kind, out_scale, clip=(0.0, 6.0)):
     return np.clip(np.rint(v / out_scale), lo, hi)
 
 
+def _as_int8(a):
+    """A uint8 array as int8 storage, v - 128 (Quant.UINT8_AS_INT8); other arrays as they are."""
+    return (a ^ 0x80).view(np.int8) if a.dtype == np.uint8 else a
+
+
 def _call(kernel, args, settings, out):
     import tvm
 
@@ -255,15 +260,14 @@ def test_conv2d_q8_matches_onednn_and_reference(conv, src, out_kind, act, residu
         input_as_int8=src == "u8",
     )
     settings = kernel_abi.encode(record, content=[w, ws, b])
-    as_int8 = lambda a: (a ^ 0x80).view(np.int8) if a.dtype == np.uint8 else a  # noqa: E731
     _runtime.kernel_layers(reset=True)
     got_int8 = _call(
         "edgecv.xnnpack.conv2d_q8",
-        [as_int8(x), w, ws, b, *map(as_int8, res_arrays)],
+        [_as_int8(x), w, ws, b, *map(_as_int8, res_arrays)],
         settings,
-        as_int8(out),
+        _as_int8(out),
     )
-    np.testing.assert_array_equal(got_int8, as_int8(got))
+    np.testing.assert_array_equal(got_int8, _as_int8(got))
     (built,) = [e for e in _runtime.kernel_layers() if e["kernel"] == "edgecv.xnnpack.conv2d_q8"]
     assert built["src"] == ("u8 as s8" if src == "u8" else "s8" if signed else "u8")
     assert built["dst"] == {Q.UINT8: "u8 as s8", Q.INT8: "s8", Q.FLOAT: "f32"}[out_kind]
@@ -439,11 +443,10 @@ def test_dense_q8_matches_onednn_and_reference(signed, out_kind):
         output_kind=Q.UINT8_AS_INT8 if out_kind == Q.UINT8 else out_kind,
     )
     settings = kernel_abi.encode(shifted, content=[w, ws, b])
-    as_int8 = lambda a: (a ^ 0x80).view(np.int8) if a.dtype == np.uint8 else a  # noqa: E731
-    args = [as_int8(x), w, ws, b]
-    out = as_int8(np.zeros((m, n), dtype))
+    args = [_as_int8(x), w, ws, b]
+    out = _as_int8(np.zeros((m, n), dtype))
     np.testing.assert_array_equal(
-        _call("edgecv.xnnpack.dense_q8", args, settings, out), as_int8(got)
+        _call("edgecv.xnnpack.dense_q8", args, settings, out), _as_int8(got)
     )
     with pytest.raises(ValueError, match="XNNPACK's only|unknown output kind 3"):
         _call("edgecv.dnnl.dense_q8", args, settings, out)
